@@ -1,0 +1,30 @@
+// Two Node tiers: `unit` (pure TypeScript) and `gpu` (real WebGPU through Dawn, one process, files in sequence).
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['src/**/*.test.ts', 'cli/**/*.test.ts', 'workers/**/*.test.ts'],
+          exclude: ['**/*.gpu.test.ts', 'node_modules/**'],
+          environment: 'node',
+          testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'gpu',
+          include: ['src/**/*.gpu.test.ts', 'cli/**/*.gpu.test.ts'],
+          environment: 'node',
+          // One Dawn device at a time: software Vulkan on 2 cores gains nothing from parallel files.
+          fileParallelism: false,
+          pool: 'forks',
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
+  },
+});
