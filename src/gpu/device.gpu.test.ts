@@ -38,7 +38,11 @@ describe('gpu device (Node, Dawn)', () => {
   it('turns an impossible allocation into GpuOutOfMemoryError or a validation error, not silence', async () => {
     const gpu = await testGpu();
     const err = await withGpuErrorScopes(gpu.device, 'huge-alloc', () =>
-      gpu.device.createBuffer({ size: gpu.limits.maxBufferSize, usage: GPUBufferUsage.STORAGE, mappedAtCreation: false }),
+      gpu.device.createBuffer({
+        size: gpu.limits.maxBufferSize,
+        usage: GPUBufferUsage.STORAGE,
+        mappedAtCreation: false,
+      }),
     )
       .then((b) => {
         b.destroy();

@@ -152,7 +152,11 @@ export async function acquireGpu(entry: GPU | undefined, opts: AcquireOptions = 
  * Compiles WGSL and turns compiler diagnostics into a WgslCompileError carrying the compiler's own
  * messages and line numbers, instead of the opaque "invalid pipeline" that surfaces later.
  */
-export async function compileShader(device: GPUDevice, label: string, code: string): Promise<GPUShaderModule> {
+export async function compileShader(
+  device: GPUDevice,
+  label: string,
+  code: string,
+): Promise<GPUShaderModule> {
   device.pushErrorScope('validation');
   const module = device.createShaderModule({ label, code });
   const info = await module.getCompilationInfo();
@@ -165,7 +169,11 @@ export async function compileShader(device: GPUDevice, label: string, code: stri
   }));
   if (messages.some((m) => m.type === 'error')) throw new WgslCompileError(label, messages, code);
   if (scopeError) {
-    throw new WgslCompileError(label, [{ type: 'error', message: scopeError.message, lineNum: 0, linePos: 0 }], code);
+    throw new WgslCompileError(
+      label,
+      [{ type: 'error', message: scopeError.message, lineNum: 0, linePos: 0 }],
+      code,
+    );
   }
   return module;
 }
@@ -174,7 +182,11 @@ export async function compileShader(device: GPUDevice, label: string, code: stri
  * Runs GPU work inside out-of-memory and validation error scopes and throws the typed error.
  * Use around allocations and pipeline creation, where failure must be explained, not swallowed.
  */
-export async function withGpuErrorScopes<T>(device: GPUDevice, label: string, fn: () => T | Promise<T>): Promise<T> {
+export async function withGpuErrorScopes<T>(
+  device: GPUDevice,
+  label: string,
+  fn: () => T | Promise<T>,
+): Promise<T> {
   device.pushErrorScope('out-of-memory');
   device.pushErrorScope('validation');
   let result: T;

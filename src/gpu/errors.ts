@@ -1,12 +1,7 @@
 // Typed GPU errors: every way the GPU can fail carries what a UI needs to explain it to a person.
 
 export type GpuErrorKind =
-  | 'unavailable'
-  | 'limit'
-  | 'device-lost'
-  | 'out-of-memory'
-  | 'wgsl-compile'
-  | 'validation';
+  'unavailable' | 'limit' | 'device-lost' | 'out-of-memory' | 'wgsl-compile' | 'validation';
 
 export abstract class GpuError extends Error {
   abstract readonly kind: GpuErrorKind;

@@ -29,7 +29,11 @@ export function getPipeline(ctx: KernelContext, label: string, code: string): Pr
   if (!p) {
     p = (async () => {
       const module = await compileShader(ctx.device, label, code);
-      return ctx.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      return ctx.device.createComputePipelineAsync({
+        label,
+        layout: 'auto',
+        compute: { module, entryPoint: 'main' },
+      });
     })();
     // A failed compile must not poison the cache for a corrected retry.
     p.catch(() => ctx.pipelines.delete(key));
@@ -79,7 +83,8 @@ export function uniformBuffer(
   values.forEach((v, i) => {
     if (floats.has(i)) f[i] = v;
     else {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`${label}: uniform ${i}=${v} is not a u32`);
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff)
+        throw new Error(`${label}: uniform ${i}=${v} is not a u32`);
       u[i] = v;
     }
   });
@@ -143,7 +148,12 @@ export async function batch<T>(ctx: KernelContext, label: string, fn: () => Prom
 }
 
 /** Creates a storage buffer (4-byte aligned size) with an op label. */
-export function storageBuffer(ctx: KernelContext, label: string, byteLength: number, extraUsage = 0): GPUBuffer {
+export function storageBuffer(
+  ctx: KernelContext,
+  label: string,
+  byteLength: number,
+  extraUsage = 0,
+): GPUBuffer {
   return ctx.device.createBuffer({
     label,
     size: Math.max(4, Math.ceil(byteLength / 4) * 4),
@@ -152,14 +162,23 @@ export function storageBuffer(ctx: KernelContext, label: string, byteLength: num
 }
 
 /** Uploads a typed array into a new storage buffer. */
-export function upload(ctx: KernelContext, label: string, data: Float32Array | Uint32Array | Int32Array): GPUBuffer {
+export function upload(
+  ctx: KernelContext,
+  label: string,
+  data: Float32Array | Uint32Array | Int32Array,
+): GPUBuffer {
   const buf = storageBuffer(ctx, label, data.byteLength);
   ctx.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
   return buf;
 }
 
 /** Reads `byteLength` bytes of a storage buffer back to the CPU. */
-export async function readBuffer(ctx: KernelContext, src: GPUBuffer, byteLength = src.size, offset = 0): Promise<ArrayBuffer> {
+export async function readBuffer(
+  ctx: KernelContext,
+  src: GPUBuffer,
+  byteLength = src.size,
+  offset = 0,
+): Promise<ArrayBuffer> {
   const size = Math.ceil(byteLength / 4) * 4;
   const staging = ctx.device.createBuffer({
     label: `${src.label}.readback`,
@@ -176,7 +195,12 @@ export async function readBuffer(ctx: KernelContext, src: GPUBuffer, byteLength 
   return out;
 }
 
-export async function readF32(ctx: KernelContext, src: GPUBuffer, count?: number, offsetElems = 0): Promise<Float32Array> {
+export async function readF32(
+  ctx: KernelContext,
+  src: GPUBuffer,
+  count?: number,
+  offsetElems = 0,
+): Promise<Float32Array> {
   const n = count ?? src.size / 4 - offsetElems;
   return new Float32Array(await readBuffer(ctx, src, n * 4, offsetElems * 4));
 }

@@ -129,7 +129,9 @@ export async function readCanaried(ctx: KernelContext, buf: GPUBuffer, n: number
   const bits = new Uint32Array(all.buffer);
   for (let i = n; i < n + CANARY_PAD; i++) {
     if (bits[i] !== CANARY_BITS) {
-      throw new CanaryError(`${buf.label}: out-of-bounds write at element ${i} (output has ${n}); found ${all[i]}`);
+      throw new CanaryError(
+        `${buf.label}: out-of-bounds write at element ${i} (output has ${n}); found ${all[i]}`,
+      );
     }
   }
   return all.slice(0, n);
