@@ -1,4 +1,5 @@
-// The typed surface between the UI and the trainer worker (comlink). Everything crossing it is plain data.
+// The typed surface between the UI and the trainer worker (comlink). Everything crossing it is plain data
+// (structured-clone safe); callbacks are passed wrapped in Comlink.proxy.
 import type { GpuAdapterSummary, GpuCapabilities } from '../src/gpu/device';
 import type { SerializedGpuError } from '../src/gpu/errors';
 
@@ -17,7 +18,126 @@ export interface SelfTestResult {
   what: string;
   maxAbsError: number;
   elapsedMs: number;
-  error?: SerializedGpuError | { name: string; message: string };
+  error?: WorkerError;
+}
+
+/** Any error crossing the worker boundary: typed GPU errors keep kind/advice; others name and message. */
+export type WorkerError = SerializedGpuError | { name: string; message: string; kind?: string; advice?: string };
+
+// ---- models ---------------------------------------------------------------------------------------------
+
+export interface ModelInfo {
+  /** Folder URL the model was loaded from, e.g. "/models/emoji-tiny/". */
+  url: string;
+  name: string;
+  /** Square training/sampling resolution in pixels. */
+  resolution: number;
+  /** LoRA target layers (diffusers module paths), in UNet order, with the block they belong to. */
+  layers: { name: string; block: 'down' | 'mid' | 'up'; inFeatures: number; outFeatures: number }[];
+  /** Identifier tokens reserved for personalization, e.g. ["<v1>", …]. */
+  identifierTokens: string[];
+}
+
+// ---- training -------------------------------------------------------------------------------------------
+
+export interface TrainSettings {
+  /** Instance prompt with identifier and class word, e.g. "a <v1> dog face". */
+  prompt: string;
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  /** Learning rate of the LoRA² rate parameters ρ. */
+  rateLearningRate: number;
+  /** 'lora2' = adaptive rank; 'fixed' = fixed-rank LoRA baseline at `fixedRank`. */
+  mode: 'lora2' | 'fixed';
+  fixedRank: number;
+  maxRank: number;
+  initialRank: number;
+  /** Prior rank r₀ (μ is the rate whose k-quantile is r₀). */
+  priorRank: number;
+  /** Prior width σ on the rate λ: smaller = stronger prior. */
+  priorSigma: number;
+  /** Quantile mass k for the effective rank. */
+  quantile: number;
+  seed: number;
+  /** Sample a preview every N steps (0 = never). */
+  previewEvery: number;
+  /** Save a checkpoint every N steps. */
+  checkpointEvery: number;
+}
+
+/** One photo, already decoded, oriented and cropped to the model's resolution (RGBA, row-major). */
+export interface TrainingImage {
+  name: string;
+  width: number;
+  height: number;
+  rgba: Uint8ClampedArray;
+}
+
+export interface LayerRankState {
+  name: string;
+  /** Effective rank D_ℓ. */
+  rank: number;
+  /** Allocated capacity C_ℓ ≥ D_ℓ. */
+  capacity: number;
+  /** Rate λ_ℓ = softplus(ρ_ℓ). */
+  rate: number;
+}
+
+export interface TrainProgress {
+  sessionId: string;
+  step: number;
+  total: number;
+  loss: number;
+  layers: LayerRankState[];
+  /** Per layer, per position i < capacity: f(i)·‖B[:,i]‖·‖A[i,:]‖ (sent every few steps; else undefined). */
+  contributions?: number[][];
+  adapterBytes: number;
+  /** Adapter bytes of a fixed-rank LoRA at maxRank on the same layers, for comparison. */
+  fixedRankBytes: number;
+  peakGpuBytes: number;
+  stepMs: number;
+  elapsedMs: number;
+  etaMs: number;
+  state: 'running' | 'paused' | 'done' | 'stopped' | 'error';
+  error?: WorkerError;
+}
+
+export interface GeneratedImage {
+  width: number;
+  height: number;
+  rgba: Uint8ClampedArray;
+}
+
+export interface PreviewEvent {
+  sessionId: string;
+  step: number;
+  prompt: string;
+  image: GeneratedImage;
+}
+
+export interface GenerateRequest {
+  prompt: string;
+  negativePrompt?: string;
+  seed: number;
+  steps: number;
+  guidance: number;
+  sampler: 'ddim' | 'euler-a';
+  /** Session whose LoRA to apply (latest checkpoint), or none for the base model. */
+  sessionId?: string;
+  loraStrength: number;
+}
+
+export interface SessionSummary {
+  id: string;
+  name: string;
+  createdAt: number;
+  updatedAt: number;
+  step: number;
+  totalSteps: number;
+  mode: TrainSettings['mode'];
+  bytes: number;
+  state: 'new' | 'running' | 'paused' | 'done' | 'stopped';
 }
 
 export interface TrainerApi {
