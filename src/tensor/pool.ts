@@ -1,0 +1,166 @@
+// Every engine allocation goes through this pool: buffers are handed out by size class, released ones are
+// reused, and live/peak bytes are counted so the trainer can report GPU memory.
+
+/** Usage of every pooled buffer: kernels bind them as storage; uploads, readbacks and copies need COPY_*. */
+export const POOL_USAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
+
+const MIN_CLASS_BYTES = 256;
+
+/**
+ * The size class for a request of `bytes`: at least 256 bytes, then four classes per power of two
+ * (p, 1.25p, 1.5p, 1.75p), so a reused buffer wastes under 25%. Past `maxBufferSize` the exact
+ * (4-aligned) size is used instead.
+ */
+export function sizeClass(bytes: number, maxBufferSize = Infinity): number {
+  const exact = Math.max(4, Math.ceil(bytes / 4) * 4);
+  const n = Math.max(MIN_CLASS_BYTES, exact);
+  const step = 2 ** Math.floor(Math.log2(n)) / 4;
+  const c = Math.ceil(n / step) * step;
+  return c > maxBufferSize ? exact : c;
+}
+
+export interface PoolStats {
+  /** Bytes of buffers handed out and not yet released (by size class, i.e. real GPU bytes). */
+  liveBytes: number;
+  /** Highest liveBytes since creation or the last resetPeak(). */
+  peakLiveBytes: number;
+  /** Bytes of released buffers kept for reuse. */
+  cachedBytes: number;
+  /** live + cached: what the pool holds on the GPU. */
+  allocatedBytes: number;
+  /** Highest allocatedBytes since creation or the last resetPeak(). */
+  peakAllocatedBytes: number;
+  liveBuffers: number;
+  /** Buffers created on the device (misses) and requests served from the cache (hits), ever. */
+  created: number;
+  reused: number;
+}
+
+export interface BufferPoolOptions {
+  /** Released buffers past this many cached bytes are destroyed instead of kept (default: no limit). */
+  maxCachedBytes?: number;
+  /**
+   * True while commands are being recorded into an unsubmitted encoder: a buffer such commands use may
+   * not be destroyed yet, so destruction is postponed until this returns false.
+   */
+  isRecording?: () => boolean;
+}
+
+export class PoolError extends Error {
+  override name = 'PoolError';
+}
+
+export class BufferPool {
+  private readonly free = new Map<number, GPUBuffer[]>();
+  private readonly live = new Map<GPUBuffer, number>();
+  private readonly doomed: GPUBuffer[] = [];
+  private readonly maxCachedBytes: number;
+  private readonly isRecording: () => boolean;
+  private readonly maxBufferSize: number;
+  private liveBytes = 0;
+  private cachedBytes = 0;
+  private peakLiveBytes = 0;
+  private peakAllocatedBytes = 0;
+  private created = 0;
+  private reused = 0;
+
+  constructor(
+    readonly device: GPUDevice,
+    opts: BufferPoolOptions = {},
+  ) {
+    this.maxCachedBytes = opts.maxCachedBytes ?? Infinity;
+    this.isRecording = opts.isRecording ?? (() => false);
+    this.maxBufferSize = device.limits.maxBufferSize;
+  }
+
+  /** A storage buffer of at least `bytes` bytes (contents undefined), labelled for its use. */
+  acquire(bytes: number, label: string): GPUBuffer {
+    this.flush();
+    const size = sizeClass(bytes, this.maxBufferSize);
+    const cached = this.free.get(size)?.pop();
+    let buf: GPUBuffer;
+    if (cached) {
+      this.cachedBytes -= size;
+      this.reused++;
+      buf = cached;
+      buf.label = label;
+    } else {
+      buf = this.device.createBuffer({ label, size, usage: POOL_USAGE });
+      this.created++;
+    }
+    this.live.set(buf, size);
+    this.liveBytes += size;
+    this.peakLiveBytes = Math.max(this.peakLiveBytes, this.liveBytes);
+    this.peakAllocatedBytes = Math.max(this.peakAllocatedBytes, this.liveBytes + this.cachedBytes);
+    return buf;
+  }
+
+  /** Returns a buffer from acquire() for reuse. Releasing twice, or a foreign buffer, throws. */
+  release(buf: GPUBuffer): void {
+    const size = this.live.get(buf);
+    if (size === undefined)
+      throw new PoolError(`release of a buffer the pool does not hold live: ${buf.label}`);
+    this.live.delete(buf);
+    this.liveBytes -= size;
+    if (this.cachedBytes + size > this.maxCachedBytes) {
+      this.destroyLater(buf);
+      return;
+    }
+    let list = this.free.get(size);
+    if (!list) this.free.set(size, (list = []));
+    list.push(buf);
+    this.cachedBytes += size;
+  }
+
+  /** True while `buf` is handed out. */
+  holds(buf: GPUBuffer): boolean {
+    return this.live.has(buf);
+  }
+
+  /** Destroys every cached (released) buffer; live ones are untouched. */
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) this.destroyLater(b);
+    this.free.clear();
+    this.cachedBytes = 0;
+    this.flush();
+  }
+
+  /** Starts a new peak measurement from the current level. */
+  resetPeak(): void {
+    this.peakLiveBytes = this.liveBytes;
+    this.peakAllocatedBytes = this.liveBytes + this.cachedBytes;
+  }
+
+  stats(): PoolStats {
+    return {
+      liveBytes: this.liveBytes,
+      peakLiveBytes: this.peakLiveBytes,
+      cachedBytes: this.cachedBytes,
+      allocatedBytes: this.liveBytes + this.cachedBytes,
+      peakAllocatedBytes: this.peakAllocatedBytes,
+      liveBuffers: this.live.size,
+      created: this.created,
+      reused: this.reused,
+    };
+  }
+
+  /** Destroys live and cached buffers alike: the end of the engine. */
+  destroyAll(): void {
+    for (const b of this.live.keys()) this.destroyLater(b);
+    this.live.clear();
+    this.liveBytes = 0;
+    this.trim();
+  }
+
+  /** Destroys `buf` now, or once no unsubmitted encoder can still use it. Any buffer, pooled or not. */
+  destroyLater(buf: GPUBuffer): void {
+    if (this.isRecording()) this.doomed.push(buf);
+    else buf.destroy();
+  }
+
+  /** Destroys what destroyLater() postponed, unless an encoder is still recording. */
+  flush(): void {
+    if (this.doomed.length === 0 || this.isRecording()) return;
+    for (const b of this.doomed.splice(0)) b.destroy();
+  }
+}

@@ -1,0 +1,145 @@
+// Tensor layer on a real device: pool accounting and reuse, uploads/readback in f32 and f16, views,
+// scopes, and writes ordered inside a batch.
+import { describe, expect, it } from 'vitest';
+import { testGpu } from '../gpu/testing';
+import { f16BitsToF32, f32ToF16Bits } from './dtype';
+import { Engine } from './engine';
+import { sizeClass } from './pool';
+import { TensorReleasedError } from './tensor';
+
+async function engine(): Promise<Engine> {
+  return new Engine(await testGpu());
+}
+
+describe('size classes', () => {
+  it('rounds up by at most 25% above 256 bytes, to 4-byte multiples', () => {
+    for (const n of [1, 3, 255, 256, 257, 300, 1000, 4097, 123457, 5_000_001]) {
+      const c = sizeClass(n);
+      expect(c).toBeGreaterThanOrEqual(n);
+      expect(c % 4).toBe(0);
+      if (n > 256) expect(c).toBeLessThan(1.25 * n + 4);
+    }
+    expect(sizeClass(300)).toBe(sizeClass(310)); // same class, so one can reuse the other's buffer
+    expect(sizeClass(1000, 900)).toBe(1000); // past the device limit: exact size
+  });
+});
+
+describe('f16 conversion', () => {
+  it('round-trips representable values and rounds to nearest even', () => {
+    for (const v of [0, -0, 1, -2.5, 65504, 6.103515625e-5, 5.960464477539063e-8, 0.333251953125]) {
+      expect(f16BitsToF32(f32ToF16Bits(v))).toBe(v);
+    }
+    expect(f16BitsToF32(f32ToF16Bits(1 + 2 ** -11))).toBe(1); // tie → even
+    expect(f16BitsToF32(f32ToF16Bits(1 + 3 * 2 ** -11))).toBe(1 + 2 ** -9);
+    expect(f16BitsToF32(f32ToF16Bits(1e6))).toBe(Infinity);
+    expect(Number.isNaN(f16BitsToF32(f32ToF16Bits(NaN)))).toBe(true);
+  });
+});
+
+describe('buffer pool and tensors', () => {
+  it('counts live and peak bytes, reuses released buffers, resets the peak', async () => {
+    const e = await engine();
+    const a = e.empty([1000], { label: 'a' }); // 4000 B → class 4096
+    const b = e.empty([300], { label: 'b' }); // 1200 B → class 1280
+    let s = e.stats();
+    expect(s.liveBytes).toBe(sizeClass(4000) + sizeClass(1200));
+    expect(s.liveBuffers).toBe(2);
+    expect(s.created).toBe(2);
+    const bufA = a.buffer;
+    a.release();
+    s = e.stats();
+    expect(s.liveBytes).toBe(sizeClass(1200));
+    expect(s.peakLiveBytes).toBe(sizeClass(4000) + sizeClass(1200));
+    expect(s.cachedBytes).toBe(sizeClass(4000));
+    const c = e.empty([990], { label: 'c' }); // same class as a: reused
+    expect(c.buffer).toBe(bufA);
+    expect(c.buffer.label).toBe('c');
+    expect(e.stats().reused).toBe(1);
+    expect(e.stats().created).toBe(2);
+    e.pool.resetPeak();
+    expect(e.stats().peakLiveBytes).toBe(e.stats().liveBytes);
+    b.release();
+    c.release();
+    s = e.stats();
+    expect(s.liveBytes).toBe(0);
+    expect(s.allocatedBytes).toBe(s.cachedBytes);
+    e.pool.trim();
+    expect(e.stats().allocatedBytes).toBe(0);
+    e.destroy();
+  });
+
+  it('uploads and reads back f32 and f16, zeros and fills', async () => {
+    const e = await engine();
+    const data = Float32Array.from({ length: 7 }, (_, i) => i * 0.5 - 1.25);
+    expect(Array.from(await e.fromArray(data, [7]).read())).toEqual(Array.from(data));
+    // Odd f16 element count: the upload is padded to 4 bytes.
+    const h = e.fromArray([1, -2, 0.5, 3.25, 65504], [5], { dtype: 'f16' });
+    expect(h.byteSize).toBe(10);
+    expect(Array.from(await h.read())).toEqual([1, -2, 0.5, 3.25, 65504]);
+    const z = e.fromArray([9, 9, 9], [3]);
+    e.clear(z);
+    expect(Array.from(await z.read())).toEqual([0, 0, 0]);
+    expect(Array.from(await e.full([2, 2], 3).read())).toEqual([3, 3, 3, 3]);
+    e.destroy();
+  });
+
+  it('views share storage; the buffer returns to the pool when the last reference goes', async () => {
+    const e = await engine();
+    const t = e.fromArray([1, 2, 3, 4, 5, 6], [2, 3], { label: 't' });
+    const v = t.view([3, -1]);
+    expect(v.shape).toEqual([3, 2]);
+    expect(v.buffer).toBe(t.buffer);
+    t.release();
+    t.release(); // idempotent
+    expect(e.stats().liveBuffers).toBe(1);
+    expect(Array.from(await v.read())).toEqual([1, 2, 3, 4, 5, 6]);
+    v.release();
+    expect(e.stats().liveBuffers).toBe(0);
+    expect(() => v.buffer).toThrow(TensorReleasedError);
+    expect(() => t.view([6])).toThrow(TensorReleasedError);
+    expect(() => e.fromArray([1, 2], [3])).toThrow(/2 values/);
+    e.destroy();
+  });
+
+  it('scopes release what they made, except what they return or keep', async () => {
+    const e = await engine();
+    let kept!: ReturnType<Engine['zeros']>;
+    const out = await e.scope(async () => {
+      e.zeros([10]);
+      const inner = await e.scope(() => [e.zeros([20]), e.zeros([30])][1]);
+      kept = e.keep(e.zeros([40]));
+      return { inner, also: [e.zeros([50])] };
+    });
+    expect(e.stats().liveBuffers).toBe(3);
+    expect(out.inner.size).toBe(30);
+    expect(out.also[0].alive).toBe(true);
+    expect(kept.alive).toBe(true);
+    // A failing scope still releases what it made.
+    await expect(
+      e.scope(() => {
+        e.zeros([60]);
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(e.stats().liveBuffers).toBe(3);
+    for (const t of [out.inner, out.also[0], kept]) t.release();
+    expect(e.stats().liveBytes).toBe(0);
+    e.destroy();
+  });
+
+  it('orders a write into a reused buffer after recorded work that still reads it', async () => {
+    const e = await engine();
+    const src = e.fromArray([1, 2, 3, 4], [4], { label: 'src' });
+    const dst = e.zeros([4], { label: 'dst' });
+    await e.batch('reuse', async () => {
+      e.copy(src, dst); // recorded: reads src
+      src.release();
+      const again = e.fromArray([7, 7, 7, 7], [4], { label: 'again' }); // reuses src's buffer
+      expect(again.buffer.label).toBe('again');
+      await expect(again.read()).rejects.toThrow(/open batch/);
+      again.release();
+    });
+    expect(Array.from(await dst.read())).toEqual([1, 2, 3, 4]);
+    e.destroy();
+  });
+});
