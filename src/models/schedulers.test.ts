@@ -1,0 +1,136 @@
+// Schedules against known Stable Diffusion values, and samplers driven by an oracle that knows x₀.
+import { describe, expect, it } from 'vitest';
+import { Rng } from './rng';
+import {
+  DEFAULT_SCHEDULER,
+  DdimSampler,
+  EulerAncestralSampler,
+  NoiseSchedule,
+  alphasCumprod,
+  betas,
+  guide,
+  parseSchedulerConfig,
+  type Sampler,
+  type SchedulerConfig,
+} from './schedulers';
+
+describe('noise schedule', () => {
+  it("matches SD 1.5's scaled_linear schedule (√ᾱ_T ≈ 0.0683)", () => {
+    const ac = alphasCumprod(DEFAULT_SCHEDULER);
+    expect(ac[0]).toBeCloseTo(1 - 0.00085, 10);
+    expect(Math.sqrt(ac[999])).toBeCloseTo(0.0683, 3);
+    const b = betas(DEFAULT_SCHEDULER);
+    expect(b[999]).toBeCloseTo(0.012, 10);
+  });
+
+  it('linear betas interpolate linearly', () => {
+    const b = betas({ ...DEFAULT_SCHEDULER, beta_schedule: 'linear', beta_start: 1e-4, beta_end: 0.02 });
+    expect(b[0]).toBeCloseTo(1e-4, 12);
+    expect(b[500] - b[499]).toBeCloseTo((0.02 - 1e-4) / 999, 12);
+  });
+
+  it('adds noise per batch item and builds ε and v targets', () => {
+    const s = new NoiseSchedule(DEFAULT_SCHEDULER);
+    const x0 = Float32Array.from([1, 2, 3, 4]);
+    const eps = Float32Array.from([0.5, -0.5, 1, -1]);
+    const t = [10, 900];
+    const xt = s.addNoise(x0, eps, t);
+    const a1 = s.alphasCumprod[900];
+    expect(xt[2]).toBeCloseTo(Math.sqrt(a1) * 3 + Math.sqrt(1 - a1) * 1, 5);
+    expect(Array.from(s.target(x0, eps, t))).toEqual(Array.from(eps));
+    const v = new NoiseSchedule({ ...DEFAULT_SCHEDULER, prediction_type: 'v_prediction' }).target(x0, eps, t);
+    expect(v[3]).toBeCloseTo(Math.sqrt(a1) * -1 - Math.sqrt(1 - a1) * 4, 5);
+  });
+
+  it('rejects unsupported configs with the key named', () => {
+    expect(() => parseSchedulerConfig({ beta_schedule: 'squaredcos_cap_v2' })).toThrow(/beta_schedule/);
+    expect(() => parseSchedulerConfig({ prediction_type: 'sample' })).toThrow(/prediction_type/);
+    expect(parseSchedulerConfig({ num_train_timesteps: 500 }).num_train_timesteps).toBe(500);
+  });
+});
+
+/** Runs a sampler with an oracle model that knows the clean sample x0. */
+function sampleWithOracle(
+  sampler: Sampler,
+  cfg: SchedulerConfig,
+  x0: Float32Array,
+  seed: number,
+): Float32Array {
+  const rng = new Rng(seed);
+  const ac = alphasCumprod(cfg);
+  let x = rng.normals(x0.length, sampler.initNoiseSigma);
+  sampler.timesteps.forEach((t, i) => {
+    const input = sampler.scaleModelInput(x, i);
+    // The scaled input is a variance-preserving x_t; the oracle's ε (or v) is exact for it.
+    const a = interp(ac, t);
+    const out = new Float32Array(x.length);
+    for (let j = 0; j < x.length; j++) {
+      const eps = (input[j] - Math.sqrt(a) * x0[j]) / Math.sqrt(1 - a);
+      out[j] = cfg.prediction_type === 'epsilon' ? eps : Math.sqrt(a) * eps - Math.sqrt(1 - a) * x0[j];
+    }
+    x = sampler.step(out, i, x, rng);
+  });
+  return x;
+}
+
+function interp(ac: Float64Array, t: number): number {
+  const lo = Math.floor(t);
+  const hi = Math.min(ac.length - 1, lo + 1);
+  // Euler's sigmas interpolate σ, not ᾱ; convert through σ so the oracle is exact for it.
+  const s = (1 - (t - lo)) * Math.sqrt((1 - ac[lo]) / ac[lo]) + (t - lo) * Math.sqrt((1 - ac[hi]) / ac[hi]);
+  return 1 / (1 + s * s);
+}
+
+describe('samplers', () => {
+  const x0 = Float32Array.from({ length: 48 }, (_, i) => Math.sin(i) * 0.8);
+
+  it('DDIM uses leading spacing with the steps offset', () => {
+    expect(new DdimSampler(DEFAULT_SCHEDULER, 4).timesteps).toEqual([751, 501, 251, 1]);
+  });
+
+  for (const prediction_type of ['epsilon', 'v_prediction'] as const) {
+    it(`DDIM with an exact ${prediction_type} model lands on x0`, () => {
+      const cfg = { ...DEFAULT_SCHEDULER, prediction_type, set_alpha_to_one: true };
+      const x = sampleWithOracle(new DdimSampler(cfg, 20), cfg, x0, 3);
+      x.forEach((v, i) => expect(v).toBeCloseTo(x0[i], 4));
+    });
+
+    it(`Euler ancestral with an exact ${prediction_type} model lands on x0`, () => {
+      const cfg = { ...DEFAULT_SCHEDULER, prediction_type };
+      const x = sampleWithOracle(new EulerAncestralSampler(cfg, 25), cfg, x0, 4);
+      x.forEach((v, i) => expect(v).toBeCloseTo(x0[i], 4));
+    });
+  }
+
+  it('is reproducible for a seed and still lands on the oracle x0 through ancestral noise', () => {
+    const cfg = DEFAULT_SCHEDULER;
+    const wrong = new Float32Array(x0.length).fill(0.3);
+    const run = (seed: number) => sampleWithOracle(new EulerAncestralSampler(cfg, 10), cfg, wrong, seed);
+    expect(Array.from(run(7))).toEqual(Array.from(run(7)));
+    expect(run(7)[0]).toBeCloseTo(0.3, 4);
+  });
+
+  it('guidance extrapolates from the unconditional prediction', () => {
+    const g = guide(Float32Array.from([1, 1]), Float32Array.from([2, 0]), 7.5);
+    expect(Array.from(g)).toEqual([8.5, -6.5]);
+  });
+});
+
+describe('rng', () => {
+  it('restores its exact state', () => {
+    const a = new Rng(42);
+    a.normal();
+    const st = a.state();
+    const b = Rng.restore(st);
+    expect(Array.from({ length: 5 }, () => a.normal())).toEqual(Array.from({ length: 5 }, () => b.normal()));
+  });
+
+  it('draws standard normals', () => {
+    const r = new Rng(1);
+    const xs = r.normals(20000);
+    const mean = xs.reduce((s, v) => s + v, 0) / xs.length;
+    const varr = xs.reduce((s, v) => s + (v - mean) ** 2, 0) / xs.length;
+    expect(Math.abs(mean)).toBeLessThan(0.03);
+    expect(Math.abs(varr - 1)).toBeLessThan(0.05);
+  });
+});
