@@ -22,7 +22,8 @@ export interface SelfTestResult {
 }
 
 /** Any error crossing the worker boundary: typed GPU errors keep kind/advice; others name and message. */
-export type WorkerError = SerializedGpuError | { name: string; message: string; kind?: string; advice?: string };
+export type WorkerError =
+  SerializedGpuError | { name: string; message: string; kind?: string; advice?: string };
 
 // ---- models ---------------------------------------------------------------------------------------------
 
@@ -149,4 +150,37 @@ export interface TrainerApi {
   loseDevice(): Promise<SerializedGpuError | undefined>;
   /** Compiles a WGSL module and reports compile errors as the typed error (diagnostics and tests). */
   compileCheck(code: string): Promise<SerializedGpuError | undefined>;
+  /** Names of the methods this worker build implements (the UI asks before offering a feature). */
+  capabilities(): Promise<TrainerMethod[]>;
+
+  // ---- trainer (implemented in the worker as they land; `capabilities()` says which exist) ----
+  /** Loads a model folder (config, weights, tokenizer) onto the worker's device. */
+  loadModel(url: string): Promise<ModelInfo>;
+  /** Trains until done, paused or stopped; resumes from the session's last checkpoint when one exists. */
+  startTraining(
+    sessionId: string,
+    images: TrainingImage[],
+    settings: TrainSettings,
+    onProgress: (p: TrainProgress) => void,
+    onPreview: (p: PreviewEvent) => void,
+  ): Promise<void>;
+  /** Pauses after the current step (a checkpoint is written); `startTraining` resumes. */
+  pause(): Promise<void>;
+  /** Stops after the current step (a checkpoint is written). */
+  stop(): Promise<void>;
+  generate(req: GenerateRequest, onStep?: (step: number, total: number) => void): Promise<GeneratedImage>;
+  /** The session's LoRA as .safetensors bytes (kohya keys, or diffusers/PEFT with rank_pattern). */
+  exportLora(sessionId: string, format: 'kohya' | 'peft'): Promise<Uint8Array>;
+  /** Reads a LoRA .safetensors (kohya or PEFT) into the session as its latest checkpoint. */
+  importLora(sessionId: string, bytes: Uint8Array): Promise<void>;
+  listCheckpoints(sessionId: string): Promise<{ step: number; bytes: number }[]>;
 }
+
+export type TrainerMethod = keyof TrainerApi;
+
+/** What a worker build must implement now; the trainer methods are added one by one as they land. */
+export type TrainerImplementation = Pick<
+  TrainerApi,
+  'init' | 'selfTest' | 'loseDevice' | 'compileCheck' | 'capabilities'
+> &
+  Partial<TrainerApi>;

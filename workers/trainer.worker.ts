@@ -3,7 +3,7 @@ import * as Comlink from 'comlink';
 import { acquireBrowserGpu } from '../src/gpu/browser';
 import { adapterName, compileShader, type Gpu } from '../src/gpu/device';
 import { serializeGpuError } from '../src/gpu/errors';
-import type { GpuInfo, InitResult, SelfTestResult, TrainerApi } from './api';
+import type { GpuInfo, InitResult, SelfTestResult, TrainerImplementation, TrainerMethod } from './api';
 import { matmulSelfTest } from './selftest';
 
 let gpuPromise: Promise<Gpu> | undefined;
@@ -30,7 +30,7 @@ function toPlainError(e: unknown): NonNullable<SelfTestResult['error']> {
   );
 }
 
-const api: TrainerApi = {
+const api: TrainerImplementation = {
   async init(): Promise<InitResult> {
     try {
       return { ok: true, gpu: describe(await gpu()) };
@@ -69,6 +69,10 @@ const api: TrainerApi = {
     } catch (e) {
       return toPlainError(e) as ReturnType<typeof serializeGpuError>;
     }
+  },
+
+  async capabilities() {
+    return (Object.keys(api) as TrainerMethod[]).filter((k) => typeof api[k] === 'function');
   },
 };
 
