@@ -1,0 +1,63 @@
+// Settings checks: identifier and class word in the prompt, ranges, and the σ/k warnings from DESIGN.md §5.
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_TRAIN_SETTINGS,
+  identifiersIn,
+  validateTrainSettings,
+  withDefaultSettings,
+} from './trainSettings';
+
+const errors = (s = {}, ids?: string[]) =>
+  validateTrainSettings({ ...DEFAULT_TRAIN_SETTINGS, ...s }, ids).filter((i) => i.level === 'error');
+const warnings = (s = {}) =>
+  validateTrainSettings({ ...DEFAULT_TRAIN_SETTINGS, ...s }).filter((i) => i.level === 'warning');
+
+describe('train settings', () => {
+  it('accepts the defaults', () => {
+    expect(validateTrainSettings(DEFAULT_TRAIN_SETTINGS)).toEqual([]);
+  });
+
+  it('requires an identifier token in the prompt', () => {
+    expect(errors({ prompt: 'a photo of my dog' })).toEqual([
+      expect.objectContaining({ field: 'prompt', message: expect.stringMatching(/identifier/) }),
+    ]);
+    expect(errors({ prompt: 'a <v2> cat' })).toEqual([]);
+    expect(identifiersIn('a <v1> and <v2> dog')).toEqual(['<v1>', '<v2>']);
+  });
+
+  it('checks the identifier against the tokens the model reserves', () => {
+    expect(errors({ prompt: 'a <sks> dog' }, ['<v1>', '<v2>'])[0].message).toMatch(/<sks>.*<v1>/);
+    expect(errors({ prompt: 'a <v2> dog' }, ['<v1>', '<v2>'])).toEqual([]);
+  });
+
+  it('warns when the class word is missing', () => {
+    expect(warnings({ prompt: 'a photo of <v1>' })[0]).toMatchObject({ field: 'prompt' });
+    expect(warnings({ prompt: '<v1> teapot' })).toEqual([]);
+  });
+
+  it('rejects out-of-range numbers and names the field', () => {
+    expect(errors({ steps: 0 }).map((i) => i.field)).toEqual(['steps']);
+    expect(errors({ steps: 2.5 }).map((i) => i.field)).toEqual(['steps']);
+    expect(errors({ priorRank: 80 }).map((i) => i.field)).toEqual(['priorRank']);
+    expect(errors({ initialRank: 65 }).map((i) => i.field)).toEqual(['initialRank']);
+    expect(errors({ priorSigma: 0 }).map((i) => i.field)).toEqual(['priorSigma']);
+    expect(errors({ learningRate: Number.NaN }).map((i) => i.field)).toEqual(['learningRate']);
+  });
+
+  it('skips LoRA² fields for the fixed-rank baseline but checks its rank', () => {
+    expect(errors({ mode: 'fixed', priorSigma: -1 })).toEqual([]);
+    expect(errors({ mode: 'fixed', fixedRank: 0 }).map((i) => i.field)).toEqual(['fixedRank']);
+  });
+
+  it('warns below the σ cliff and for a weak prior', () => {
+    expect(warnings({ priorSigma: 0.15 })[0].message).toMatch(/collapse/);
+    expect(warnings({ priorSigma: 2 })[0].message).toMatch(/run away/);
+    expect(warnings({ quantile: 0.8 })[0].field).toBe('quantile');
+  });
+
+  it('fills missing or mistyped fields with defaults', () => {
+    const s = withDefaultSettings({ prompt: 'a <v1> mug', steps: 'many', maxRank: 32, mode: 'weird' });
+    expect(s).toEqual({ ...DEFAULT_TRAIN_SETTINGS, prompt: 'a <v1> mug', maxRank: 32 });
+    expect(withDefaultSettings(undefined)).toEqual(DEFAULT_TRAIN_SETTINGS);
+  });
+});
