@@ -1,0 +1,60 @@
+// conv2d with autograd (NCHW, weight [Cout, Cin, kh, kw]): input, weight and bias gradients are each
+// computed only when wanted, so a frozen convolution costs just its input gradient.
+import {
+  conv2d as conv2dKernel,
+  conv2dBackwardBias,
+  conv2dBackwardInput,
+  conv2dBackwardWeight,
+  conv2dOutputSize,
+  type Conv2dShape,
+} from '../../kernels/conv2d';
+import type { Tensor } from '../../tensor/tensor';
+import { record } from '../tape';
+import { expectDType, expectRank, expectShape, output } from './util';
+
+export interface Conv2dOptions {
+  stride?: number;
+  /** Zero padding on every side. */
+  padding?: number;
+}
+
+export async function conv2d(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor,
+  opts: Conv2dOptions = {},
+): Promise<Tensor> {
+  expectDType('conv2d', [x, weight, bias]);
+  expectRank('conv2d', x, 4);
+  expectRank('conv2d', weight, 4);
+  const [batch, cin, h, w] = x.shape;
+  const [cout, wcin, kh, kw] = weight.shape;
+  if (wcin !== cin) throw new Error(`conv2d: ${weight} does not take ${cin} input channels of ${x}`);
+  if (bias) expectShape('conv2d', bias, [cout]);
+  const s: Conv2dShape = { batch, cin, h, w, cout, kh, kw, stride: opts.stride ?? 1, pad: opts.padding ?? 0 };
+  const ho = conv2dOutputSize(h, kh, s.stride, s.pad);
+  const wo = conv2dOutputSize(w, kw, s.stride, s.pad);
+  const ctx = x.engine.ctx;
+  const y = output(x, [batch, cout, ho, wo], 'conv2d');
+  await conv2dKernel(ctx, { ...s, x: x.buffer, weight: weight.buffer, bias: bias?.buffer, out: y.buffer });
+  record({
+    name: 'conv2d',
+    inputs: [x, weight, bias],
+    outputs: [y],
+    // x only for the weight gradient, the weight only for the input gradient.
+    saved: [...(weight.requiresGrad ? [x] : []), ...(x.requiresGrad ? [weight] : [])],
+    backward: async (g) => {
+      const dy = g.grad()!.buffer;
+      await g.into(0, (dx, accumulate) =>
+        conv2dBackwardInput(ctx, { ...s, dy, weight: weight.buffer, dx: dx.buffer, accumulate }),
+      );
+      await g.into(1, (dw, accumulate) =>
+        conv2dBackwardWeight(ctx, { ...s, dy, x: x.buffer, dweight: dw.buffer, accumulate }),
+      );
+      await g.into(2, (db, accumulate) =>
+        conv2dBackwardBias(ctx, { ...s, dy, dbias: db.buffer, accumulate }),
+      );
+    },
+  });
+  return y;
+}

@@ -1,0 +1,27 @@
+// Helpers every op wrapper shares: dtype and shape checks, output allocation.
+import type { DType } from '../../tensor/dtype';
+import { formatShape, type Shape } from '../../tensor/shape';
+import type { Tensor } from '../../tensor/tensor';
+
+/** Throws unless every given tensor has `dtype` (default f32: most kernels have only an f32 path). */
+export function expectDType(op: string, tensors: (Tensor | undefined)[], dtype: DType = 'f32'): void {
+  for (const t of tensors) {
+    if (t && t.dtype !== dtype) throw new Error(`${op}: ${t.label} is ${t.dtype}, expected ${dtype}`);
+  }
+}
+
+export function expectRank(op: string, t: Tensor, rank: number): void {
+  if (t.rank !== rank)
+    throw new Error(`${op}: ${t.label} has shape ${formatShape(t.shape)}, expected rank ${rank}`);
+}
+
+export function expectShape(op: string, t: Tensor, shape: Shape): void {
+  if (t.rank !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new Error(`${op}: ${t.label} has shape ${formatShape(t.shape)}, expected ${formatShape(shape)}`);
+  }
+}
+
+/** An uninitialised output of `shape` on the engine (and with the dtype) of `like`. */
+export function output(like: Tensor, shape: Shape, label: string): Tensor {
+  return like.engine.empty(shape, { dtype: like.dtype, label });
+}
