@@ -151,3 +151,19 @@ export function finiteDifference(f: (x: Float64Array) => number, x: Float64Array
   }
   return g;
 }
+
+/** A canary buffer whose first init.length elements hold `init`: the prior contents for accumulate tests. */
+export function canaryBufferWith(ctx: KernelContext, label: string, init: Float32Array): GPUBuffer {
+  const buf = canaryBuffer(ctx, label, init.length);
+  ctx.device.queue.writeBuffer(buf, 0, init.buffer as ArrayBuffer, init.byteOffset, init.byteLength);
+  return buf;
+}
+
+/**
+ * The same device with maxComputeWorkgroupsPerDimension lowered to `max`, so that small dispatches fold
+ * into y and z (dispatchFor) and a kernel's flat-index recovery is checked without gigabyte buffers.
+ */
+export function foldingContext(ctx: KernelContext, max = 16): KernelContext {
+  const limits = { ...ctx.gpu.limits, maxComputeWorkgroupsPerDimension: max };
+  return { ...ctx, gpu: { ...ctx.gpu, limits }, encoder: undefined };
+}
