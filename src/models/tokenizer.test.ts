@@ -1,6 +1,12 @@
-// Word-level tokenizer of the embedded model: splitting, identifier tokens, framing, truncation, errors.
+// Word-level tokenizer of the embedded model: ids equal to tools/reference/text.py's on tricky prompts,
+// splitting, identifier tokens, framing, truncation, errors.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { TokenizerError, WordTokenizer, type WordTokenizerJson } from './tokenizer';
+
+const golden = JSON.parse(
+  readFileSync(new URL('./fixtures/word-tokenizer-golden.json', import.meta.url), 'utf8'),
+) as { tokenizer: Record<string, unknown>; cases: { text: string; ids: number[] }[] };
 
 const json: WordTokenizerJson = {
   type: 'word',
@@ -35,6 +41,29 @@ function field(make: () => unknown): string {
   throw new Error('no error');
 }
 
+describe('WordTokenizer against the Python reference', () => {
+  const tok = new WordTokenizer(golden.tokenizer);
+
+  it('encodes every golden prompt to exactly the ids text.py produced', () => {
+    expect(golden.cases.length).toBeGreaterThan(5);
+    for (const c of golden.cases) expect([c.text, [...tok.encode(c.text).ids]]).toEqual([c.text, c.ids]);
+  });
+
+  it('reads the word-level form: list vocab, *_id specials', () => {
+    expect(tok.vocabSize).toBe((golden.tokenizer.vocab as string[]).length);
+    expect([tok.padId, tok.bosId, tok.eosId, tok.unkId]).toEqual([
+      golden.tokenizer.pad_id,
+      golden.tokenizer.bos_id,
+      golden.tokenizer.eos_id,
+      golden.tokenizer.unk_id,
+    ]);
+    expect(tok.maxLength).toBe(golden.tokenizer.max_length);
+    expect(field(() => new WordTokenizer({ ...golden.tokenizer, eos_id: 999 }))).toBe('eos_id');
+    expect(field(() => new WordTokenizer({ ...golden.tokenizer, vocab: ['a', 'a'] }))).toBe('vocab');
+    expect(field(() => new WordTokenizer({ ...golden.tokenizer, pattern: '(' }))).toBe('pattern');
+  });
+});
+
 describe('WordTokenizer', () => {
   const tok = new WordTokenizer(json);
 
@@ -47,7 +76,7 @@ describe('WordTokenizer', () => {
   });
 
   it('unknown words and non-identifier brackets map to unk; underscores, dashes and colons separate', () => {
-    expect(tok.split('dog_face-2:<v9> (café)')).toEqual(['dog', 'face', '2', 'v9', 'café']);
+    expect(tok.split('dog_face-2:<v9> (café)')).toEqual(['dog', 'face', '2', 'v9', 'caf']);
     expect([...tok.encode('<v9> cat').ids]).toEqual([1, 3, 3, 2, 0, 0, 0, 0]);
     expect([...tok.encode('').ids]).toEqual([1, 2, 0, 0, 0, 0, 0, 0]);
   });
@@ -60,7 +89,15 @@ describe('WordTokenizer', () => {
   });
 
   it('special tokens may be ids; lowercase can be off', () => {
-    const t = new WordTokenizer({ ...json, bos: 1, eos: 2, pad: 2, unk: 3, lowercase: false });
+    const t = new WordTokenizer({
+      ...json,
+      bos: 1,
+      eos: 2,
+      pad: 2,
+      unk: 3,
+      lowercase: false,
+      pattern: '[A-Za-z]+',
+    });
     expect([...t.encode('Dog dog').ids]).toEqual([1, 3, 8, 2, 2, 2, 2, 2]);
     expect(t.vocabSize).toBe(11);
   });

@@ -1,5 +1,5 @@
 // Prompt tokenizers behind one interface: the word-level tokenizer of the embedded default model
-// (tokenizer.json, written by tools/reference) and, in tokenizerClip.ts, CLIP's byte-level BPE for SD-class
+// (tokenizer.json, written by tools/reference/text.py) and, in tokenizerClip.ts, CLIP's byte-level BPE for SD-class
 // models. Both give a fixed-length id sequence: BOS, tokens, EOS, then padding.
 
 export interface TokenizedPrompt {
@@ -49,7 +49,24 @@ export function frame(
   return { ids: out, length: kept.length + 2, tokens: truncated ? tokens.slice(0, room) : tokens, truncated };
 }
 
-/** tokenizer.json of the embedded model. Special tokens may be given as token strings or as ids. */
+/**
+ * tokenizer.json of the embedded model as tools/reference/text.py writes it: `vocab` is the token list
+ * (index = id), special tokens as ids, and the split `pattern` both sides use.
+ */
+export interface WordLevelTokenizerJson {
+  type: 'word-level';
+  version?: number;
+  vocab: string[];
+  pad_id: number;
+  bos_id: number;
+  eos_id: number;
+  unk_id: number;
+  max_length: number;
+  lowercase?: boolean;
+  pattern?: string;
+}
+
+/** The same tokenizer with a token -> id map and special tokens as strings or ids. */
 export interface WordTokenizerJson {
   type: 'word';
   vocab: Record<string, number>;
@@ -59,13 +76,14 @@ export interface WordTokenizerJson {
   unk: string | number;
   max_length: number;
   lowercase?: boolean;
+  pattern?: string;
 }
 
 /**
- * Words are maximal runs of Unicode letters and digits (`[\p{L}\p{N}]+`, Python: `[^\W_]+`); everything
- * else separates them and is dropped, except identifier tokens `<v1>`…`<v8>`, which stay whole.
+ * tools/reference/text.py's TOKEN_RE: identifier tokens `<v1>`…`<v8>` whole, otherwise runs of ASCII
+ * [a-z0-9] (after lowercasing); everything else, non-ASCII letters included, separates tokens.
  */
-export const WORD_PATTERN = /<v[1-8]>|[\p{L}\p{N}]+/gu;
+export const WORD_PATTERN = '<v[1-8]>|[a-z0-9]+';
 
 export class WordTokenizer implements Tokenizer {
   readonly maxLength: number;
@@ -74,45 +92,75 @@ export class WordTokenizer implements Tokenizer {
   readonly padId: number;
   readonly unkId: number;
   readonly lowercase: boolean;
-  private readonly vocab: Map<string, number>;
+  readonly pattern: RegExp;
+  private readonly vocab = new Map<string, number>();
 
+  /** Either tokenizer.json form (parsed JSON). */
   constructor(json: unknown) {
     if (typeof json !== 'object' || json === null)
       throw new TokenizerError('tokenizer.json', 'not a JSON object');
-    const j = json as Partial<WordTokenizerJson>;
-    if (j.type !== 'word') throw new TokenizerError('type', `${JSON.stringify(j.type)} is not "word"`);
-    if (typeof j.vocab !== 'object' || j.vocab === null)
-      throw new TokenizerError('vocab', 'missing or not an object');
-    this.vocab = new Map();
-    const seen = new Map<number, string>();
-    for (const [token, id] of Object.entries(j.vocab)) {
-      if (!Number.isSafeInteger(id) || id < 0)
+    const j = json as Record<string, unknown>;
+    const ids = new Map<number, string>();
+    const add = (token: string, id: unknown) => {
+      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
         throw new TokenizerError('vocab', `id of "${token}" is ${JSON.stringify(id)}`);
-      if (seen.has(id)) throw new TokenizerError('vocab', `"${token}" and "${seen.get(id)}" share id ${id}`);
-      seen.set(id, token);
+      }
+      if (ids.has(id)) throw new TokenizerError('vocab', `"${token}" and "${ids.get(id)}" share id ${id}`);
+      if (this.vocab.has(token)) throw new TokenizerError('vocab', `"${token}" appears twice`);
+      ids.set(id, token);
       this.vocab.set(token, id);
-    }
-    const special = (field: 'bos' | 'eos' | 'pad' | 'unk'): number => {
-      const v = j[field];
-      if (typeof v === 'number' && seen.has(v)) return v;
-      if (typeof v === 'string' && this.vocab.has(v)) return this.vocab.get(v)!;
-      throw new TokenizerError(field, `${JSON.stringify(v)} is not a token or id in the vocab`);
     };
+    let special: (field: 'bos' | 'eos' | 'pad' | 'unk') => number;
+    if (j.type === 'word-level') {
+      if (!Array.isArray(j.vocab) || !j.vocab.every((t) => typeof t === 'string')) {
+        throw new TokenizerError('vocab', 'not a list of token strings');
+      }
+      j.vocab.forEach((token: string, id) => add(token, id));
+      special = (field) => {
+        const v = j[`${field}_id`];
+        if (typeof v === 'number' && ids.has(v)) return v;
+        throw new TokenizerError(`${field}_id`, `${JSON.stringify(v)} is not an id in the vocab`);
+      };
+    } else if (j.type === 'word') {
+      if (typeof j.vocab !== 'object' || j.vocab === null || Array.isArray(j.vocab)) {
+        throw new TokenizerError('vocab', 'not an object of token -> id');
+      }
+      for (const [token, id] of Object.entries(j.vocab)) add(token, id);
+      special = (field) => {
+        const v = j[field];
+        if (typeof v === 'number' && ids.has(v)) return v;
+        if (typeof v === 'string' && this.vocab.has(v)) return this.vocab.get(v)!;
+        throw new TokenizerError(field, `${JSON.stringify(v)} is not a token or id in the vocab`);
+      };
+    } else {
+      throw new TokenizerError('type', `${JSON.stringify(j.type)} is not "word-level" (or "word")`);
+    }
     this.bosId = special('bos');
     this.eosId = special('eos');
     this.padId = special('pad');
     this.unkId = special('unk');
-    if (!Number.isSafeInteger(j.max_length) || j.max_length! < 2) {
+
+    const maxLength = j.max_length;
+    if (typeof maxLength !== 'number' || !Number.isSafeInteger(maxLength) || maxLength < 2) {
       throw new TokenizerError(
         'max_length',
-        `${JSON.stringify(j.max_length)} must be an integer >= 2 (BOS and EOS)`,
+        `${JSON.stringify(maxLength)} must be an integer >= 2 (BOS and EOS)`,
       );
     }
-    this.maxLength = j.max_length!;
+    this.maxLength = maxLength;
     if (j.lowercase !== undefined && typeof j.lowercase !== 'boolean') {
       throw new TokenizerError('lowercase', `${JSON.stringify(j.lowercase)} is not true or false`);
     }
     this.lowercase = j.lowercase ?? true;
+    // The file's own pattern, so a change on the Python side cannot silently diverge. It must use syntax
+    // that means the same in Python `re` and JS `u` regexes (explicit classes, no \w).
+    const pattern = j.pattern ?? WORD_PATTERN;
+    if (typeof pattern !== 'string') throw new TokenizerError('pattern', 'not a string');
+    try {
+      this.pattern = new RegExp(pattern, 'gu');
+    } catch (e) {
+      throw new TokenizerError('pattern', `not a valid regular expression (${(e as Error).message})`);
+    }
   }
 
   get vocabSize(): number {
@@ -121,7 +169,7 @@ export class WordTokenizer implements Tokenizer {
 
   /** The word strings of a prompt, before vocabulary lookup. */
   split(text: string): string[] {
-    return (this.lowercase ? text.toLowerCase() : text).match(WORD_PATTERN) ?? [];
+    return (this.lowercase ? text.toLowerCase() : text).match(this.pattern) ?? [];
   }
 
   encode(text: string): TokenizedPrompt {
