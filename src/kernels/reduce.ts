@@ -70,7 +70,7 @@ export function wgslSegmentReduce(lanes: number): string {
 fn ${name}(v: f32, lid: u32) -> f32 {
   red_buf[lid] = v;
   workgroupBarrier();
-  for (var s = ${lanes / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${lanes >> 1}u; s > 0u; s = s >> 1u) {
     if (lid % ${lanes}u < s) {
       let a = red_buf[lid];
       let b = red_buf[lid + s];
