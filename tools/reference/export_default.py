@@ -1,0 +1,121 @@
+"""Exports the pretrained default model (EMA weights of .data/ckpt.pt) to public/models/emoji-tiny/ and renders
+the torch reference grid docs/default-model-grid-torch.png.
+
+Usage: python3 tools/reference/export_default.py [--no-grid]
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import DATA, HERE, MODEL_DIR, ROOT, SCHEDULER_CONFIG, TINY_UNET_CONFIG, use_openblas  # noqa: E402
+from st_io import save_file  # noqa: E402
+from text import TextEncoder, Tokenizer  # noqa: E402
+
+ATTRIBUTION = """# emoji-tiny — attribution
+
+A small pixel-space text-to-image model (32×32 RGB) pretrained by LoRA² Studio on emoji artwork.
+
+- **Images (Google / Noto emoji)**: from the npm package `emoji-datasource-google` {g}; the Noto Emoji
+  artwork is licensed under the Apache License 2.0 (https://github.com/googlefonts/noto-emoji/blob/main/LICENSE).
+- **Images (Twemoji)**: from the npm package `emoji-datasource-twitter` {t}; Twemoji graphics © Twitter, Inc.
+  and other contributors, licensed under CC-BY 4.0 (https://creativecommons.org/licenses/by/4.0/),
+  https://github.com/jdecked/twemoji.
+- **Labels and tags**: `emojibase-data` {e} (MIT, © Miles Johnson), and short names from `emoji-datasource`
+  (MIT, © Cal Henderson).
+
+The weights in this folder (`unet.safetensors`, `text_encoder.onnx`) were trained on images derived
+from the artwork above (composited on white, downscaled to 32×32); samples may resemble the originals.
+The six designs listed in `tools/reference/holdout.json` were held out of training.
+"""
+
+
+def pkg_version(name):
+    with open(os.path.join(ROOT, 'node_modules', name, 'package.json')) as f:
+        return json.load(f)['version']
+
+
+def export_onnx(text, tok, path):
+    ids = tok(['grinning face', '<v1> dog'])
+    torch.onnx.export(
+        text, (ids,), path, opset_version=14, input_names=['input_ids'], output_names=['last_hidden_state'],
+        dynamic_axes={'input_ids': {0: 'batch'}, 'last_hidden_state': {0: 'batch'}}, do_constant_folding=True,
+    )
+    # Reference values for the ORT-web check (tools/reference/verify_onnx.mjs).
+    with torch.no_grad():
+        out = text(ids)
+    return {'prompts': ['grinning face', '<v1> dog'], 'input_ids': ids.tolist(),
+            'last_hidden_state_first8': out[:, :, :8].reshape(-1).tolist(),
+            'last_hidden_state_sum': float(out.sum()), 'shape': list(out.shape)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--no-grid', action='store_true')
+    ap.add_argument('--dtype', default='float16', choices=['float16', 'float32'])
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    ck = torch.load(os.path.join(DATA, 'ckpt.pt'))
+    os.makedirs(MODEL_DIR, exist_ok=True)
+    tok = Tokenizer(ck['vocab'], max_length=16)
+
+    dtype = getattr(torch, args.dtype)
+    unet_sd = {k: v.to(dtype) for k, v in ck['ema_unet'].items()}
+    save_file(unet_sd, os.path.join(MODEL_DIR, 'unet.safetensors'), {'format': 'pt'})
+    with open(os.path.join(MODEL_DIR, 'config.json'), 'w') as f:
+        json.dump(TINY_UNET_CONFIG, f, indent=2)
+    with open(os.path.join(MODEL_DIR, 'scheduler_config.json'), 'w') as f:
+        json.dump(SCHEDULER_CONFIG, f, indent=2)
+    with open(os.path.join(MODEL_DIR, 'tokenizer.json'), 'w') as f:
+        json.dump(tok.to_json(), f, separators=(',', ':'))
+
+    sd = ck['ema_text']
+    text = TextEncoder(len(tok.vocab), dim=sd['token_embedding.weight'].shape[1], max_length=tok.max_length)
+    text.load_state_dict(sd)
+    text.eval()
+    save_file(sd, os.path.join(DATA, 'text_encoder.safetensors'))
+    onnx_check = export_onnx(text, tok, os.path.join(MODEL_DIR, 'text_encoder.onnx'))
+    with open(os.path.join(HERE, 'golden', 'text_encoder_check.json'), 'w') as f:
+        json.dump(onnx_check, f)
+
+    hist = ck['history']
+    last = hist[-10:]
+    training = {
+        'model': 'emoji-tiny',
+        'pixel_space': True,
+        'vae': None,
+        'resolution': TINY_UNET_CONFIG['sample_size'],
+        'unet_dtype': args.dtype,
+        'unet_params': sum(v.numel() for v in ck['unet'].values()),
+        'text_encoder': dict(text.config, params=sum(v.numel() for v in sd.values()), arch=(
+            'token + learned position embeddings, pre-LN transformer layers (fused qkv, GELU MLP x4), bidirectional '
+            'attention over all max_length positions incl. PAD, final LayerNorm; output last_hidden_state')),
+        'steps': ck['step'],
+        'wall_seconds': round(ck['wall_seconds'], 1),
+        'final_loss': sum(h['loss'] for h in last) / max(1, len(last)),
+        'final_loss_window': f'mean of the last {len(last)} logged means of 20 steps',
+        'settings': ck['settings'],
+        'corpus': json.load(open(os.path.join(HERE, 'corpus.json')))['settings'],
+        'loss_curve': hist,
+        'weights': 'EMA',
+    }
+    with open(os.path.join(MODEL_DIR, 'training.json'), 'w') as f:
+        json.dump(training, f, indent=1)
+    with open(os.path.join(MODEL_DIR, 'ATTRIBUTION.md'), 'w') as f:
+        f.write(ATTRIBUTION.format(g=pkg_version('emoji-datasource-google'), t=pkg_version('emoji-datasource-twitter'),
+                                   e=pkg_version('emojibase-data')))
+    for name in sorted(os.listdir(MODEL_DIR)):
+        print(f'{name}: {os.path.getsize(os.path.join(MODEL_DIR, name)) / 1e6:.2f} MB')
+    if not args.no_grid:
+        import sample
+
+        sample.main([])
+
+
+if __name__ == '__main__':
+    use_openblas()
+    main()

@@ -1,0 +1,123 @@
+"""DDIM sampler with classifier-free guidance for the exported default model, and the prompt × seed grid.
+
+Usage: python3 tools/reference/sample.py [--model public/models/emoji-tiny] [--out docs/default-model-grid-torch.png]
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import DATA, MODEL_DIR, ROOT, alphas_cumprod, use_openblas  # noqa: E402
+from st_io import load_file  # noqa: E402
+from text import TextEncoder, Tokenizer  # noqa: E402
+from unet import UNet2DConditionModel  # noqa: E402
+
+GRID_PROMPTS = [
+    'grinning face', 'red heart', 'dog face', 'cat face', 'pile of poo', 'fire', 'thumbs up', 'rocket',
+    'pizza', 'sun', 'snowman', 'ghost', 'alien', 'rainbow', 'banana', 'smiling face with sunglasses',
+]
+
+
+def ddim_timesteps(num_steps, cfg):
+    """diffusers DDIMScheduler.set_timesteps with timestep_spacing='leading'."""
+    ratio = cfg['num_train_timesteps'] // num_steps
+    return (np.arange(0, num_steps) * ratio).round()[::-1].astype(np.int64) + cfg['steps_offset']
+
+
+@torch.no_grad()
+def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0):
+    """Deterministic DDIM (eta 0) exactly as diffusers' DDIMScheduler.step (x0 clipped, epsilon kept)."""
+    acp = alphas_cumprod(sched_cfg).float()
+    final = torch.tensor(1.0) if sched_cfg['set_alpha_to_one'] else acp[0]
+    ratio = sched_cfg['num_train_timesteps'] // steps
+    x = noise
+    ctx = torch.cat([uncond, cond])
+    for t in ddim_timesteps(steps, sched_cfg):
+        out = unet(torch.cat([x, x]), torch.full((2 * x.shape[0],), float(t)), ctx)
+        eu, ec = out.chunk(2)
+        eps = eu + guidance * (ec - eu)
+        a = acp[t]
+        prev = t - ratio
+        a_prev = acp[prev] if prev >= 0 else final
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        if sched_cfg['clip_sample']:
+            x0 = x0.clamp(-sched_cfg['clip_sample_range'], sched_cfg['clip_sample_range'])
+        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    return x
+
+
+def load_model(model_dir):
+    with open(os.path.join(model_dir, 'config.json')) as f:
+        unet = UNet2DConditionModel(json.load(f))
+    sd = {k: v.float() for k, v in load_file(os.path.join(model_dir, 'unet.safetensors')).items()}
+    unet.load_state_dict(sd)
+    with open(os.path.join(model_dir, 'scheduler_config.json')) as f:
+        sched = json.load(f)
+    tok = Tokenizer.from_json(os.path.join(model_dir, 'tokenizer.json'))
+    # ONNX cannot run here (no onnxruntime for Python); export_default.py keeps the same weights for torch.
+    path = os.path.join(DATA, 'text_encoder.safetensors')
+    text = None
+    if os.path.exists(path):
+        sd = load_file(path)
+        text = TextEncoder(sd['token_embedding.weight'].shape[0], dim=sd['token_embedding.weight'].shape[1],
+                           layers=sum(1 for k in sd if k.endswith('qkv.weight')), max_length=tok.max_length)
+        text.load_state_dict(sd)
+        text.eval()
+    return unet.eval(), text, tok, sched
+
+
+def to_image(x):
+    return Image.fromarray(((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+
+
+def render_grid(unet, encode, sched, prompts, seeds, out, steps=50, guidance=4.0, scale=3):
+    """encode(list[str]) -> [B, L, D]. Tiles: prompts in rows of 4, each prompt's seeds side by side."""
+    size = unet.config['sample_size']
+    noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    tiles = []
+    for p in prompts:
+        cond = encode([p] * len(seeds))
+        uncond = encode([''] * len(seeds))
+        tiles.append(ddim_sample(unet, cond, uncond, noise, sched, steps, guidance))
+    tw, cap, cols = size * scale, 14, 4
+    rows = (len(prompts) + cols - 1) // cols
+    cell_w = tw * len(seeds) + 8
+    grid = Image.new('RGB', (cols * cell_w, rows * (tw + cap + 6)), 'white')
+    draw = ImageDraw.Draw(grid)
+    for i, (p, imgs) in enumerate(zip(prompts, tiles)):
+        x0, y0 = (i % cols) * cell_w, (i // cols) * (tw + cap + 6)
+        for j, im in enumerate(imgs):
+            grid.paste(to_image(im).resize((tw, tw), Image.NEAREST), (x0 + j * tw, y0))
+        draw.text((x0 + 2, y0 + tw + 1), p[:34], fill='black')
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    grid.save(out)
+    return grid
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--model', default=MODEL_DIR)
+    ap.add_argument('--out', default=os.path.join(ROOT, 'docs', 'default-model-grid-torch.png'))
+    ap.add_argument('--steps', type=int, default=50)
+    ap.add_argument('--guidance', type=float, default=4.0)
+    ap.add_argument('--seeds', default='0,1')
+    ap.add_argument('--prompts', default=None, help='comma-separated; default: the 16 grid prompts')
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    unet, text, tok, sched = load_model(args.model)
+    assert text is not None, 'run export_default.py first (it keeps the text encoder weights in .data/)'
+    prompts = args.prompts.split(',') if args.prompts else GRID_PROMPTS
+    seeds = [int(s) for s in args.seeds.split(',')]
+    render_grid(unet, lambda ps: text(tok(ps)), sched, prompts, seeds, args.out, args.steps, args.guidance)
+    print('wrote', args.out)
+
+
+if __name__ == '__main__':
+    use_openblas()
+    main()

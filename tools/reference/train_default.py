@@ -1,0 +1,172 @@
+"""Pretrains the embedded default model (tiny pixel-space UNet + word-level text encoder) on the emoji corpus.
+
+DDPM epsilon objective, AdamW, EMA, 10% empty-prompt dropout for classifier-free guidance, no flips. Runs for a
+wall-clock budget, checkpoints atomically every few minutes (stop it any time; --resume continues), then exports
+public/models/emoji-tiny/ and renders docs/default-model-grid-torch.png.
+Usage: nice -n 10 python3 tools/reference/train_default.py --minutes 70 [--resume]
+"""
+
+import argparse
+import copy
+import json
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import DATA, HERE, TINY_UNET_CONFIG, alphas_cumprod, use_openblas  # noqa: E402
+from text import TextEncoder, Tokenizer  # noqa: E402
+from unet import UNet2DConditionModel, count_params  # noqa: E402
+
+CKPT = os.path.join(DATA, 'ckpt.pt')
+LOG = os.path.join(DATA, 'train.log')
+
+
+def build_tokenizer(items):
+    """Vocabulary: every word of every emojibase label/tag and emoji-datasource short name (held-out ones too)."""
+    import prepare_corpus
+
+    texts = []
+    for e in prepare_corpus.load_emojibase().values():
+        texts.append(e['label'])
+        texts.extend(e.get('tags', []))
+    for it in items:
+        texts.extend(it['short_names'])
+    with open(os.path.join(HERE, 'holdout.json')) as f:
+        for it in json.load(f)['items']:
+            texts.extend(it['short_names'])
+    return Tokenizer.build(texts, max_length=16)
+
+
+def sample_prompt(item, rng):
+    r = rng.random()
+    if r < 0.6 or (not item['tags'] and r < 0.8):
+        return item['label']
+    if r < 0.8:
+        return rng.choice(item['short_names'])
+    return ' '.join(rng.sample(item['tags'], min(len(item['tags']), rng.randint(1, 3))))
+
+
+def log(msg):
+    line = f'[{time.strftime("%H:%M:%S")}] {msg}'
+    print(line, flush=True)
+    with open(LOG, 'a') as f:
+        f.write(line + '\n')
+
+
+def ema_update(ema, model, decay):
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--minutes', type=float, default=70)
+    ap.add_argument('--batch', type=int, default=32)
+    ap.add_argument('--lr', type=float, default=5e-4)
+    ap.add_argument('--warmup', type=int, default=100)
+    ap.add_argument('--ema', type=float, default=0.999)
+    ap.add_argument('--text-dropout', type=float, default=0.1)
+    ap.add_argument('--ckpt-seconds', type=float, default=240)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--resume', action='store_true')
+    ap.add_argument('--no-export', action='store_true')
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+
+    with open(os.path.join(HERE, 'corpus.json')) as f:
+        corpus = json.load(f)
+    items = corpus['items']
+    images = torch.from_numpy(np.load(os.path.join(DATA, 'corpus.npz'))['images']).permute(0, 3, 1, 2)
+    images = images.float().div(127.5).sub(1.0).contiguous()  # [N,3,32,32] in [-1,1]
+    tok = build_tokenizer(items)
+
+    unet = UNet2DConditionModel(TINY_UNET_CONFIG)
+    text = TextEncoder(len(tok.vocab), dim=TINY_UNET_CONFIG['cross_attention_dim'], max_length=tok.max_length)
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), weight_decay=0.01)
+    ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
+    step, history, wall_before = 0, [], 0.0
+    if args.resume and os.path.exists(CKPT):
+        ck = torch.load(CKPT)
+        unet.load_state_dict(ck['unet'])
+        text.load_state_dict(ck['text'])
+        ema_unet.load_state_dict(ck['ema_unet'])
+        ema_text.load_state_dict(ck['ema_text'])
+        opt.load_state_dict(ck['opt'])
+        step, history, wall_before = ck['step'], ck['history'], ck['wall_seconds']
+        rng.setstate(ck['py_rng'])
+        torch.set_rng_state(ck['torch_rng'])
+        log(f'resumed at step {step}')
+    log(f'unet params {count_params(unet)}, text params {count_params(text)}, vocab {len(tok.vocab)}, '
+        f'images {len(items)}, args {vars(args)}')
+
+    acp = alphas_cumprod().float()
+    settings = dict(vars(args), optimizer='AdamW(betas=(0.9,0.999), weight_decay=0.01)',
+                    lr_schedule=f'linear warmup {args.warmup} steps then constant',
+                    ema=f'decay min({args.ema}, (1+step)/(10+step)) on UNet and text encoder',
+                    objective='DDPM epsilon MSE, t ~ U{0..999}', flips='none')
+
+    def save():
+        ck = dict(unet=unet.state_dict(), text=text.state_dict(), ema_unet=ema_unet.state_dict(),
+                  ema_text=ema_text.state_dict(), opt=opt.state_dict(), step=step, history=history,
+                  wall_seconds=wall_before + time.time() - t_start, py_rng=rng.getstate(),
+                  torch_rng=torch.get_rng_state(), vocab=tok.vocab, settings=settings)
+        torch.save(ck, CKPT + '.tmp')
+        os.replace(CKPT + '.tmp', CKPT)
+
+    t_start = time.time()
+    last_ckpt = t_start
+    window = []
+    deadline = t_start + args.minutes * 60
+    while time.time() < deadline:
+        idx = torch.tensor(rng.sample(range(len(items)), args.batch))
+        x0 = images[idx]
+        prompts = ['' if rng.random() < args.text_dropout else sample_prompt(items[i], rng) for i in idx.tolist()]
+        ids = tok(prompts)
+        t = torch.randint(0, 1000, (args.batch,))
+        noise = torch.randn_like(x0)
+        a = acp[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        for g in opt.param_groups:
+            g['lr'] = lr
+        loss = F.mse_loss(unet(xt, t, text(ids)), noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        decay = min(args.ema, (1 + step) / (10 + step))
+        ema_update(ema_unet, unet, decay)
+        ema_update(ema_text, text, decay)
+        window.append(loss.item())
+        if len(window) == 20:
+            elapsed = wall_before + time.time() - t_start
+            history.append({'step': step, 'loss': float(np.mean(window)), 'wall_seconds': round(elapsed, 1)})
+            log(f'step {step} loss {np.mean(window):.4f} lr {lr:.2e} elapsed {elapsed / 60:.1f} min')
+            window = []
+        if time.time() - last_ckpt > args.ckpt_seconds:
+            save()
+            last_ckpt = time.time()
+            log(f'checkpoint at step {step}')
+    save()
+    log(f'done: {step} steps')
+    if not args.no_export:
+        import export_default
+
+        export_default.main([])
+
+
+if __name__ == '__main__':
+    use_openblas()
+    main()
