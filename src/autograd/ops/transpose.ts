@@ -1,0 +1,34 @@
+// Transpose of the last two dims with autograd ([..., rows, cols] → [..., cols, rows]); backward transposes back.
+import { transpose as transposeKernel } from '../../kernels/transpose';
+import type { Tensor } from '../../tensor/tensor';
+import { record } from '../tape';
+import { expectDType, output } from './util';
+
+export async function transposeLast2(x: Tensor): Promise<Tensor> {
+  expectDType('transpose', [x]);
+  if (x.rank < 2) throw new Error(`transpose: ${x} needs rank ≥ 2`);
+  const rows = x.shape[x.rank - 2];
+  const cols = x.shape[x.rank - 1];
+  const batch = x.size / (rows * cols);
+  const ctx = x.engine.ctx;
+  const y = output(x, [...x.shape.slice(0, -2), cols, rows], 'transpose');
+  await transposeKernel(ctx, { x: x.buffer, y: y.buffer, batch, rows, cols });
+  record({
+    name: 'transpose',
+    inputs: [x],
+    outputs: [y],
+    saved: [],
+    backward: (g) =>
+      g.into(0, (dx, accumulate) =>
+        transposeKernel(ctx, {
+          x: g.grad()!.buffer,
+          y: dx.buffer,
+          batch,
+          rows: cols,
+          cols: rows,
+          accumulate,
+        }),
+      ),
+  });
+  return y;
+}
