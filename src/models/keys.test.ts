@@ -2,9 +2,10 @@
 // fp16 safetensors file that is never in memory; skip-concat channels of a small UNet worked by hand;
 // and the mismatch report for wrong shapes, missing and unexpected keys.
 import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { SafetensorsReader, readHeader } from '../io/safetensors';
-import type { ByteSource } from '../io/sources';
+import { fileHandleSource, type ByteSource } from '../io/sources';
 import { parseUNetConfig, type UNetConfig } from './config';
 import { WeightMismatchError, expectedUnetParameters, matchWeights, parameterCount, unetPlan } from './keys';
 
@@ -192,5 +193,27 @@ describe('a small UNet (64/128/128, one resnet per level), channels worked by ha
     expect(p.get('mid_block.resnets.1.conv2.weight')).toEqual([128, 128, 3, 3]);
     expect(p.get('conv_out.weight')).toEqual([3, 64, 3, 3]);
     expect(p.has('mid_block.attentions.1.norm.weight')).toBe(false);
+  });
+});
+
+describe('the PyTorch reference (tools/reference/golden): written by Python, read here', () => {
+  it('unet_weights.safetensors matches its unet_config.json and every tensor decodes', async () => {
+    const dir = new URL('../../tools/reference/golden/', import.meta.url);
+    const config = parseUNetConfig(readFileSync(new URL('unet_config.json', dir), 'utf8'));
+    const handle = await open(new URL('unet_weights.safetensors', dir), 'r');
+    try {
+      const reader = await SafetensorsReader.open(fileHandleSource(handle, (await handle.stat()).size));
+      const matched = matchWeights(config, reader.header);
+      expect(matched.size).toBe(expectedUnetParameters(config).size);
+      let count = 0;
+      for await (const [info, values] of reader.float32Tensors(matched.keys())) {
+        expect(values.length).toBe(info.shape.reduce((a, b) => a * b, 1));
+        expect(values.every(Number.isFinite)).toBe(true);
+        count += values.length;
+      }
+      expect(count).toBe(parameterCount(expectedUnetParameters(config).values()));
+    } finally {
+      await handle.close();
+    }
   });
 });
