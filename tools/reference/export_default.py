@@ -57,29 +57,36 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument('--no-grid', action='store_true')
     ap.add_argument('--dtype', default='float16', choices=['float16', 'float32'])
+    ap.add_argument('--ckpt', default=os.path.join(DATA, 'ckpt.pt'))
+    ap.add_argument('--out-dir', default=MODEL_DIR)
     args = ap.parse_args(argv)
+    out_dir = args.out_dir
     torch.set_num_threads(2)
-    ck = torch.load(os.path.join(DATA, 'ckpt.pt'))
-    os.makedirs(MODEL_DIR, exist_ok=True)
+    ck = torch.load(args.ckpt)
+    os.makedirs(out_dir, exist_ok=True)
     tok = Tokenizer(ck['vocab'], max_length=16)
 
     dtype = getattr(torch, args.dtype)
     unet_sd = {k: v.to(dtype) for k, v in ck['ema_unet'].items()}
-    save_file(unet_sd, os.path.join(MODEL_DIR, 'unet.safetensors'), {'format': 'pt'})
-    with open(os.path.join(MODEL_DIR, 'config.json'), 'w') as f:
+    save_file(unet_sd, os.path.join(out_dir, 'unet.safetensors'), {'format': 'pt'})
+    with open(os.path.join(out_dir, 'config.json'), 'w') as f:
         json.dump(TINY_UNET_CONFIG, f, indent=2)
-    with open(os.path.join(MODEL_DIR, 'scheduler_config.json'), 'w') as f:
+    with open(os.path.join(out_dir, 'scheduler_config.json'), 'w') as f:
         json.dump(SCHEDULER_CONFIG, f, indent=2)
-    with open(os.path.join(MODEL_DIR, 'tokenizer.json'), 'w') as f:
+    with open(os.path.join(out_dir, 'tokenizer.json'), 'w') as f:
         json.dump(tok.to_json(), f, separators=(',', ':'))
 
     sd = ck['ema_text']
     text = TextEncoder(len(tok.vocab), dim=sd['token_embedding.weight'].shape[1], max_length=tok.max_length)
     text.load_state_dict(sd)
     text.eval()
-    save_file(sd, os.path.join(DATA, 'text_encoder.safetensors'))
-    onnx_check = export_onnx(text, tok, os.path.join(MODEL_DIR, 'text_encoder.onnx'))
-    with open(os.path.join(HERE, 'golden', 'text_encoder_check.json'), 'w') as f:
+    onnx_check = export_onnx(text, tok, os.path.join(out_dir, 'text_encoder.onnx'))
+    check = os.path.join(HERE, 'golden', 'text_encoder_check.json')
+    if out_dir == MODEL_DIR:
+        save_file(sd, os.path.join(DATA, 'text_encoder.safetensors'))
+    else:
+        check = out_dir.rstrip('/') + '.text_encoder_check.json'
+    with open(check, 'w') as f:
         json.dump(onnx_check, f)
 
     hist = ck['history']
@@ -103,13 +110,13 @@ def main(argv=None):
         'loss_curve': hist,
         'weights': 'EMA',
     }
-    with open(os.path.join(MODEL_DIR, 'training.json'), 'w') as f:
+    with open(os.path.join(out_dir, 'training.json'), 'w') as f:
         json.dump(training, f, indent=1)
-    with open(os.path.join(MODEL_DIR, 'ATTRIBUTION.md'), 'w') as f:
+    with open(os.path.join(out_dir, 'ATTRIBUTION.md'), 'w') as f:
         f.write(ATTRIBUTION.format(g=pkg_version('emoji-datasource-google'), t=pkg_version('emoji-datasource-twitter'),
                                    e=pkg_version('emojibase-data')))
-    for name in sorted(os.listdir(MODEL_DIR)):
-        print(f'{name}: {os.path.getsize(os.path.join(MODEL_DIR, name)) / 1e6:.2f} MB')
+    for name in sorted(os.listdir(out_dir)):
+        print(f'{name}: {os.path.getsize(os.path.join(out_dir, name)) / 1e6:.2f} MB')
     if not args.no_grid:
         import sample
 

@@ -78,7 +78,12 @@ def main():
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--resume', action='store_true')
     ap.add_argument('--no-export', action='store_true')
+    ap.add_argument('--ckpt', default=CKPT)
     args = ap.parse_args()
+    ckpt = args.ckpt
+    if ckpt != CKPT:
+        global LOG
+        LOG = ckpt + '.log'
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
@@ -96,8 +101,8 @@ def main():
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), weight_decay=0.01)
     ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
     step, history, wall_before = 0, [], 0.0
-    if args.resume and os.path.exists(CKPT):
-        ck = torch.load(CKPT)
+    if args.resume and os.path.exists(ckpt):
+        ck = torch.load(ckpt)
         unet.load_state_dict(ck['unet'])
         text.load_state_dict(ck['text'])
         ema_unet.load_state_dict(ck['ema_unet'])
@@ -121,8 +126,8 @@ def main():
                   ema_text=ema_text.state_dict(), opt=opt.state_dict(), step=step, history=history,
                   wall_seconds=wall_before + time.time() - t_start, py_rng=rng.getstate(),
                   torch_rng=torch.get_rng_state(), vocab=tok.vocab, settings=settings)
-        torch.save(ck, CKPT + '.tmp')
-        os.replace(CKPT + '.tmp', CKPT)
+        torch.save(ck, ckpt + '.tmp')
+        os.replace(ckpt + '.tmp', ckpt)
 
     t_start = time.time()
     last_ckpt = t_start
