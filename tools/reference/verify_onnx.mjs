@@ -20,11 +20,16 @@ let k = 0;
 for (let b = 0; b < batch; b++) {
   for (let s = 0; s < length; s++) {
     for (let c = 0; c < 8; c++) {
-      maxErr = Math.max(maxErr, Math.abs(y.data[(b * length + s) * dim + c] - check.last_hidden_state_first8[k++]));
+      maxErr = Math.max(
+        maxErr,
+        Math.abs(y.data[(b * length + s) * dim + c] - check.last_hidden_state_first8[k++]),
+      );
     }
   }
 }
 const sum = y.data.reduce((a, v) => a + v, 0);
 console.log(`inputs ${session.inputNames} outputs ${session.outputNames} dims ${y.dims}`);
-console.log(`max |ort - torch| over first 8 channels: ${maxErr.toExponential(2)}; sum ${sum} vs ${check.last_hidden_state_sum}`);
+console.log(
+  `max |ort - torch| over first 8 channels: ${maxErr.toExponential(2)}; sum ${sum} vs ${check.last_hidden_state_sum}`,
+);
 if (!(maxErr < 1e-4) || JSON.stringify(y.dims) !== JSON.stringify(check.shape)) process.exit(1);
