@@ -34,7 +34,7 @@ TINY_UNET_CONFIG = {
     'norm_num_groups': 32,
     'norm_eps': 1e-5,
     'cross_attention_dim': 128,
-    'attention_head_dim': 4,
+    'attention_head_dim': 2,  # SD 1.5 quirk: this is the number of heads (2 heads of 64 channels)
     'num_attention_heads': None,
     'use_linear_projection': False,
 }

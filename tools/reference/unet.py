@@ -134,8 +134,8 @@ class Attention(nn.Module):
         def split(t):
             return t.reshape(b, t.shape[1], self.heads, -1).permute(0, 2, 1, 3)
 
-        q, k, v = split(q), split(k), split(v)
-        probs = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * self.scale, dim=-1)
+        q, k, v = split(q) * self.scale, split(k), split(v)  # scaling q (S×d) is cheaper than scaling q·kᵀ (S×S)
+        probs = torch.softmax(torch.matmul(q, k.transpose(-1, -2)), dim=-1)
         out = torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b, s, -1)
         return self.to_out[1](self.to_out[0](out))
 
