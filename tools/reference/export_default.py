@@ -53,12 +53,33 @@ def export_onnx(text, tok, path):
             'last_hidden_state_sum': float(out.sum()), 'shape': list(out.shape)}
 
 
+def write_tiny_forward_check(unet_sd, text, tok):
+    """golden/emoji_tiny_forward.safetensors: the exported emoji-tiny UNet (weights as stored, widened to f32) on
+    fixed inputs, so the engine can be checked on the shipped config and weights too."""
+    from unet import UNet2DConditionModel
+
+    unet = UNet2DConditionModel(TINY_UNET_CONFIG)
+    unet.load_state_dict({k: v.float() for k, v in unet_sd.items()})
+    unet.eval()
+    gen = torch.Generator().manual_seed(7)
+    sample = torch.randn(2, 3, 32, 32, generator=gen)
+    timestep = torch.tensor([500.0, 20.0])
+    ids = tok(['grinning face', ''])
+    with torch.no_grad():
+        ehs = text(ids)
+        out = unet(sample, timestep, ehs)
+    save_file({'inputs.sample': sample, 'inputs.timestep': timestep, 'inputs.input_ids': ids,
+               'inputs.encoder_hidden_states': ehs, 'forward.out': out},
+              os.path.join(HERE, 'golden', 'emoji_tiny_forward.safetensors'))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument('--no-grid', action='store_true')
     ap.add_argument('--dtype', default='float16', choices=['float16', 'float32'])
     ap.add_argument('--ckpt', default=os.path.join(DATA, 'ckpt.pt'))
     ap.add_argument('--out-dir', default=MODEL_DIR)
+    ap.add_argument('--note', default=None, help='free text stored in training.json (e.g. how the run was resumed)')
     args = ap.parse_args(argv)
     out_dir = args.out_dir
     torch.set_num_threads(2)
@@ -89,6 +110,9 @@ def main(argv=None):
     with open(check, 'w') as f:
         json.dump(onnx_check, f)
 
+    if out_dir == MODEL_DIR:
+        write_tiny_forward_check(unet_sd, text, tok)
+
     hist = ck['history']
     last = hist[-10:]
     training = {
@@ -106,6 +130,8 @@ def main(argv=None):
         'final_loss': sum(h['loss'] for h in last) / max(1, len(last)),
         'final_loss_window': f'mean of the last {len(last)} logged means of 20 steps',
         'settings': ck['settings'],
+        'runs': ck.get('runs'),
+        'note': args.note,
         'corpus': json.load(open(os.path.join(HERE, 'corpus.json')))['settings'],
         'loss_curve': hist,
         'weights': 'EMA',

@@ -100,7 +100,7 @@ def main():
     params = list(unet.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), weight_decay=0.01)
     ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
-    step, history, wall_before = 0, [], 0.0
+    step, history, wall_before, runs = 0, [], 0.0, []
     if args.resume and os.path.exists(ckpt):
         ck = torch.load(ckpt)
         unet.load_state_dict(ck['unet'])
@@ -109,12 +109,14 @@ def main():
         ema_text.load_state_dict(ck['ema_text'])
         opt.load_state_dict(ck['opt'])
         step, history, wall_before = ck['step'], ck['history'], ck['wall_seconds']
+        runs = ck.get('runs', [])
         rng.setstate(ck['py_rng'])
         torch.set_rng_state(ck['torch_rng'])
         log(f'resumed at step {step}')
     log(f'unet params {count_params(unet)}, text params {count_params(text)}, vocab {len(tok.vocab)}, '
         f'images {len(items)}, args {vars(args)}')
 
+    runs.append({'from_step': step, 'args': vars(args)})
     acp = alphas_cumprod().float()
     settings = dict(vars(args), optimizer='AdamW(betas=(0.9,0.999), weight_decay=0.01)',
                     lr_schedule=f'linear warmup {args.warmup} steps then constant',
@@ -125,7 +127,7 @@ def main():
         ck = dict(unet=unet.state_dict(), text=text.state_dict(), ema_unet=ema_unet.state_dict(),
                   ema_text=ema_text.state_dict(), opt=opt.state_dict(), step=step, history=history,
                   wall_seconds=wall_before + time.time() - t_start, py_rng=rng.getstate(),
-                  torch_rng=torch.get_rng_state(), vocab=tok.vocab, settings=settings)
+                  torch_rng=torch.get_rng_state(), vocab=tok.vocab, settings=settings, runs=runs)
         torch.save(ck, ckpt + '.tmp')
         os.replace(ckpt + '.tmp', ckpt)
 
