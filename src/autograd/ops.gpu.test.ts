@@ -1,0 +1,171 @@
+// Op wrappers through the tape on a real device: small graphs of linear/matmul, norms, softmax, concat and
+// split, MSE, whose GPU gradients must match finite differences of float64 compositions of the references.
+import { describe, expect, it } from 'vitest';
+import { testGpu } from '../gpu/testing';
+import type { Conv2dShape } from '../kernels/conv2d';
+import { conv2dRef } from '../kernels/conv2d.ref';
+import { unaryRef } from '../kernels/elementwise.ref';
+import { groupNormRef } from '../kernels/groupnorm.ref';
+import { layerNormRef } from '../kernels/layernorm.ref';
+import { mseLossRef } from '../kernels/loss.ref';
+import { linearRef, matmulRef } from '../kernels/matmul.ref';
+import { softmaxRef } from '../kernels/softmax.ref';
+import { randn, rng } from '../kernels/testing';
+import { Engine } from '../tensor/engine';
+import type { Tensor } from '../tensor/tensor';
+import {
+  concat,
+  conv2d,
+  groupNorm,
+  layerNorm,
+  linear,
+  matmul,
+  mseLoss,
+  mul,
+  reshape,
+  silu,
+  softmax,
+  split,
+  sum,
+} from './ops';
+import { backward, tapeLength } from './tape';
+import { finiteDifferenceGrads, leaf, relativeError } from './testing';
+
+const GRAD_RTOL = 2e-3;
+const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
+const dot = (a: Float64Array, b: ArrayLike<number>) => a.reduce((s, v, i) => s + v * b[i], 0);
+
+/** Runs forward + backward on leaves made from `init` and checks every wanted gradient against FD. */
+async function checkGradients(
+  e: Engine,
+  init: { name: string; values: Float32Array; shape: number[]; grad?: boolean }[],
+  lossRef: (p: Float64Array[]) => number,
+  forward: (p: Tensor[]) => Promise<Tensor>,
+): Promise<Tensor[]> {
+  const params = init.map((p) => leaf(e, p.values, p.shape, p.name, p.grad ?? true));
+  const loss = await e.scope(() => forward(params));
+  const fd = finiteDifferenceGrads(
+    lossRef,
+    init.map((p) => f64(p.values)),
+  );
+  expect((await loss.read())[0]).toBeCloseTo(lossRef(init.map((p) => f64(p.values))), 4);
+  await backward(loss);
+  expect(tapeLength(e)).toBe(0);
+  for (const [i, p] of params.entries()) {
+    if (!p.requiresGrad) {
+      expect(p.grad, p.label).toBeUndefined();
+      continue;
+    }
+    expect(relativeError(await p.grad!.read(), fd[i]), `d${p.label}`).toBeLessThan(GRAD_RTOL);
+  }
+  loss.release();
+  return params;
+}
+
+/** Records the labels of every dispatch fn makes. */
+async function dispatchLabels(e: Engine, fn: () => Promise<void>): Promise<string[]> {
+  const labels: string[] = [];
+  const device = e.device;
+  const original = device.createBindGroup;
+  device.createBindGroup = (d: GPUBindGroupDescriptor) => {
+    labels.push(d.label ?? '');
+    return original.call(device, d);
+  };
+  try {
+    await fn();
+  } finally {
+    device.createBindGroup = original;
+  }
+  return labels;
+}
+
+describe('autograd ops', () => {
+  it('linear → silu → linear → mse: gradients match; a frozen layer launches no dW/dbias', async () => {
+    const e = await engine();
+    const rand = rng(21);
+    const [rows, i, h, o] = [5, 7, 6, 3];
+    const init = (frozen: boolean) => [
+      { name: 'x', values: randn(rand, rows * i), shape: [rows, i] },
+      { name: 'w1', values: randn(rand, h * i, 0.4), shape: [h, i], grad: !frozen },
+      { name: 'b1', values: randn(rand, h, 0.1), shape: [h], grad: !frozen },
+      { name: 'w2', values: randn(rand, o * h, 0.4), shape: [o, h] },
+      { name: 'b2', values: randn(rand, o, 0.1), shape: [o] },
+      { name: 'target', values: randn(rand, rows * o), shape: [rows, o], grad: false },
+    ];
+    const lossRef = ([x, w1, b1, w2, b2, t]: Float64Array[]) =>
+      mseLossRef(linearRef(unaryRef('silu', linearRef(x, w1, b1, rows, i, h)), w2, b2, rows, h, o), t);
+    const forward = async ([x, w1, b1, w2, b2, t]: Tensor[]) =>
+      mseLoss(await linear(await silu(await linear(x, w1, b1)), w2, b2), t);
+    const counts: number[] = [];
+    for (const frozen of [false, true]) {
+      const labels = await dispatchLabels(e, async () => {
+        await checkGradients(e, init(frozen), lossRef, forward);
+      });
+      counts.push(labels.filter((l) => l.startsWith('matmul')).length);
+    }
+    // Frozen w1, b1: exactly the dW1 product and the dbias1 reduction disappear.
+    expect(counts[0] - counts[1]).toBe(2);
+    e.destroy();
+  });
+
+  it('conv → groupNorm → silu: gradients match', async () => {
+    const e = await engine();
+    const rand = rng(22);
+    const cs: Conv2dShape = { batch: 2, cin: 3, h: 4, w: 3, cout: 4, kh: 3, kw: 3, stride: 1, pad: 1 };
+    const gs = { batch: 2, channels: 4, h: 4, w: 3, groups: 2, eps: 1e-5 };
+    const n = 2 * 4 * 4 * 3;
+    const r = randn(rand, n);
+    const init = [
+      { name: 'x', values: randn(rand, 2 * 3 * 4 * 3), shape: [2, 3, 4, 3] },
+      { name: 'w', values: randn(rand, 4 * 3 * 9, 0.3), shape: [4, 3, 3, 3] },
+      { name: 'gamma', values: randn(rand, 4, 0.5).map((v) => 1 + v), shape: [4] },
+      { name: 'beta', values: randn(rand, 4, 0.5), shape: [4] },
+      { name: 'r', values: r, shape: [2, 4, 4, 3], grad: false },
+    ];
+    const lossRef = ([x, w, gamma, beta]: Float64Array[]) =>
+      dot(unaryRef('silu', groupNormRef(conv2dRef(x, w, undefined, cs), gamma, beta, gs).y), r);
+    await checkGradients(e, init, lossRef, async ([x, w, gamma, beta, rt]) => {
+      const y = await groupNorm(await conv2d(x, w, undefined, { padding: 1 }), gamma, beta, { groups: 2 });
+      return sum(await mul(await silu(y), rt));
+    });
+    e.destroy();
+  });
+
+  it('layerNorm → softmax → batched matmuls → split/concat: gradients match', async () => {
+    const e = await engine();
+    const rand = rng(23);
+    const [b, t, d, n, t2] = [2, 3, 4, 5, 6];
+    const r = randn(rand, b * t * t2);
+    const init = [
+      { name: 'x', values: randn(rand, b * t * d), shape: [b, t, d] },
+      { name: 'gamma', values: randn(rand, d, 0.3).map((v) => 1 + v), shape: [d] },
+      { name: 'beta', values: randn(rand, d, 0.3), shape: [d] },
+      { name: 'w', values: randn(rand, d * n), shape: [d, n] },
+      { name: 'u', values: randn(rand, b * t2 * n), shape: [b, t2, n] },
+    ];
+    const lossRef = ([x, gamma, beta, w, u]: Float64Array[]) => {
+      const h = softmaxRef(layerNormRef(x, gamma, beta, { rows: b * t, dim: d, eps: 1e-5 }).y, b * t, d);
+      const y = matmulRef(h, w, { m: t, n, k: d, batch: b, broadcastB: true });
+      const z = matmulRef(y, u, { m: t, n: t2, k: n, batch: b, transposeB: true });
+      // split the last dim into [2, 4] and concatenate the pieces in reverse order
+      const swapped = z.map((_, idx) => {
+        const row = Math.floor(idx / t2);
+        const c = idx % t2;
+        return z[row * t2 + (c < 4 ? c + 2 : c - 4)];
+      });
+      return dot(swapped, r);
+    };
+    await checkGradients(e, init, lossRef, async ([x, gamma, beta, w, u]) => {
+      const h = await softmax(await layerNorm(x, gamma, beta));
+      const z = await matmul(await matmul(h, w), u, { transposeB: true });
+      const [first, second] = await split(z, [2, 4], -1);
+      const rt = e.fromArray(r, [b, t, t2]);
+      return sum(reshape(await mul(await concat([second, first], 2), rt), [-1]));
+    });
+    e.destroy();
+  });
+});
+
+async function engine(): Promise<Engine> {
+  return new Engine(await testGpu());
+}
