@@ -8,8 +8,11 @@ let server: PreviewServer | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   if (!process.env.LORA2_E2E_SKIP_BUILD || !existsSync('dist/index.html')) {
+    // Vitest sets NODE_ENV=test, which would make Vite build React's development bundle with
+    // import.meta.env.PROD false (no service worker); e2e tests the production build.
     execFileSync(process.execPath, ['node_modules/vite/bin/vite.js', 'build', '--logLevel', 'warn'], {
       stdio: 'inherit',
+      env: { ...process.env, NODE_ENV: 'production' },
     });
   }
   server = await preview({ preview: { port: 0, host: '127.0.0.1', strictPort: false }, logLevel: 'warn' });

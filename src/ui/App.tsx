@@ -1,25 +1,106 @@
-// The studio shell: header, GPU status, and the workspace.
+// The studio shell: header with tabs and compact status (model, offline, GPU), page-wide messages, and the
+// Train / Generate / Sessions views, each behind an error boundary.
 import { useEffect } from 'react';
-import { GpuPanel } from './GpuPanel';
+import { loadCapabilities, loadModel } from './actions/model';
+import { ErrorBoundary } from './ErrorBoundary';
+import { ErrorBox } from './ErrorBox';
+import { GenerateView } from './GenerateView';
+import { GpuPanel, GpuUnavailable } from './GpuPanel';
 import { useGpuStore } from './gpuStore';
+import { SessionsView } from './SessionsView';
+import { dismissNotice, setTab, useStudio, type Tab } from './studioStore';
+import { TrainView } from './TrainView';
+
+const TABS: { id: Tab; label: string }[] = [
+  { id: 'train', label: 'Train' },
+  { id: 'generate', label: 'Generate' },
+  { id: 'sessions', label: 'Sessions' },
+];
+
+function ModelChip() {
+  const model = useStudio((s) => s.model);
+  const text = {
+    idle: 'Model: waiting for GPU',
+    loading: 'Loading model…',
+    ready: model.info
+      ? `${model.info.name} · ${model.info.resolution} px · ${model.info.layers.length} LoRA layers`
+      : '',
+    missing: 'Trainer not built yet',
+    error: 'Model failed to load',
+  }[model.phase];
+  const dot = { idle: 'pending', loading: 'pending', ready: 'ok', missing: 'off', error: 'bad' }[model.phase];
+  return (
+    <span className="chip" data-testid="model-chip" data-phase={model.phase} title={model.error?.message}>
+      <i className={`dot ${dot}`} /> {text}
+    </span>
+  );
+}
 
 export function App() {
   const start = useGpuStore((s) => s.start);
+  const gpuPhase = useGpuStore((s) => s.phase);
+  const tab = useStudio((s) => s.tab);
+  const notice = useStudio((s) => s.notice);
+  const offline = useStudio((s) => s.offlineReady);
   useEffect(() => {
     void start();
+    void loadCapabilities();
   }, [start]);
+  useEffect(() => {
+    if (gpuPhase === 'ready') void loadModel();
+  }, [gpuPhase]);
+
   return (
     <div className="app">
       <header>
-        <h1>
-          LoRA<sup>2</sup> Studio
-        </h1>
-        <p className="tagline">
-          Adaptive-rank LoRA fine-tuning, in your browser, on your GPU. Nothing is uploaded.
-        </p>
+        <div className="brand">
+          <h1>
+            LoRA<sup>2</sup> Studio
+          </h1>
+          <p className="tagline">Adaptive-rank LoRA in your browser. Nothing is uploaded.</p>
+        </div>
+        <nav className="tabs" role="tablist">
+          {TABS.map((t) => (
+            <button
+              key={t.id}
+              role="tab"
+              aria-selected={tab === t.id}
+              className={tab === t.id ? 'active' : ''}
+              data-testid={`tab-${t.id}`}
+              onClick={() => setTab(t.id)}
+            >
+              {t.label}
+            </button>
+          ))}
+        </nav>
+        <div className="status">
+          <ModelChip />
+          {offline ? (
+            <span
+              className="chip"
+              data-testid="offline-ready"
+              title="The app, its WebAssembly and the default model are cached"
+            >
+              <i className="dot ok" /> offline ready
+            </span>
+          ) : null}
+          <GpuPanel />
+        </div>
       </header>
       <main>
-        <GpuPanel />
+        <GpuUnavailable />
+        {notice ? (
+          <ErrorBox
+            key={notice.id}
+            error={notice}
+            testId="notice"
+            onDismiss={dismissNotice}
+            tone={notice.info ? 'info' : 'error'}
+          />
+        ) : null}
+        <ErrorBoundary area={`The ${tab} view`} key={tab}>
+          {tab === 'train' ? <TrainView /> : tab === 'generate' ? <GenerateView /> : <SessionsView />}
+        </ErrorBoundary>
       </main>
     </div>
   );

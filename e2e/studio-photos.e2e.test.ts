@@ -1,0 +1,94 @@
+// Photos in Chromium: real PNG/JPEG/WebP files dropped and picked, rejected files each get a message,
+// EXIF orientation is applied, thumbnails and the crop preview appear, remove works.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { launchStudio, screenshot, type Studio } from './support/browser';
+import {
+  blobPng,
+  dropFiles,
+  emojiPng,
+  encodePng,
+  renderInPage,
+  withExifOrientation,
+  type TestFile,
+} from './support/images';
+import { openStudio, SCREENSHOTS } from './support/studio';
+
+describe('studio photos', () => {
+  let studio: Studio;
+  beforeAll(async () => {
+    studio = await launchStudio(inject('baseURL'));
+  });
+  afterAll(async () => {
+    await studio?.close();
+  });
+
+  it('accepts JPEG/PNG/WebP, rejects the rest with a message per file, respects EXIF orientation', async () => {
+    const page = await openStudio(studio);
+    const jpeg = await renderInPage(page, 160, 96, 'image/jpeg');
+    const webp = await renderInPage(page, 120, 120, 'image/webp');
+    const files: TestFile[] = [
+      emojiPng('1f436'),
+      emojiPng('1f415'),
+      { name: 'garden.png', mimeType: 'image/png', buffer: blobPng(200, 150, 140) },
+      { name: 'rotated.jpg', mimeType: 'image/jpeg', buffer: withExifOrientation(jpeg, 6) },
+      { name: 'square.webp', mimeType: 'image/webp', buffer: webp },
+      { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('these are not pixels') },
+      { name: 'tiny.png', mimeType: 'image/png', buffer: encodePng(20, 20, () => [200, 0, 0, 255]) },
+      {
+        name: 'broken.png',
+        mimeType: 'image/png',
+        buffer: Buffer.concat([blobPng(100, 100, 10).subarray(0, 60), Buffer.alloc(40, 7)]),
+      },
+      {
+        name: 'anim.gif',
+        mimeType: 'image/gif',
+        buffer: Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'binary'),
+      },
+    ];
+    await dropFiles(page, '[data-testid="dropzone"]', files);
+
+    const thumbs = page.getByTestId('photo-thumb');
+    await expect.poll(() => thumbs.count(), { timeout: 30_000 }).toBe(5);
+    await page.locator('.dropzone strong', { hasText: 'Drop photos here' }).waitFor();
+    const notes = await page.getByTestId('photo-note').allTextContents();
+    expect(notes).toHaveLength(4);
+    expect(notes.join('\n')).toMatch(/notes\.txt is not an image/);
+    expect(notes.join('\n')).toMatch(/tiny\.png is 20×20 px; photos need at least 64 px/);
+    expect(notes.join('\n')).toMatch(/broken\.png could not be decoded/);
+    expect(notes.join('\n')).toMatch(/anim\.gif is a GIF image/);
+
+    // EXIF orientation 6 (rotate 90° clockwise): a 160×96 frame is a 96×160 photo.
+    const rotated = page.locator('[data-testid="photo-thumb"][title^="rotated.jpg"]');
+    expect(await rotated.getAttribute('title')).toMatch(/96×160/);
+    expect(
+      await page.locator('[data-testid="photo-thumb"][title^="square.webp"]').getAttribute('title'),
+    ).toMatch(/120×120/);
+
+    // The crop preview of the rotated photo: the center square at the model's resolution.
+    await rotated.locator('img').click();
+    const caption = page.getByTestId('crop-caption');
+    await expect.poll(() => caption.textContent()).toMatch(/^96×160 → (\d+)×\1$/);
+    // The red marker was the frame's top-left corner; after rotation it is top-right, outside the center
+    // square, so the crop shows no red at its top-left.
+    const topLeft = await page.evaluate(() => {
+      const c = document.querySelector<HTMLCanvasElement>('[data-testid="crop-preview"] canvas')!;
+      return [...c.getContext('2d')!.getImageData(1, 1, 1, 1).data];
+    });
+    expect(topLeft[0] > 200 && topLeft[1] < 80, `top-left pixel ${topLeft}`).toBe(false);
+    expect(await page.getByTestId('photo-count').textContent()).toBe('5 photos.');
+    await screenshot(page, 'train-photos', SCREENSHOTS);
+  });
+
+  it('adds through the file picker, refuses duplicates, and removes', async () => {
+    const { page } = studio;
+    const thumbs = page.getByTestId('photo-thumb');
+    await page.getByTestId('photo-input').setInputFiles([emojiPng('1f408'), emojiPng('1f436')]);
+    await expect.poll(() => thumbs.count(), { timeout: 30_000 }).toBe(6);
+    expect(await page.getByTestId('photo-note').allTextContents()).toEqual([
+      expect.stringMatching(/1f436\.png is already in this session/),
+    ]);
+    await page.getByRole('button', { name: 'Remove 1f408.png' }).click();
+    await expect.poll(() => thumbs.count()).toBe(5);
+    expect(await page.locator('[data-testid="photo-thumb"][title^="1f408.png"]').count()).toBe(0);
+  });
+});

@@ -1,0 +1,223 @@
+// Generate: prompt, seed, steps, guidance, LoRA strength and sampler; the session's LoRA or the base
+// model; every image is kept in the session's gallery in IndexedDB.
+import { useState } from 'react';
+import type { GenerateRequest } from '../../workers/api';
+import { generateImage, removeSample } from './actions/generate';
+import { fileStem } from './actions/session';
+import { saveBlob } from './download';
+import { ErrorBox } from './ErrorBox';
+import { describeError, TrainerMissingError } from './errorText';
+import { isTraining, useStudio, type SampleItem } from './studioStore';
+
+function Field({ label, children }: { label: string; children: React.ReactNode }) {
+  return (
+    <label className="field">
+      <span className="label">{label}</span>
+      {children}
+    </label>
+  );
+}
+
+export function GenerateView() {
+  const session = useStudio((s) => s.session);
+  const caps = useStudio((s) => s.caps);
+  const gen = useStudio((s) => s.generating);
+  const samples = useStudio((s) => s.samples);
+  const training = useStudio((s) => isTraining(s.train.phase));
+  const trained = (session?.step ?? 0) > 0;
+  const [form, setForm] = useState(() => ({
+    prompt: session?.settings.prompt ?? '',
+    negativePrompt: '',
+    seed: 0,
+    steps: 25,
+    guidance: 5,
+    loraStrength: 1,
+    sampler: 'ddim' as GenerateRequest['sampler'],
+    useLora: true,
+  }));
+  const set = (patch: Partial<typeof form>) => setForm((f) => ({ ...f, ...patch }));
+  const canGenerate = caps?.has('generate') ?? false;
+  const latest = samples.find((s) => s.n === gen.latest);
+  const gallery = [...samples].reverse();
+
+  const submit = () =>
+    void generateImage({
+      prompt: form.prompt,
+      negativePrompt: form.negativePrompt || undefined,
+      seed: form.seed,
+      steps: form.steps,
+      guidance: form.guidance,
+      sampler: form.sampler,
+      sessionId: form.useLora && trained ? session?.id : undefined,
+      loraStrength: form.useLora ? form.loraStrength : 0,
+    });
+
+  return (
+    <div className="generate-view" data-testid="generate-view">
+      <section className="panel gen-form">
+        <h2>Generate</h2>
+        <Field label="Prompt">
+          <textarea
+            rows={2}
+            value={form.prompt}
+            data-testid="gen-prompt"
+            onChange={(e) => set({ prompt: e.target.value })}
+          />
+        </Field>
+        <Field label="Negative prompt">
+          <input
+            type="text"
+            value={form.negativePrompt}
+            onChange={(e) => set({ negativePrompt: e.target.value })}
+          />
+        </Field>
+        <div className="grid2">
+          <Field label="Seed">
+            <span className="with-button">
+              <input
+                type="number"
+                value={form.seed}
+                data-testid="gen-seed"
+                onChange={(e) => set({ seed: Math.max(0, Math.floor(Number(e.target.value) || 0)) })}
+              />
+              <button
+                className="ghost small"
+                title="Random seed"
+                onClick={() => set({ seed: Math.floor(Math.random() * 2 ** 31) })}
+              >
+                Random
+              </button>
+            </span>
+          </Field>
+          <Field label="Steps">
+            <input
+              type="number"
+              min={1}
+              max={200}
+              value={form.steps}
+              onChange={(e) => set({ steps: Math.max(1, Math.floor(Number(e.target.value) || 1)) })}
+            />
+          </Field>
+          <Field label={`Guidance ${form.guidance.toFixed(1)}`}>
+            <input
+              type="range"
+              min={1}
+              max={15}
+              step={0.5}
+              value={form.guidance}
+              onChange={(e) => set({ guidance: Number(e.target.value) })}
+            />
+          </Field>
+          <Field label="Sampler">
+            <select
+              value={form.sampler}
+              onChange={(e) => set({ sampler: e.target.value as GenerateRequest['sampler'] })}
+            >
+              <option value="ddim">DDIM</option>
+              <option value="euler-a">Euler ancestral</option>
+            </select>
+          </Field>
+        </div>
+        <label className="switch">
+          <input
+            type="checkbox"
+            checked={form.useLora && trained}
+            disabled={!trained}
+            onChange={(e) => set({ useLora: e.target.checked })}
+          />
+          <span className="track" />
+          <span>
+            Use this session’s LoRA{' '}
+            <small>{trained ? `trained to step ${session?.step}` : 'not trained yet: base model'}</small>
+          </span>
+        </label>
+        <Field label={`LoRA strength ${form.loraStrength.toFixed(2)}`}>
+          <input
+            type="range"
+            min={0}
+            max={1.5}
+            step={0.05}
+            value={form.loraStrength}
+            disabled={!form.useLora || !trained}
+            onChange={(e) => set({ loraStrength: Number(e.target.value) })}
+          />
+        </Field>
+        <button
+          className="primary"
+          onClick={submit}
+          disabled={!canGenerate || gen.busy || training || !form.prompt.trim()}
+          data-testid="generate"
+        >
+          {gen.busy ? `Sampling ${gen.step}/${gen.total}…` : 'Generate'}
+        </button>
+        {training ? <p className="hint warning">The GPU is busy training; pause to generate.</p> : null}
+        {caps && !canGenerate ? (
+          <ErrorBox
+            tone="info"
+            testId="generate-unavailable"
+            error={describeError(new TrainerMissingError('generate'))}
+          />
+        ) : null}
+        {gen.error ? <ErrorBox error={gen.error} testId="generate-error" /> : null}
+      </section>
+      <section className="panel gen-result">
+        {gen.busy ? (
+          <div className="progress">
+            <div className="track">
+              <i style={{ width: `${gen.total ? (100 * gen.step) / gen.total : 0}%` }} />
+            </div>
+          </div>
+        ) : null}
+        {latest ? (
+          <figure className="result">
+            <img src={latest.url} alt={latest.prompt} className="pixelated" />
+            <figcaption>{caption(latest)}</figcaption>
+          </figure>
+        ) : (
+          <p className="muted">Your image appears here.</p>
+        )}
+      </section>
+      <section className="panel gallery" data-testid="gallery">
+        <h2>
+          Gallery <span className="count">{gallery.length}</span>
+        </h2>
+        {gallery.length === 0 ? (
+          <p className="muted">Generated images and training previews of this session are kept here.</p>
+        ) : null}
+        <div className="sample-grid large">
+          {gallery.map((s) => (
+            <figure key={s.n} data-testid="gallery-item">
+              <img src={s.url} alt={s.prompt} className="pixelated" />
+              <figcaption>{caption(s)}</figcaption>
+              <div className="actions">
+                <button
+                  className="icon"
+                  title="Download PNG"
+                  onClick={() => saveBlob(s.blob, `${fileStem(s.prompt || 'sample')}-${s.n}.png`)}
+                >
+                  ⤓
+                </button>
+                <button
+                  className="icon"
+                  title="Delete"
+                  aria-label="Delete sample"
+                  onClick={() => void removeSample(s.n)}
+                >
+                  ×
+                </button>
+              </div>
+            </figure>
+          ))}
+        </div>
+      </section>
+    </div>
+  );
+}
+
+function caption(s: SampleItem): string {
+  if (s.kind === 'preview') return `preview · step ${s.step}`;
+  const r = s.request;
+  return r
+    ? `${r.prompt} · seed ${r.seed} · ${r.steps} steps · ${r.sampler}${r.sessionId ? ` · LoRA ${r.loraStrength}` : ''}`
+    : s.prompt;
+}

@@ -1,0 +1,150 @@
+// Subject photos: drop zone and file picker, per-file messages, thumbnails with remove, the count advice,
+// and a crop preview of the selected photo at the model's training resolution.
+import { useEffect, useRef, useState, type DragEvent } from 'react';
+import {
+  ACCEPTED_TYPES,
+  centerSquareCrop,
+  photoCountAdvice,
+  PHOTO_LIMITS,
+  toTrainingImage,
+} from '../train/photos';
+import { formatBytes } from '../train/sessionStore';
+import { addPhotoFiles, dismissPhotoNote, modelResolution, removePhoto, selectPhoto } from './actions/photos';
+import { useStudio, type PhotoItem } from './studioStore';
+
+export function PhotosPanel() {
+  const photos = useStudio((s) => s.photos);
+  const notes = useStudio((s) => s.photoNotes);
+  const busy = useStudio((s) => s.photosBusy);
+  const selected = useStudio((s) => s.selectedPhoto);
+  const [over, setOver] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  const advice = photoCountAdvice(photos.length);
+  const full = photos.length >= PHOTO_LIMITS.maxCount;
+
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    setOver(false);
+    void addPhotoFiles([...e.dataTransfer.files]);
+  };
+
+  return (
+    <section className="panel photos" data-testid="photos-panel">
+      <h2>
+        Photos <span className="count">{photos.length}</span>
+      </h2>
+      <div
+        className={`dropzone${over ? ' over' : ''}${full ? ' disabled' : ''}`}
+        data-testid="dropzone"
+        role="button"
+        tabIndex={0}
+        onClick={() => input.current?.click()}
+        onKeyDown={(e) => (e.key === 'Enter' || e.key === ' ') && input.current?.click()}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setOver(true);
+        }}
+        onDragLeave={() => setOver(false)}
+        onDrop={onDrop}
+      >
+        <strong>{busy ? `Reading ${busy} photo${busy > 1 ? 's' : ''}…` : 'Drop photos here'}</strong>
+        <span>or click to choose · JPEG, PNG, WebP · up to {formatBytes(PHOTO_LIMITS.maxBytes)} each</span>
+        <input
+          ref={input}
+          type="file"
+          multiple
+          accept={ACCEPTED_TYPES}
+          hidden
+          data-testid="photo-input"
+          onChange={(e) => {
+            void addPhotoFiles([...(e.target.files ?? [])]);
+            e.target.value = '';
+          }}
+        />
+      </div>
+      <p className={`hint ${advice.level}`} data-testid="photo-count">
+        {advice.message}
+      </p>
+      {notes.length > 0 ? (
+        <ul className="notes" data-testid="photo-notes">
+          {notes.map((n) => (
+            <li key={n.id} className={n.level} data-testid="photo-note">
+              <span>{n.message}</span>
+              <button className="icon" aria-label="Dismiss" onClick={() => dismissPhotoNote(n.id)}>
+                ×
+              </button>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      <div className="thumbs">
+        {photos.map((p) => (
+          <figure
+            key={p.n}
+            className={p.n === selected ? 'selected' : ''}
+            data-testid="photo-thumb"
+            title={`${p.name} · ${p.width}×${p.height} · ${formatBytes(p.bytes)}`}
+          >
+            <img src={p.thumbUrl} alt={p.name} onClick={() => selectPhoto(p.n)} />
+            <button className="remove" aria-label={`Remove ${p.name}`} onClick={() => void removePhoto(p.n)}>
+              ×
+            </button>
+          </figure>
+        ))}
+      </div>
+      {photos.find((p) => p.n === selected) ? (
+        <CropPreview photo={photos.find((p) => p.n === selected)!} />
+      ) : null}
+    </section>
+  );
+}
+
+/** The photo with its center square marked, and the square as the model will see it. */
+function CropPreview({ photo }: { photo: PhotoItem }) {
+  const resolution = useStudio((s) => s.model.info?.resolution) ?? modelResolution();
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const source = useRef<HTMLImageElement>(null);
+  useEffect(() => {
+    const u = URL.createObjectURL(photo.blob);
+    source.current!.src = u;
+    return () => URL.revokeObjectURL(u);
+  }, [photo.blob]);
+  useEffect(() => {
+    let live = true;
+    void toTrainingImage(photo.blob, photo.name, resolution).then((img) => {
+      const c = canvas.current;
+      if (!live || !c) return;
+      c.width = img.width;
+      c.height = img.height;
+      c.getContext('2d')!.putImageData(
+        new ImageData(new Uint8ClampedArray(img.rgba), img.width, img.height),
+        0,
+        0,
+      );
+    });
+    return () => {
+      live = false;
+    };
+  }, [photo.blob, photo.name, resolution]);
+  const { sx, sy, size } = centerSquareCrop(photo.width, photo.height);
+  const box = {
+    left: `${(100 * sx) / photo.width}%`,
+    top: `${(100 * sy) / photo.height}%`,
+    width: `${(100 * size) / photo.width}%`,
+    height: `${(100 * size) / photo.height}%`,
+  };
+  return (
+    <div className="crop" data-testid="crop-preview" data-resolution={resolution}>
+      <div className="crop-source" style={{ aspectRatio: `${photo.width} / ${photo.height}` }}>
+        <img ref={source} alt="" />
+        <div className="crop-box" style={box} />
+      </div>
+      <div className="crop-result">
+        <canvas ref={canvas} aria-label={`${photo.name} cropped to ${resolution}×${resolution}`} />
+        <span data-testid="crop-caption">
+          {photo.width}×{photo.height} → {resolution}×{resolution}
+        </span>
+      </div>
+    </div>
+  );
+}

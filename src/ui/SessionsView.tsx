@@ -1,0 +1,149 @@
+// Saved sessions: size of each (photos, history, samples, checkpoints), open, export, delete; import a
+// session file; browser storage usage; data left without a session.
+import { useEffect, useRef, useState } from 'react';
+import { formatBytes } from '../train/sessionStore';
+import {
+  cleanOrphans,
+  deleteSession,
+  exportSession,
+  importSession,
+  newSession,
+  openSession,
+  refreshSessions,
+} from './actions/session';
+import { SESSION_FILE_EXTENSION } from '../train/sessionFile';
+import { useStudio, type SessionListItem } from './studioStore';
+
+const date = (t: number) =>
+  t ? new Date(t).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : '–';
+
+function Row({ item, current }: { item: SessionListItem; current: boolean }) {
+  const [confirming, setConfirming] = useState(false);
+  useEffect(() => {
+    if (!confirming) return;
+    const t = setTimeout(() => setConfirming(false), 4000);
+    return () => clearTimeout(t);
+  }, [confirming]);
+  const s = item.session;
+  return (
+    <tr data-testid="session-row" data-session={s.id} className={current ? 'current' : ''}>
+      <td>
+        <b>{s.name}</b>
+        {current ? <span className="tag">open</span> : null}
+        <div className="muted small">{s.settings.prompt}</div>
+      </td>
+      <td>
+        <span className={`phase ${s.state}`}>{s.state}</span>
+      </td>
+      <td>
+        {s.step} / {s.settings.steps}
+      </td>
+      <td>
+        {s.settings.mode === 'fixed' ? `fixed r=${s.settings.fixedRank}` : `LoRA² ≤${s.settings.maxRank}`}
+      </td>
+      <td>{s.photos.length}</td>
+      <td data-testid="session-bytes">{item.bytes === undefined ? '…' : formatBytes(item.bytes)}</td>
+      <td className="muted small">{date(s.updatedAt)}</td>
+      <td className="actions">
+        <button className="ghost small" onClick={() => void openSession(s.id)} disabled={current}>
+          Open
+        </button>
+        <button className="ghost small" onClick={() => void exportSession(s.id)}>
+          Export
+        </button>
+        {confirming ? (
+          <button
+            className="danger small"
+            data-testid="confirm-delete"
+            onClick={() => void deleteSession(s.id)}
+          >
+            Delete for good
+          </button>
+        ) : (
+          <button className="ghost small" data-testid="delete-session" onClick={() => setConfirming(true)}>
+            Delete
+          </button>
+        )}
+      </td>
+    </tr>
+  );
+}
+
+export function SessionsView() {
+  const sessions = useStudio((s) => s.sessions);
+  const current = useStudio((s) => s.session?.id);
+  const file = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    void refreshSessions();
+  }, []);
+  const total = sessions.items.reduce((a, i) => a + (i.bytes ?? 0), 0);
+  const pct = sessions.quota ? (100 * (sessions.usage ?? 0)) / sessions.quota : 0;
+  return (
+    <div className="sessions-view" data-testid="sessions-view">
+      <section className="panel">
+        <div className="row">
+          <h2>Sessions</h2>
+          <span className="spacer" />
+          <button onClick={() => void newSession()} data-testid="new-session">
+            New session
+          </button>
+          <button className="ghost" onClick={() => file.current?.click()}>
+            Import session…
+          </button>
+          <input
+            ref={file}
+            type="file"
+            hidden
+            accept={`${SESSION_FILE_EXTENSION},application/octet-stream`}
+            data-testid="session-import-input"
+            onChange={(e) => {
+              const f = e.target.files?.[0];
+              if (f) void importSession(f);
+              e.target.value = '';
+            }}
+          />
+        </div>
+        <div className="storage" data-testid="storage-usage">
+          <div className="track">
+            <i style={{ width: `${Math.min(100, pct)}%` }} className={pct > 90 ? 'bad' : ''} />
+          </div>
+          <span>
+            Sessions {formatBytes(total)} · browser storage {formatBytes(sessions.usage ?? 0)} of{' '}
+            {sessions.quota ? formatBytes(sessions.quota) : '?'} used
+          </span>
+        </div>
+        {sessions.orphans.length > 0 ? (
+          <p className="hint warning">
+            Data of {sessions.orphans.length} deleted session{sessions.orphans.length > 1 ? 's' : ''} is left
+            over.{' '}
+            <button className="ghost small" onClick={() => void cleanOrphans()}>
+              Clean up
+            </button>
+          </p>
+        ) : null}
+        <table className="sessions">
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>State</th>
+              <th>Steps</th>
+              <th>Mode</th>
+              <th>Photos</th>
+              <th>Size</th>
+              <th>Updated</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {sessions.items.map((item) => (
+              <Row key={item.session.id} item={item} current={item.session.id === current} />
+            ))}
+          </tbody>
+        </table>
+        {sessions.items.length === 0 && !sessions.loading ? (
+          <p className="muted">No saved sessions.</p>
+        ) : null}
+      </section>
+    </div>
+  );
+}

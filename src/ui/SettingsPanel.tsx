@@ -1,0 +1,195 @@
+// Training settings: prompt with identifier and class word, steps, the LoRA² rank prior (max rank, prior
+// rank r₀, σ) or the fixed-rank baseline, and advanced fields; problems are shown beside each field.
+import { useState, type ReactNode } from 'react';
+import type { TrainSettings } from '../../workers/api';
+import { DEFAULT_TRAIN_SETTINGS, validateTrainSettings, type SettingsField } from '../train/trainSettings';
+import { updateSettings } from './actions/session';
+import { isTraining, useStudio } from './studioStore';
+
+type NumericField = {
+  [K in keyof TrainSettings]: TrainSettings[K] extends number ? K : never;
+}[keyof TrainSettings];
+
+function NumberField({
+  field,
+  label,
+  step,
+  hint,
+  disabled,
+}: {
+  field: NumericField;
+  label: ReactNode;
+  step?: number;
+  hint?: string;
+  disabled?: boolean;
+}) {
+  const value = useStudio((s) => s.settings[field]);
+  // Text state so a half-typed number ("0.", "") is not overwritten while typing.
+  const [text, setText] = useState(String(value));
+  const [shown, setShown] = useState(value);
+  if (!Object.is(shown, value)) {
+    // The value changed from outside (another session, reset to defaults): show it.
+    setShown(value);
+    if (!(Number(text) === value || Number.isNaN(value))) setText(String(value));
+  }
+  return (
+    <label className="field">
+      <span className="label">
+        {label}
+        {hint ? (
+          <i className="help" title={hint}>
+            ?
+          </i>
+        ) : null}
+      </span>
+      <input
+        type="number"
+        step={step ?? 'any'}
+        value={text}
+        disabled={disabled}
+        data-testid={`setting-${field}`}
+        onChange={(e) => {
+          setText(e.target.value);
+          updateSettings({ [field]: e.target.value.trim() === '' ? Number.NaN : Number(e.target.value) });
+        }}
+      />
+      <span className="default">default {DEFAULT_TRAIN_SETTINGS[field]}</span>
+    </label>
+  );
+}
+
+function Issues({
+  fields,
+  issues,
+}: {
+  fields: SettingsField[];
+  issues: ReturnType<typeof validateTrainSettings>;
+}) {
+  const mine = issues.filter((i) => fields.includes(i.field));
+  if (mine.length === 0) return null;
+  return (
+    <ul className="issues">
+      {mine.map((i) => (
+        <li key={i.field + i.message} className={i.level} data-testid={`issue-${i.field}`}>
+          {i.message}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+export function SettingsPanel() {
+  const settings = useStudio((s) => s.settings);
+  const saved = useStudio((s) => s.settingsSaved);
+  const tokens = useStudio((s) => s.model.info?.identifierTokens);
+  const locked = useStudio((s) => isTraining(s.train.phase));
+  const issues = validateTrainSettings(settings, tokens);
+  const fixed = settings.mode === 'fixed';
+
+  return (
+    <section className="panel settings" data-testid="settings-panel">
+      <h2>
+        Training
+        <span className="saved" data-testid="settings-saved" data-saved={String(saved)}>
+          {saved ? 'saved' : 'saving…'}
+        </span>
+      </h2>
+      <fieldset disabled={locked}>
+        <label className="field wide">
+          <span className="label">Prompt</span>
+          <input
+            type="text"
+            value={settings.prompt}
+            spellCheck={false}
+            data-testid="setting-prompt"
+            placeholder="a photo of <v1> dog"
+            onChange={(e) => updateSettings({ prompt: e.target.value })}
+          />
+          <span className="default">
+            identifier {tokens?.slice(0, 2).join(', ') ?? '<v1>'} + a class word (dog, person, mug)
+          </span>
+        </label>
+        <Issues fields={['prompt']} issues={issues} />
+        <div className="grid2">
+          <NumberField field="steps" label="Steps" step={1} />
+          <NumberField field="previewEvery" label="Preview every" step={1} hint="0 = no previews" />
+        </div>
+        <Issues fields={['steps', 'previewEvery']} issues={issues} />
+
+        <label className="switch" data-testid="mode-switch">
+          <input
+            type="checkbox"
+            checked={fixed}
+            data-testid="mode-fixed"
+            onChange={(e) => updateSettings({ mode: e.target.checked ? 'fixed' : 'lora2' })}
+          />
+          <span className="track" />
+          <span>
+            Fixed-rank baseline{' '}
+            <small>{fixed ? 'plain LoRA at one rank' : 'off: LoRA² learns each rank'}</small>
+          </span>
+        </label>
+
+        {fixed ? (
+          <NumberField field="fixedRank" label="Rank r" step={1} />
+        ) : (
+          <div className="grid3">
+            <NumberField
+              field="maxRank"
+              label={
+                <>
+                  Max rank R<sub>max</sub>
+                </>
+              }
+              step={1}
+            />
+            <NumberField
+              field="priorRank"
+              label={<>Prior rank r₀</>}
+              step={1}
+              hint="the rank the prior pulls every layer towards"
+            />
+            <NumberField
+              field="priorSigma"
+              label="Prior σ"
+              step={0.05}
+              hint="smaller = stronger prior (keep ≥ 0.2)"
+            />
+          </div>
+        )}
+        <Issues fields={['fixedRank', 'maxRank', 'priorRank', 'priorSigma']} issues={issues} />
+
+        <details className="advanced">
+          <summary>Advanced</summary>
+          <div className="grid2">
+            <NumberField field="learningRate" label="LR (A, B)" />
+            <NumberField field="rateLearningRate" label="LR (ρ)" disabled={fixed} />
+            <NumberField field="initialRank" label="Initial rank" step={1} disabled={fixed} />
+            <NumberField field="quantile" label="Quantile k" step={0.01} disabled={fixed} />
+            <NumberField field="batchSize" label="Batch size" step={1} />
+            <NumberField field="seed" label="Seed" step={1} />
+            <NumberField field="checkpointEvery" label="Checkpoint every" step={1} />
+          </div>
+          <Issues
+            fields={[
+              'learningRate',
+              'rateLearningRate',
+              'initialRank',
+              'quantile',
+              'batchSize',
+              'seed',
+              'checkpointEvery',
+            ]}
+            issues={issues}
+          />
+          <button
+            className="ghost small"
+            onClick={() => updateSettings({ ...DEFAULT_TRAIN_SETTINGS, prompt: settings.prompt })}
+          >
+            Reset to defaults
+          </button>
+        </details>
+      </fieldset>
+    </section>
+  );
+}

@@ -1,0 +1,74 @@
+// The Train tab: photos and settings on the left, progress and charts in the middle, previews on the right.
+import { newSession, renameSession } from './actions/session';
+import { LossChart } from './charts/LossChart';
+import { RankChart } from './charts/RankChart';
+import { RankHeatmap } from './charts/RankHeatmap';
+import { ErrorBoundary } from './ErrorBoundary';
+import { PhotosPanel } from './PhotosPanel';
+import { SamplesPanel } from './SamplesPanel';
+import { SettingsPanel } from './SettingsPanel';
+import { useStudio } from './studioStore';
+import { TrainControls } from './TrainControls';
+
+function SessionTitle() {
+  const session = useStudio((s) => s.session);
+  return (
+    <div className="session-title">
+      <input
+        key={`${session?.id}:${session?.name}`}
+        defaultValue={session?.name ?? ''}
+        aria-label="Session name"
+        data-testid="session-name"
+        onBlur={(e) => e.target.value !== session?.name && void renameSession(e.target.value)}
+        onKeyDown={(e) => e.key === 'Enter' && (e.target as HTMLInputElement).blur()}
+      />
+      <button className="ghost small" onClick={() => void newSession()}>
+        New
+      </button>
+    </div>
+  );
+}
+
+export function TrainView() {
+  return (
+    <div className="train-view" data-testid="train-view">
+      <aside className="col left">
+        <SessionTitle />
+        <ErrorBoundary area="The photo panel">
+          <PhotosPanel />
+        </ErrorBoundary>
+        <ErrorBoundary area="The settings panel">
+          <SettingsPanel />
+        </ErrorBoundary>
+      </aside>
+      <div className="col center">
+        <ErrorBoundary area="The training controls">
+          <TrainControls />
+        </ErrorBoundary>
+        <section className="panel">
+          <h2>Loss</h2>
+          <ErrorBoundary area="The loss chart">
+            <LossChart />
+          </ErrorBoundary>
+        </section>
+        <section className="panel">
+          <h2>Rank per layer</h2>
+          <ErrorBoundary area="The rank chart">
+            <RankChart />
+          </ErrorBoundary>
+        </section>
+        <section className="panel">
+          <h2>Rank importance heatmap</h2>
+          <ErrorBoundary area="The rank heatmap">
+            <RankHeatmap />
+          </ErrorBoundary>
+        </section>
+      </div>
+      <aside className="col right">
+        <ErrorBoundary area="The previews">
+          <SamplesPanel />
+        </ErrorBoundary>
+      </aside>
+    </div>
+  );
+}

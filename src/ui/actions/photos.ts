@@ -1,0 +1,90 @@
+// Photo actions: decode and validate dropped files one by one (thumbnails appear as they are ready),
+// store each in the session, remove, select for the crop preview.
+import { admitPhotos, decodePhoto, PhotoError } from '../../train/photos';
+import { describeError } from '../errorText';
+import { sessionStore } from '../services';
+import { nextNoteId, showNotice, useStudio, type PhotoNote } from '../studioStore';
+
+/** Resolution assumed for the size check until the model says (the embedded model trains at ≤ 64 px). */
+export const FALLBACK_RESOLUTION = 64;
+
+export function modelResolution(): number {
+  return useStudio.getState().model.info?.resolution ?? FALLBACK_RESOLUTION;
+}
+
+function note(name: string, message: string, level: PhotoNote['level'] = 'error'): PhotoNote {
+  return { id: nextNoteId(), name, message, level };
+}
+
+export async function addPhotoFiles(files: File[]): Promise<void> {
+  const st = useStudio.getState();
+  const session = st.session;
+  if (!session || files.length === 0) return;
+  const notes: PhotoNote[] = [];
+  const fresh = files.filter((f) => {
+    const dup = st.photos.some((p) => p.name === f.name && p.bytes === f.size);
+    if (dup) notes.push(note(f.name, `${f.name} is already in this session.`, 'warning'));
+    return !dup;
+  });
+  const { accepted, message } = admitPhotos(st.photos.length + st.photosBusy, fresh.length);
+  if (message) notes.push(note('', message));
+  const batch = fresh.slice(0, accepted);
+  useStudio.setState((s) => ({ photoNotes: notes, photosBusy: s.photosBusy + batch.length }));
+
+  for (const file of batch) {
+    try {
+      const d = await decodePhoto(file, { resolution: modelResolution() });
+      const blob = file.slice(0, file.size, file.type || `image/${d.format}`);
+      const [n] = await sessionStore.addPhotos(session.id, [
+        { name: file.name, type: blob.type, width: d.width, height: d.height, blob, thumbnail: d.thumbnail },
+      ]);
+      if (useStudio.getState().session?.id !== session.id) continue;
+      useStudio.setState((s) => ({
+        photos: [
+          ...s.photos,
+          {
+            n,
+            name: file.name,
+            type: blob.type,
+            width: d.width,
+            height: d.height,
+            bytes: blob.size,
+            blob,
+            thumbUrl: URL.createObjectURL(d.thumbnail),
+          },
+        ],
+        selectedPhoto: s.selectedPhoto ?? n,
+      }));
+    } catch (e) {
+      if (e instanceof PhotoError) {
+        useStudio.setState((s) => ({ photoNotes: [...s.photoNotes, note(file.name, e.message)] }));
+      } else if ((e as Error)?.name === 'StorageFullError') {
+        showNotice(describeError(e));
+      } else {
+        console.error(e);
+        const msg = `${file.name} could not be read: ${(e as Error)?.message ?? e}`;
+        useStudio.setState((s) => ({ photoNotes: [...s.photoNotes, note(file.name, msg)] }));
+      }
+    } finally {
+      useStudio.setState((s) => ({ photosBusy: s.photosBusy - 1 }));
+    }
+  }
+}
+
+export async function removePhoto(n: number): Promise<void> {
+  const { session, photos, selectedPhoto } = useStudio.getState();
+  if (!session) return;
+  const p = photos.find((x) => x.n === n);
+  const rest = photos.filter((x) => x.n !== n);
+  useStudio.setState({ photos: rest, selectedPhoto: selectedPhoto === n ? rest[0]?.n : selectedPhoto });
+  if (p) URL.revokeObjectURL(p.thumbUrl);
+  try {
+    await sessionStore.removePhoto(session.id, n);
+  } catch (e) {
+    showNotice(describeError(e));
+  }
+}
+
+export const selectPhoto = (n: number) => useStudio.setState({ selectedPhoto: n });
+export const dismissPhotoNote = (id: number) =>
+  useStudio.setState((s) => ({ photoNotes: s.photoNotes.filter((x) => x.id !== id) }));

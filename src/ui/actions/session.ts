@@ -1,0 +1,257 @@
+// Session actions: open the current session at startup, switch, create, rename, delete, export and import
+// whole sessions, and keep settings saved (debounced) so a reload finds them.
+import type { TrainSettings } from '../../../workers/api';
+import { decodePhoto } from '../../train/photos';
+import { formatBytes, type SessionRecord } from '../../train/sessionStore';
+import { SESSION_FILE_EXTENSION } from '../../train/sessionFile';
+import { describeError } from '../errorText';
+import { metrics, sessionStore } from '../services';
+import { isTraining, showNotice, useStudio, type PhotoItem, type SampleItem } from '../studioStore';
+import { saveBlob } from '../download';
+
+const CURRENT_KEY = 'lora2.currentSession';
+const SETTINGS_SAVE_MS = 400;
+
+function report(e: unknown): void {
+  console.error(e);
+  showNotice(describeError(e));
+}
+
+function revokeViews(): void {
+  const { photos, samples } = useStudio.getState();
+  for (const p of photos) URL.revokeObjectURL(p.thumbUrl);
+  for (const s of samples) URL.revokeObjectURL(s.url);
+}
+
+export function sampleItem(
+  n: number,
+  s: Awaited<ReturnType<typeof sessionStore.samples>>[number]['sample'],
+): SampleItem {
+  return {
+    n,
+    kind: s.kind,
+    step: s.step,
+    prompt: s.prompt,
+    request: s.request,
+    width: s.width,
+    height: s.height,
+    createdAt: s.createdAt,
+    blob: s.image,
+    url: URL.createObjectURL(s.image),
+  };
+}
+
+async function loadPhotos(id: string): Promise<PhotoItem[]> {
+  const out: PhotoItem[] = [];
+  for (const { n, photo } of await sessionStore.photos(id)) {
+    let { thumbnail, width, height } = photo;
+    if (!thumbnail || !width) {
+      // Records from older schemas carry no thumbnail or size: decode once more.
+      const file = new File([photo.blob], photo.name, { type: photo.type });
+      const d = await decodePhoto(file, { resolution: 0 }).catch(() => undefined);
+      if (!d) continue;
+      ({ thumbnail, width, height } = d);
+    }
+    out.push({
+      n,
+      name: photo.name,
+      type: photo.type,
+      width,
+      height,
+      bytes: photo.blob.size,
+      blob: photo.blob,
+      thumbUrl: URL.createObjectURL(thumbnail),
+    });
+  }
+  return out;
+}
+
+/** Makes `rec` the open session: photos, samples, settings and charts come from IndexedDB. */
+async function show(rec: SessionRecord): Promise<void> {
+  const [photos, samples, history] = await Promise.all([
+    loadPhotos(rec.id),
+    sessionStore.samples(rec.id),
+    sessionStore.history(rec.id),
+  ]);
+  revokeViews();
+  if (history) metrics.load(history);
+  else metrics.reset();
+  localStorage.setItem(CURRENT_KEY, rec.id);
+  // A record still marked running means the page went away mid-run: offer to resume from its checkpoint.
+  const interrupted = rec.state === 'running' || (rec.state === 'paused' && rec.step > 0);
+  useStudio.setState({
+    session: rec,
+    settings: { ...rec.settings },
+    settingsSaved: true,
+    photos,
+    photoNotes: [],
+    selectedPhoto: photos[0]?.n,
+    samples: samples.map(({ n, sample }) => sampleItem(n, sample)),
+    train: {
+      phase: interrupted ? 'paused' : rec.state === 'done' || rec.state === 'stopped' ? rec.state : 'idle',
+    },
+    resumeOffer: interrupted ? { step: rec.step, reason: 'reload' } : undefined,
+  });
+}
+
+/** Opens the session used last (or the newest, or a new one). */
+export async function initStudio(): Promise<void> {
+  try {
+    const id = localStorage.getItem(CURRENT_KEY);
+    let rec = id ? await sessionStore.get(id) : undefined;
+    rec ??= (await sessionStore.list())[0];
+    rec ??= await sessionStore.create();
+    await show(rec);
+  } catch (e) {
+    report(e);
+  }
+}
+
+function guardTraining(): boolean {
+  if (!isTraining(useStudio.getState().train.phase)) return true;
+  showNotice({ title: 'Training is running', message: 'Pause or stop training first.', action: 'none' });
+  return false;
+}
+
+export async function openSession(id: string): Promise<void> {
+  if (!guardTraining()) return;
+  await flushSettings();
+  try {
+    const rec = await sessionStore.get(id);
+    if (rec) await show(rec);
+    useStudio.setState({ tab: 'train' });
+  } catch (e) {
+    report(e);
+  }
+}
+
+export async function newSession(): Promise<void> {
+  if (!guardTraining()) return;
+  await flushSettings();
+  try {
+    // A new session starts from the current settings: people iterate on one subject.
+    await show(await sessionStore.create({ settings: useStudio.getState().settings }));
+    useStudio.setState({ tab: 'train' });
+    void refreshSessions();
+  } catch (e) {
+    report(e);
+  }
+}
+
+export async function renameSession(name: string): Promise<void> {
+  const s = useStudio.getState().session;
+  if (!s || !name.trim()) return;
+  try {
+    useStudio.setState({ session: await sessionStore.update(s.id, { name: name.trim() }) });
+  } catch (e) {
+    report(e);
+  }
+}
+
+export async function deleteSession(id: string): Promise<void> {
+  const current = useStudio.getState().session?.id;
+  if (id === current && !guardTraining()) return;
+  try {
+    await sessionStore.delete(id);
+    if (id === current) {
+      clearTimeout(saveTimer);
+      const next = (await sessionStore.list())[0] ?? (await sessionStore.create());
+      await show(next);
+    }
+  } catch (e) {
+    report(e);
+  }
+  await refreshSessions();
+}
+
+export async function cleanOrphans(): Promise<void> {
+  for (const id of useStudio.getState().sessions.orphans) await sessionStore.delete(id);
+  await refreshSessions();
+}
+
+export async function refreshSessions(): Promise<void> {
+  useStudio.setState((s) => ({ sessions: { ...s.sessions, loading: true } }));
+  try {
+    const [items, sizes, orphans, est] = await Promise.all([
+      sessionStore.list(),
+      sessionStore.sizes(),
+      sessionStore.orphans(),
+      navigator.storage?.estimate?.().catch(() => undefined),
+    ]);
+    useStudio.setState({
+      sessions: {
+        items: items.map((session) => ({ session, bytes: sizes.get(session.id) ?? 0 })),
+        orphans,
+        usage: est?.usage,
+        quota: est?.quota,
+        loading: false,
+      },
+    });
+  } catch (e) {
+    useStudio.setState((s) => ({ sessions: { ...s.sessions, loading: false } }));
+    report(e);
+  }
+}
+
+// settings
+
+let saveTimer: ReturnType<typeof setTimeout> | undefined;
+let savePending: (() => Promise<void>) | undefined;
+
+export function updateSettings(patch: Partial<TrainSettings>): void {
+  const settings = { ...useStudio.getState().settings, ...patch };
+  useStudio.setState({ settings, settingsSaved: false });
+  clearTimeout(saveTimer);
+  savePending = async () => {
+    savePending = undefined;
+    const s = useStudio.getState().session;
+    if (!s) return;
+    try {
+      const rec = await sessionStore.update(s.id, { settings });
+      if (useStudio.getState().session?.id === rec.id)
+        useStudio.setState({ session: rec, settingsSaved: true });
+    } catch (e) {
+      report(e);
+    }
+  };
+  saveTimer = setTimeout(() => void savePending?.(), SETTINGS_SAVE_MS);
+}
+
+/** Writes settings still waiting for the debounce (before switching sessions or leaving the page). */
+export async function flushSettings(): Promise<void> {
+  clearTimeout(saveTimer);
+  await savePending?.();
+}
+
+// whole-session files
+
+export async function exportSession(id: string): Promise<void> {
+  try {
+    const rec = await sessionStore.get(id);
+    const blob = await sessionStore.exportSession(id);
+    saveBlob(blob, `${fileStem(rec?.name ?? id)}${SESSION_FILE_EXTENSION}`);
+  } catch (e) {
+    report(e);
+  }
+}
+
+export async function importSession(file: File): Promise<void> {
+  try {
+    const rec = await sessionStore.importSession(file);
+    showNotice(
+      {
+        title: 'Session imported',
+        message: `“${rec.name}” (${formatBytes(file.size)}) is in your sessions list.`,
+        action: 'none',
+      },
+      { info: true },
+    );
+  } catch (e) {
+    report(e);
+  }
+  await refreshSessions();
+}
+
+export function fileStem(name: string): string {
+  return name.replace(/[^\w.-]+/g, '-').replace(/^-+|-+$/g, '') || 'session';
+}

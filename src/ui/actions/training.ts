@@ -1,0 +1,271 @@
+// Training actions: start (or resume from the last checkpoint), pause, stop; progress goes to the
+// metrics history every step and to IndexedDB every few seconds; previews become stored samples; a lost
+// device or a reload mid-run turns into a Resume offer. LoRA export/import go through the trainer too.
+import * as Comlink from 'comlink';
+import type { PreviewEvent, TrainingImage, TrainProgress } from '../../../workers/api';
+import { checkPhotoPixels, rgbaToPng, toTrainingImage } from '../../train/photos';
+import { formatBytes, type SessionState } from '../../train/sessionStore';
+import { validateTrainSettings } from '../../train/trainSettings';
+import { saveBlob } from '../download';
+import { describeError } from '../errorText';
+import { metrics, sessionStore } from '../services';
+import { isTraining, showNotice, useStudio, type TrainPhase } from '../studioStore';
+import { throttle } from '../throttle';
+import { trainer } from '../trainerClient';
+import { requireTrainerMethod, trainerCapabilities } from '../trainerCaps';
+import { loadModel } from './model';
+import { fileStem, flushSettings, openSession, sampleItem } from './session';
+
+const HISTORY_SAVE_MS = 5000;
+
+let runSessionId: string | undefined;
+let lastState: TrainProgress['state'] | undefined;
+let lastError: TrainProgress['error'];
+
+const setPhase = (phase: TrainPhase, extra: { message?: string } = {}) =>
+  useStudio.setState({ train: { phase, ...extra } });
+
+/** Writes the charts' history and the session's step (and state) for the run's session. */
+async function persist(state?: SessionState): Promise<void> {
+  const id = runSessionId;
+  if (!id) return;
+  try {
+    await sessionStore.saveHistory(id, metrics.toRecord());
+    const rec = await sessionStore.update(id, {
+      step: metrics.latest?.step ?? 0,
+      ...(state ? { state } : {}),
+    });
+    if (useStudio.getState().session?.id === id) useStudio.setState({ session: rec });
+  } catch (e) {
+    showNotice(describeError(e));
+  }
+}
+
+const saveSoon = throttle(() => void persist(), HISTORY_SAVE_MS);
+
+/** Saves what the charts show when the page goes away (the session stays 'running', so reload offers resume). */
+export function persistOnPageHide(): void {
+  addEventListener('pagehide', () => {
+    if (runSessionId) saveSoon.flush();
+    void flushSettings();
+  });
+}
+
+function onProgress(p: TrainProgress, blocks: ReadonlyMap<string, 'down' | 'mid' | 'up'>): void {
+  if (p.sessionId !== runSessionId) return;
+  metrics.push(p, blocks);
+  saveSoon.call();
+  if (p.state === lastState) return;
+  lastState = p.state;
+  if (p.state === 'running') setPhase('running');
+  if (p.state === 'error') lastError = p.error;
+}
+
+async function onPreview(e: PreviewEvent): Promise<void> {
+  if (e.sessionId !== runSessionId) return;
+  try {
+    const image = await rgbaToPng(e.image.rgba, e.image.width, e.image.height);
+    const sample = {
+      kind: 'preview' as const,
+      step: e.step,
+      prompt: e.prompt,
+      width: e.image.width,
+      height: e.image.height,
+      image,
+    };
+    const n = await sessionStore.addSample(e.sessionId, sample);
+    if (useStudio.getState().session?.id !== e.sessionId) return;
+    const item = sampleItem(n, { ...sample, schemaVersion: 0, createdAt: Date.now() });
+    useStudio.setState((s) => ({ samples: [...s.samples, item] }));
+  } catch (err) {
+    showNotice(describeError(err));
+  }
+}
+
+async function lastCheckpointStep(id: string): Promise<number | undefined> {
+  if (!(await trainerCapabilities()).has('listCheckpoints')) return undefined;
+  const list = await trainer()
+    .listCheckpoints(id)
+    .catch(() => []);
+  return list.length ? Math.max(...list.map((c) => c.step)) : undefined;
+}
+
+async function decodeForTraining(resolution: number): Promise<TrainingImage[]> {
+  const images: TrainingImage[] = [];
+  for (const p of useStudio.getState().photos) images.push(await toTrainingImage(p.blob, p.name, resolution));
+  return images;
+}
+
+/** Why training cannot start now, in words; undefined when it can. */
+function startProblem(): string | undefined {
+  const { model, photos, settings } = useStudio.getState();
+  if (model.phase === 'loading') return 'The model is still loading.';
+  if (!model.info) return model.error?.message ?? 'No model is loaded.';
+  const issue = validateTrainSettings(settings, model.info.identifierTokens).find((i) => i.level === 'error');
+  if (issue) return issue.message;
+  if (photos.length === 0) return 'Add photos of your subject first.';
+  const small = photos
+    .map((p) => checkPhotoPixels(p.name, p.width, p.height, model.info!.resolution))
+    .find(Boolean);
+  return small?.message;
+}
+
+/** Starts training, or resumes it from the session's last checkpoint when there is one. */
+export async function startTraining(): Promise<void> {
+  const st = useStudio.getState();
+  const session = st.session;
+  if (!session || isTraining(st.train.phase)) return;
+  try {
+    await requireTrainerMethod('startTraining');
+    if (st.resumeOffer?.reason === 'device-lost') await loadModel(true);
+    const problem = startProblem();
+    if (problem) {
+      useStudio.setState((s) => ({
+        train: { phase: s.train.phase === 'error' ? 'idle' : s.train.phase, message: problem },
+      }));
+      return;
+    }
+    const model = useStudio.getState().model.info!;
+    setPhase('preparing', { message: 'Preparing photos…' });
+    useStudio.setState({ resumeOffer: undefined });
+    await flushSettings();
+    const settings = useStudio.getState().settings;
+    const images = await decodeForTraining(model.resolution);
+    const resuming = session.step > 0 && (session.state === 'paused' || session.state === 'running');
+    if (!resuming) {
+      metrics.reset(model.layers.map((l) => ({ name: l.name, block: l.block })));
+      await sessionStore.saveHistory(session.id, metrics.toRecord());
+    }
+    runSessionId = session.id;
+    lastState = undefined;
+    lastError = undefined;
+    useStudio.setState({ session: await sessionStore.update(session.id, { state: 'running', settings }) });
+    setPhase('running');
+    const blocks = new Map(model.layers.map((l) => [l.name, l.block]));
+    await trainer().startTraining(
+      session.id,
+      Comlink.transfer(
+        images,
+        images.map((i) => i.rgba.buffer as ArrayBuffer),
+      ),
+      settings,
+      Comlink.proxy((p: TrainProgress) => onProgress(p, blocks)),
+      Comlink.proxy((e: PreviewEvent) => void onPreview(e)),
+    );
+    if (lastState === 'error') throw lastError ?? new Error('Training failed.');
+    await finish(lastState === 'paused' || lastState === 'stopped' ? lastState : 'done');
+  } catch (e) {
+    await fail(e);
+  }
+}
+
+async function finish(state: 'paused' | 'stopped' | 'done'): Promise<void> {
+  saveSoon.cancel();
+  await persist(state);
+  runSessionId = undefined;
+  setPhase(state);
+}
+
+async function fail(e: unknown): Promise<void> {
+  console.error(e);
+  const id = runSessionId ?? useStudio.getState().session?.id;
+  const checkpointStep = id ? await lastCheckpointStep(id).catch(() => undefined) : undefined;
+  const error = describeError(e, { checkpointStep });
+  if (runSessionId) {
+    saveSoon.cancel();
+    // Paused, not failed: the run can continue from its last checkpoint.
+    await persist(metrics.latest ? 'paused' : undefined);
+    runSessionId = undefined;
+  }
+  useStudio.setState({
+    train: { phase: 'error', error },
+    resumeOffer:
+      error.action === 'resume'
+        ? { step: checkpointStep ?? metrics.latest?.step ?? 0, reason: 'device-lost' }
+        : undefined,
+  });
+}
+
+export async function pauseTraining(): Promise<void> {
+  try {
+    await requireTrainerMethod('pause');
+    setPhase('pausing');
+    await trainer().pause();
+  } catch (e) {
+    showNotice(describeError(e));
+  }
+}
+
+export async function stopTraining(): Promise<void> {
+  try {
+    await requireTrainerMethod('stop');
+    setPhase('stopping');
+    await trainer().stop();
+  } catch (e) {
+    showNotice(describeError(e));
+  }
+}
+
+export const dismissResume = () => useStudio.setState({ resumeOffer: undefined });
+
+/** A new session with this one's photos and settings (to train again, or to compare with the baseline). */
+export async function trainAgain(): Promise<void> {
+  const { session, photos, settings } = useStudio.getState();
+  if (!session) return;
+  try {
+    const rec = await sessionStore.create({
+      name: `${session.name} (again)`,
+      settings,
+      modelUrl: session.modelUrl,
+    });
+    const stored = await sessionStore.photos(session.id);
+    await sessionStore.addPhotos(
+      rec.id,
+      stored
+        .filter(({ n }) => photos.some((p) => p.n === n))
+        .map(({ photo: { schemaVersion: _v, addedAt: _a, ...p } }) => p),
+    );
+    await openSession(rec.id);
+  } catch (e) {
+    showNotice(describeError(e));
+  }
+}
+
+// LoRA files
+
+export async function exportLora(format: 'kohya' | 'peft'): Promise<void> {
+  const session = useStudio.getState().session;
+  if (!session) return;
+  try {
+    await requireTrainerMethod('exportLora');
+    const bytes = await trainer().exportLora(session.id, format);
+    const name = `${fileStem(session.name)}-lora2-${format}.safetensors`;
+    saveBlob(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }), name);
+    showNotice(
+      { title: 'LoRA exported', message: `${name} (${formatBytes(bytes.byteLength)})`, action: 'none' },
+      { info: true },
+    );
+  } catch (e) {
+    showNotice(describeError(e));
+  }
+}
+
+export async function importLora(file: File): Promise<void> {
+  const session = useStudio.getState().session;
+  if (!session) return;
+  try {
+    await requireTrainerMethod('importLora');
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    await trainer().importLora(session.id, Comlink.transfer(bytes, [bytes.buffer]));
+    showNotice(
+      {
+        title: 'LoRA imported',
+        message: `${file.name} is now this session's adapter; try it in the Generate tab.`,
+        action: 'none',
+      },
+      { info: true },
+    );
+  } catch (e) {
+    showNotice(describeError(e));
+  }
+}

@@ -1,0 +1,116 @@
+// The studio's UI state (zustand): what each view draws. High-frequency training metrics are not here
+// (see metrics.ts); actions live in src/ui/actions/ and change this state through small named setters.
+import { create } from 'zustand';
+import type { ModelInfo, TrainerMethod, TrainSettings } from '../../workers/api';
+import type { SampleRecord, SessionRecord } from '../train/sessionStore';
+import { DEFAULT_TRAIN_SETTINGS } from '../train/trainSettings';
+import type { ReadableError } from './errorText';
+
+export type Tab = 'train' | 'generate' | 'sessions';
+
+export interface PhotoItem {
+  n: number;
+  name: string;
+  type: string;
+  width: number;
+  height: number;
+  bytes: number;
+  blob: Blob;
+  /** Object URL of the square thumbnail. */
+  thumbUrl: string;
+}
+
+export interface PhotoNote {
+  id: number;
+  name: string;
+  level: 'error' | 'warning';
+  message: string;
+}
+
+export interface SampleItem {
+  n: number;
+  kind: SampleRecord['kind'];
+  step?: number;
+  prompt: string;
+  request?: SampleRecord['request'];
+  width: number;
+  height: number;
+  createdAt: number;
+  blob: Blob;
+  url: string;
+}
+
+export type TrainPhase =
+  'idle' | 'preparing' | 'running' | 'pausing' | 'paused' | 'stopping' | 'stopped' | 'done' | 'error';
+
+export interface SessionListItem {
+  session: SessionRecord;
+  bytes?: number;
+}
+
+export interface StudioState {
+  tab: Tab;
+  caps?: ReadonlySet<TrainerMethod>;
+  model: {
+    phase: 'idle' | 'loading' | 'ready' | 'missing' | 'error';
+    info?: ModelInfo;
+    error?: ReadableError;
+  };
+  session?: SessionRecord;
+  photos: PhotoItem[];
+  photoNotes: PhotoNote[];
+  /** Files still being decoded. */
+  photosBusy: number;
+  selectedPhoto?: number;
+  settings: TrainSettings;
+  settingsSaved: boolean;
+  train: { phase: TrainPhase; error?: ReadableError; message?: string };
+  /** Offered after a reload mid-training or a lost device: resume from the last checkpoint. */
+  resumeOffer?: { step: number; reason: 'reload' | 'device-lost' };
+  samples: SampleItem[];
+  generating: { busy: boolean; step: number; total: number; error?: ReadableError; latest?: number };
+  sessions: { items: SessionListItem[]; usage?: number; quota?: number; orphans: string[]; loading: boolean };
+  /** One page-wide message (a full disk, an import that failed). */
+  notice?: ReadableError & { id: number; info: boolean };
+  offlineReady: boolean;
+}
+
+export const useStudio = create<StudioState>(() => ({
+  tab: 'train',
+  model: { phase: 'idle' },
+  photos: [],
+  photoNotes: [],
+  photosBusy: 0,
+  settings: { ...DEFAULT_TRAIN_SETTINGS },
+  settingsSaved: true,
+  train: { phase: 'idle' },
+  samples: [],
+  generating: { busy: false, step: 0, total: 0 },
+  sessions: { items: [], orphans: [], loading: false },
+  offlineReady: false,
+}));
+
+let noteSeq = 0;
+export const nextNoteId = () => ++noteSeq;
+
+export const setTab = (tab: Tab) => useStudio.setState({ tab });
+
+const INFO_NOTICE_MS = 8000;
+
+/** Shows a page-wide message; one without an action (a confirmation) goes away by itself. */
+export function showNotice(e: ReadableError, opts: { info?: boolean } = {}): void {
+  const id = nextNoteId();
+  useStudio.setState({ notice: { ...e, id, info: opts.info ?? false } });
+  if (opts.info) {
+    setTimeout(() => {
+      if (useStudio.getState().notice?.id === id) useStudio.setState({ notice: undefined });
+    }, INFO_NOTICE_MS);
+  }
+}
+
+export const dismissNotice = () => useStudio.setState({ notice: undefined });
+
+/** True while a run holds the session (switching or deleting it must wait). */
+export function isTraining(phase: TrainPhase): boolean {
+  return phase === 'preparing' || phase === 'running' || phase === 'pausing' || phase === 'stopping';
+}
