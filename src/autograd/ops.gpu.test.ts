@@ -11,6 +11,7 @@ import { mseLossRef } from '../kernels/loss.ref';
 import { linearRef, matmulRef } from '../kernels/matmul.ref';
 import { softmaxRef } from '../kernels/softmax.ref';
 import { randn, rng } from '../kernels/testing';
+import { timestepEmbeddingRef } from '../kernels/timestep.ref';
 import { Engine } from '../tensor/engine';
 import type { Tensor } from '../tensor/tensor';
 import {
@@ -27,6 +28,7 @@ import {
   softmax,
   split,
   sum,
+  timestepEmbedding,
 } from './ops';
 import { backward, tapeLength } from './tape';
 import { finiteDifferenceGrads, leaf, relativeError } from './testing';
@@ -162,6 +164,18 @@ describe('autograd ops', () => {
       const rt = e.fromArray(r, [b, t, t2]);
       return sum(reshape(await mul(await concat([second, first], 2), rt), [-1]));
     });
+    e.destroy();
+  });
+
+  it('timestep embedding: data in, no grad out', async () => {
+    const e = await engine();
+    const ts = [0, 1, 999, 500.5];
+    const t = leaf(e, ts, [4], 't');
+    const y = await timestepEmbedding(t, 10);
+    expect(y.shape).toEqual([4, 10]);
+    expect(y.requiresGrad).toBe(false);
+    expect(tapeLength(e)).toBe(0);
+    expect(relativeError(await y.read(), timestepEmbeddingRef(ts, 10))).toBeLessThan(1e-5);
     e.destroy();
   });
 });

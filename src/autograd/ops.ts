@@ -10,5 +10,6 @@ export * from './ops/norm';
 export * from './ops/reduce';
 export * from './ops/shape';
 export * from './ops/softmax';
+export * from './ops/timestep';
 export * from './ops/transpose';
 export * from './ops/upsample';
