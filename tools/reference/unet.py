@@ -231,6 +231,17 @@ class Upsample2D(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode='nearest'))
 
 
+def spatial_transformers(cfg, channels, heads, count):
+    """The `attentions` list of a cross-attention block: heads of size channels // heads."""
+    return nn.ModuleList(
+        [
+            Transformer2DModel(heads, channels // heads, channels, cfg['norm_num_groups'], cfg['cross_attention_dim'],
+                               cfg['use_linear_projection'])
+            for _ in range(count)
+        ]
+    )
+
+
 class DownBlock(nn.Module):
     """DownBlock2D (cross_attn=False) and CrossAttnDownBlock2D (cross_attn=True)."""
 
@@ -240,16 +251,7 @@ class DownBlock(nn.Module):
         self.resnets = nn.ModuleList(
             [ResnetBlock2D(in_ch if i == 0 else out_ch, out_ch, temb_ch, g, eps) for i in range(num_layers)]
         )
-        if cross_attn:
-            self.attentions = nn.ModuleList(
-                [
-                    Transformer2DModel(heads, out_ch // heads, out_ch, g, cfg['cross_attention_dim'],
-                                       cfg['use_linear_projection'])
-                    for _ in range(num_layers)
-                ]
-            )
-        else:
-            self.attentions = None
+        self.attentions = spatial_transformers(cfg, out_ch, heads, num_layers) if cross_attn else None
         self.downsamplers = nn.ModuleList([Downsample2D(out_ch)]) if add_downsample else None
 
     def forward(self, x, temb, context):
@@ -277,16 +279,7 @@ class UpBlock(nn.Module):
             res_in = prev_out_ch if i == 0 else out_ch
             resnets.append(ResnetBlock2D(res_in + skip_ch, out_ch, temb_ch, g, eps))
         self.resnets = nn.ModuleList(resnets)
-        if cross_attn:
-            self.attentions = nn.ModuleList(
-                [
-                    Transformer2DModel(heads, out_ch // heads, out_ch, g, cfg['cross_attention_dim'],
-                                       cfg['use_linear_projection'])
-                    for _ in range(num_layers)
-                ]
-            )
-        else:
-            self.attentions = None
+        self.attentions = spatial_transformers(cfg, out_ch, heads, num_layers) if cross_attn else None
         self.upsamplers = nn.ModuleList([Upsample2D(out_ch)]) if add_upsample else None
 
     def forward(self, x, skips, temb, context):
@@ -306,9 +299,7 @@ class UNetMidBlock2DCrossAttn(nn.Module):
         super().__init__()
         g, eps = cfg['norm_num_groups'], cfg['norm_eps']
         self.resnets = nn.ModuleList([ResnetBlock2D(ch, ch, temb_ch, g, eps), ResnetBlock2D(ch, ch, temb_ch, g, eps)])
-        self.attentions = nn.ModuleList(
-            [Transformer2DModel(heads, ch // heads, ch, g, cfg['cross_attention_dim'], cfg['use_linear_projection'])]
-        )
+        self.attentions = spatial_transformers(cfg, ch, heads, 1)
 
     def forward(self, x, temb, context):
         x = self.resnets[0](x, temb)
