@@ -184,6 +184,12 @@ ${wgslFlatMain(`let alpha = params.alpha;
   );
 }
 
+/** The table's expression for op; scale without its factor would silently give zeros. */
+function unaryExpr(args: { op: UnaryOp; alpha?: number }, which: keyof UnaryDef): string {
+  if (args.op === 'scale' && args.alpha === undefined) throw new Error('scale needs alpha');
+  return UNARY_OPS[args.op][which];
+}
+
 /** y = op(x) elementwise over n elements (alpha is scale's factor). */
 export async function unary(
   ctx: KernelContext,
@@ -192,7 +198,7 @@ export async function unary(
   await mapFlat(ctx, {
     op: args.op,
     inputs: [{ name: 'x', buffer: args.x }],
-    expr: UNARY_OPS[args.op].forward,
+    expr: unaryExpr(args, 'forward'),
     out: args.y,
     n: args.n,
     alpha: args.alpha,
@@ -219,7 +225,7 @@ export async function unaryBackward(
       { name: 'x', buffer: args.x },
       { name: 'dy', buffer: args.dy },
     ],
-    expr: UNARY_OPS[args.op].backward,
+    expr: unaryExpr(args, 'backward'),
     out: args.dx,
     n: args.n,
     alpha: args.alpha,
