@@ -132,38 +132,45 @@ describe('autograd tape', () => {
     e.destroy();
   });
 
-  it('frees activations and intermediate gradients during backward, not after', async () => {
-    const e = await engine();
-    const n = 4096;
-    const layers = 8;
-    const x = leaf(e, randn(rng(3), n), [n], 'x');
-    const loss = await e.scope(async () => {
-      let h = x;
-      for (let i = 0; i < layers; i++) h = await silu(h);
-      return sum(h);
-    });
-    const afterForward = e.stats().liveBytes;
-    // silu saves its input: x and 7 activations stay for the backward; the last activation was released.
-    expect(afterForward).toBe(bytesOf([x, loss]) + (layers - 1) * sizeClass(4 * n));
-    e.pool.resetPeak();
-    await backward(loss);
-    const s = e.stats();
-    // Keeping every gradient would add `layers` activation-sized buffers; freeing as we go adds ~2.
-    expect(s.peakLiveBytes).toBeLessThanOrEqual(afterForward + 3 * sizeClass(4 * n));
-    expect(s.liveBytes).toBe(bytesOf([x, x.grad, loss]));
-    // The gradient itself: d/dx of Σ silu∘…∘silu(x), chain rule in float64.
-    const ref = Float64Array.from(await x.read(), (v) => {
-      let d = 1;
-      for (let i = 0; i < layers; i++) {
-        const sg = 1 / (1 + Math.exp(-v));
-        d *= sg * (1 + v * (1 - sg));
-        v = v * sg;
-      }
-      return d;
-    });
-    expect(relativeError(await x.grad!.read(), ref)).toBeLessThan(1e-5);
-    e.destroy();
-  });
+  it.each([
+    ['one submit', undefined],
+    ['3 nodes per submit', 3],
+    ['unbatched', 0],
+  ])(
+    'frees activations and intermediate gradients during backward, not after (%s)',
+    async (_, nodesPerSubmit) => {
+      const e = await engine();
+      const n = 4096;
+      const layers = 8;
+      const x = leaf(e, randn(rng(3), n), [n], 'x');
+      const loss = await e.scope(async () => {
+        let h = x;
+        for (let i = 0; i < layers; i++) h = await silu(h);
+        return sum(h);
+      });
+      const afterForward = e.stats().liveBytes;
+      // silu saves its input: x and 7 activations stay for the backward; the last activation was released.
+      expect(afterForward).toBe(bytesOf([x, loss]) + (layers - 1) * sizeClass(4 * n));
+      e.pool.resetPeak();
+      await backward(loss, { nodesPerSubmit });
+      const s = e.stats();
+      // Keeping every gradient would add `layers` activation-sized buffers; freeing as we go adds ~2.
+      expect(s.peakLiveBytes).toBeLessThanOrEqual(afterForward + 3 * sizeClass(4 * n));
+      expect(s.liveBytes).toBe(bytesOf([x, x.grad, loss]));
+      // The gradient itself: d/dx of Σ silu∘…∘silu(x), chain rule in float64.
+      const ref = Float64Array.from(await x.read(), (v) => {
+        let d = 1;
+        for (let i = 0; i < layers; i++) {
+          const sg = 1 / (1 + Math.exp(-v));
+          d *= sg * (1 + v * (1 - sg));
+          v = v * sg;
+        }
+        return d;
+      });
+      expect(relativeError(await x.grad!.read(), ref)).toBeLessThan(1e-5);
+      e.destroy();
+    },
+  );
 
   it('checkpointing gives the same gradients with a lower peak', async () => {
     const e = await engine();

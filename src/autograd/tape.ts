@@ -317,6 +317,7 @@ export async function runBackward(
   nodes: Node[],
   seeds: [Tensor, Tensor][],
   captures: Map<Tensor, GradSink> = new Map(),
+  opts: { nodesPerSubmit?: number } = {},
 ): Promise<void> {
   const produced = new Set<Tensor>();
   for (const n of nodes) for (const o of n.outputs) produced.add(o);
@@ -349,27 +350,38 @@ export async function runBackward(
     return s;
   };
 
+  // Index of the next node to run; nodes above it have run (and dropped what they saved).
   let next = nodes.length - 1;
+  const step = async () => {
+    const node = nodes[next--];
+    const upstream = node.outputs.map((o) => intermediate.get(o)?.grad);
+    for (const o of node.outputs) intermediate.delete(o);
+    const g = new GradContext(node, upstream, sinkFor);
+    try {
+      if (upstream.some((u) => u !== undefined)) await node.backward(g);
+    } finally {
+      g.finish();
+      for (const s of node.saved) s.drop();
+    }
+  };
   try {
     for (const [t, g] of seeds) {
       const s = sinkFor(t);
       if (s) await giveTo(s, g);
       else g.release();
     }
-    for (; next >= 0; next--) {
-      const node = nodes[next];
-      const upstream = node.outputs.map((o) => intermediate.get(o)?.grad);
-      for (const o of node.outputs) intermediate.delete(o);
-      const g = new GradContext(node, upstream, sinkFor);
-      try {
-        if (upstream.some((u) => u !== undefined)) await node.backward(g);
-      } finally {
-        g.finish();
-        for (const s of node.saved) s.drop();
+    const chunk = opts.nodesPerSubmit;
+    const engine = seeds[0]?.[0].engine;
+    if (chunk === undefined || !engine) while (next >= 0) await step();
+    else {
+      while (next >= 0) {
+        await engine.batch('backward', async () => {
+          for (let i = 0; i < chunk && next >= 0; i++) await step();
+        });
       }
     }
   } finally {
-    for (let k = next - 1; k >= 0; k--) for (const s of nodes[k].saved) s.drop();
+    for (; next >= 0; next--) for (const s of nodes[next].saved) s.drop();
     for (const s of intermediate.values()) s.grad?.release();
     nodes.length = 0;
   }
@@ -378,8 +390,11 @@ export async function runBackward(
 export interface BackwardOptions {
   /** Gradient of `loss` (default: ones). Not consumed. */
   grad?: Tensor;
-  /** Record the whole backward into one command buffer (default true). */
-  batch?: boolean;
+  /**
+   * Nodes whose backward goes into one command buffer (default: all of them, one submit). A smaller
+   * number keeps each submit short on GPUs with a watchdog; 0 submits every launch on its own.
+   */
+  nodesPerSubmit?: number;
 }
 
 /**
@@ -403,9 +418,10 @@ export async function backward(loss: Tensor, opts: BackwardOptions = {}): Promis
       seed = engine.emptyLike(loss, `${loss.label}.seed`);
       engine.copy(opts.grad, seed);
     } else seed = engine.full(loss.shape, 1, { dtype: loss.dtype, label: `${loss.label}.seed` });
-    await runBackward(nodes, [[loss, seed]]);
+    await runBackward(nodes, [[loss, seed]], new Map(), { nodesPerSubmit: chunk });
   };
-  await engine.untracked(() => (opts.batch === false ? run() : engine.batch('backward', run)));
+  const chunk = opts.nodesPerSubmit === 0 ? undefined : opts.nodesPerSubmit;
+  await engine.untracked(() => (opts.nodesPerSubmit === undefined ? engine.batch('backward', run) : run()));
 }
 
 // ---- checkpointing -------------------------------------------------------------------------------------
