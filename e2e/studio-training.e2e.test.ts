@@ -49,7 +49,7 @@ describe('studio training', () => {
     await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(4);
     await page.getByTestId('setting-steps').fill('16');
     await page.getByTestId('setting-previewEvery').fill('8');
-    await page.locator('summary', { hasText: 'Advanced' }).click();
+    await page.locator('details.advanced').evaluate((d) => ((d as HTMLDetailsElement).open = true));
     await page.getByTestId('setting-checkpointEvery').fill('4');
     await page.locator('[data-testid="settings-saved"][data-saved="true"]').waitFor();
     await longTasks();

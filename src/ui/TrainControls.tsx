@@ -52,7 +52,7 @@ export function TrainControls() {
   const phase = train.phase;
   const running = isTraining(phase);
   const canTrain = caps?.has('startTraining') ?? false;
-  const canResume = session && session.step > 0 && (phase === 'paused' || (phase === 'error' && resume));
+  const canResume = session && (phase === 'paused' || (phase === 'error' && resume));
   const finished = phase === 'done' || phase === 'stopped';
 
   return (
@@ -75,13 +75,13 @@ export function TrainControls() {
         ) : canResume ? (
           <>
             <button className="primary" onClick={() => void startTraining()} data-testid="resume">
-              Resume from step {resume?.step ?? session.step}
+              Resume training
             </button>
             <button
               className="danger"
               onClick={() => void stopTraining()}
               data-testid="stop"
-              disabled={!caps?.has('stop')}
+              title="End this run; it can no longer be resumed"
             >
               Stop
             </button>

@@ -50,8 +50,19 @@ function fields(e: unknown): {
   return { name: 'Error', message: String(e) };
 }
 
+/** Comlink passes a thrown Error as name + message only; the typed GPU errors are known by name too. */
+const KIND_BY_NAME: Record<string, string> = {
+  DeviceLostError: 'device-lost',
+  GpuOutOfMemoryError: 'out-of-memory',
+  WebGpuUnavailableError: 'unavailable',
+  GpuLimitError: 'limit',
+  WgslCompileError: 'wgsl-compile',
+  GpuValidationError: 'validation',
+};
+
 export function describeError(e: unknown, context?: { checkpointStep?: number }): ReadableError {
   const f = fields(e);
+  f.kind ??= KIND_BY_NAME[f.name];
   if (f.name === 'TrainerMissingError') {
     const what = FEATURE[f.method as TrainerMethod] ?? `${f.method}()`;
     return {
@@ -68,7 +79,7 @@ export function describeError(e: unknown, context?: { checkpointStep?: number })
       return {
         title: 'The GPU was lost',
         message: f.message,
-        advice: `${f.advice ?? 'The GPU driver reset.'} Resume continues from the last checkpoint${at}.`,
+        advice: `The GPU driver reset or the GPU was taken away (sleep, a driver update, another heavy tab). Resume continues from the last checkpoint${at}.`,
         action: 'resume',
       };
     }

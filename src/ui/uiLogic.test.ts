@@ -179,7 +179,11 @@ describe('readable errors', () => {
       { checkpointStep: 150 },
     );
     expect(r).toMatchObject({ title: 'The GPU was lost', action: 'resume' });
-    expect(r.advice).toMatch(/step 150/);
+    expect(r.advice).toMatch(/from the last checkpoint \(step 150\)/);
+    // Thrown through comlink, only name and message survive.
+    expect(describeError(Object.assign(new Error('lost'), { name: 'DeviceLostError' })).action).toBe(
+      'resume',
+    );
   });
 
   it('explains out-of-memory, bad model files, missing trainer methods and a full disk', () => {

@@ -76,6 +76,8 @@ async function show(rec: SessionRecord): Promise<void> {
   revokeViews();
   if (history) metrics.load(history);
   else metrics.reset();
+  // The history is written more often than the record's step (and last, on leaving the page).
+  rec = { ...rec, step: Math.max(rec.step, metrics.steps.at(-1) ?? 0) };
   localStorage.setItem(CURRENT_KEY, rec.id);
   // A record still marked running means the page went away mid-run: offer to resume from its checkpoint.
   const interrupted = rec.state === 'running' || (rec.state === 'paused' && rec.step > 0);

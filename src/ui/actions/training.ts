@@ -2,7 +2,7 @@
 // metrics history every step and to IndexedDB every few seconds; previews become stored samples; a lost
 // device or a reload mid-run turns into a Resume offer. LoRA export/import go through the trainer too.
 import * as Comlink from 'comlink';
-import type { PreviewEvent, TrainingImage, TrainProgress } from '../../../workers/api';
+import type { PreviewEvent, TrainingImage, TrainProgress, WorkerError } from '../../../workers/api';
 import { checkPhotoPixels, rgbaToPng, toTrainingImage } from '../../train/photos';
 import { formatBytes, type SessionState } from '../../train/sessionStore';
 import { validateTrainSettings } from '../../train/trainSettings';
@@ -18,21 +18,61 @@ import { fileStem, flushSettings, openSession, sampleItem } from './session';
 
 const HISTORY_SAVE_MS = 5000;
 
-let runSessionId: string | undefined;
-let lastState: TrainProgress['state'] | undefined;
-let lastError: TrainProgress['error'];
+/** How long to wait, after startTraining resolves, for its last progress event to arrive. */
+const TERMINAL_WAIT_MS = 3000;
+type EndState = 'paused' | 'stopped' | 'done' | 'error';
+type Blocks = ReadonlyMap<string, 'down' | 'mid' | 'up'>;
+
+/**
+ * One startTraining call. Its callbacks come through their own comlink ports, so they may arrive after the
+ * call's result: the run ends in the state of its last (terminal) progress event, not when the call returns.
+ */
+class Run {
+  lastState?: TrainProgress['state'];
+  error?: WorkerError;
+  requested?: 'paused' | 'stopped';
+  private settle!: (s: EndState) => void;
+  private readonly terminal = new Promise<EndState>((resolve) => (this.settle = resolve));
+
+  constructor(
+    readonly sessionId: string,
+    private readonly blocks: Blocks,
+  ) {}
+
+  progress(p: TrainProgress): void {
+    if (p.sessionId !== this.sessionId) return;
+    metrics.push(p, this.blocks);
+    saveSoon.call();
+    if (p.state === this.lastState) return;
+    this.lastState = p.state;
+    if (p.state === 'running') setPhase('running');
+    else {
+      if (p.state === 'error') this.error = p.error;
+      this.settle(p.state);
+    }
+  }
+
+  ended(): Promise<EndState> {
+    const fallback = new Promise<EndState>((r) =>
+      setTimeout(() => r(this.requested ?? 'done'), TERMINAL_WAIT_MS),
+    );
+    return Promise.race([this.terminal, fallback]);
+  }
+}
+
+let run: Run | undefined;
 
 const setPhase = (phase: TrainPhase, extra: { message?: string } = {}) =>
   useStudio.setState({ train: { phase, ...extra } });
 
-/** Writes the charts' history and the session's step (and state) for the run's session. */
+/** Writes the charts' history and the session's step (and state) for the running session. */
 async function persist(state?: SessionState): Promise<void> {
-  const id = runSessionId;
+  const id = run?.sessionId;
   if (!id) return;
   try {
     await sessionStore.saveHistory(id, metrics.toRecord());
     const rec = await sessionStore.update(id, {
-      step: metrics.latest?.step ?? 0,
+      step: metrics.steps.at(-1) ?? 0,
       ...(state ? { state } : {}),
     });
     if (useStudio.getState().session?.id === id) useStudio.setState({ session: rec });
@@ -46,23 +86,15 @@ const saveSoon = throttle(() => void persist(), HISTORY_SAVE_MS);
 /** Saves what the charts show when the page goes away (the session stays 'running', so reload offers resume). */
 export function persistOnPageHide(): void {
   addEventListener('pagehide', () => {
-    if (runSessionId) saveSoon.flush();
+    // Start the write now: continuations after an await may never run once the page is gone.
+    saveSoon.cancel();
+    if (run) void sessionStore.saveHistory(run.sessionId, metrics.toRecord());
     void flushSettings();
   });
 }
 
-function onProgress(p: TrainProgress, blocks: ReadonlyMap<string, 'down' | 'mid' | 'up'>): void {
-  if (p.sessionId !== runSessionId) return;
-  metrics.push(p, blocks);
-  saveSoon.call();
-  if (p.state === lastState) return;
-  lastState = p.state;
-  if (p.state === 'running') setPhase('running');
-  if (p.state === 'error') lastError = p.error;
-}
-
-async function onPreview(e: PreviewEvent): Promise<void> {
-  if (e.sessionId !== runSessionId) return;
+async function savePreview(sessionId: string, e: PreviewEvent): Promise<void> {
+  if (e.sessionId !== sessionId) return;
   try {
     const image = await rgbaToPng(e.image.rgba, e.image.width, e.image.height);
     const sample = {
@@ -131,17 +163,18 @@ export async function startTraining(): Promise<void> {
     await flushSettings();
     const settings = useStudio.getState().settings;
     const images = await decodeForTraining(model.resolution);
-    const resuming = session.step > 0 && (session.state === 'paused' || session.state === 'running');
+    const resuming =
+      (session.state === 'paused' || session.state === 'running') &&
+      (session.step > 0 || metrics.steps.length > 0);
     if (!resuming) {
       metrics.reset(model.layers.map((l) => ({ name: l.name, block: l.block })));
       await sessionStore.saveHistory(session.id, metrics.toRecord());
     }
-    runSessionId = session.id;
-    lastState = undefined;
-    lastError = undefined;
+    const blocks: Blocks = new Map(model.layers.map((l) => [l.name, l.block]));
+    const current = new Run(session.id, blocks);
+    run = current;
     useStudio.setState({ session: await sessionStore.update(session.id, { state: 'running', settings }) });
     setPhase('running');
-    const blocks = new Map(model.layers.map((l) => [l.name, l.block]));
     await trainer().startTraining(
       session.id,
       Comlink.transfer(
@@ -149,11 +182,12 @@ export async function startTraining(): Promise<void> {
         images.map((i) => i.rgba.buffer as ArrayBuffer),
       ),
       settings,
-      Comlink.proxy((p: TrainProgress) => onProgress(p, blocks)),
-      Comlink.proxy((e: PreviewEvent) => void onPreview(e)),
+      Comlink.proxy((p: TrainProgress) => current.progress(p)),
+      Comlink.proxy((e: PreviewEvent) => void savePreview(session.id, e)),
     );
-    if (lastState === 'error') throw lastError ?? new Error('Training failed.');
-    await finish(lastState === 'paused' || lastState === 'stopped' ? lastState : 'done');
+    const state = await current.ended();
+    if (state === 'error') throw current.error ?? new Error('Training failed.');
+    await finish(state);
   } catch (e) {
     await fail(e);
   }
@@ -162,20 +196,20 @@ export async function startTraining(): Promise<void> {
 async function finish(state: 'paused' | 'stopped' | 'done'): Promise<void> {
   saveSoon.cancel();
   await persist(state);
-  runSessionId = undefined;
+  run = undefined;
   setPhase(state);
 }
 
 async function fail(e: unknown): Promise<void> {
   console.error(e);
-  const id = runSessionId ?? useStudio.getState().session?.id;
+  const id = run?.sessionId ?? useStudio.getState().session?.id;
   const checkpointStep = id ? await lastCheckpointStep(id).catch(() => undefined) : undefined;
   const error = describeError(e, { checkpointStep });
-  if (runSessionId) {
+  if (run) {
     saveSoon.cancel();
     // Paused, not failed: the run can continue from its last checkpoint.
     await persist(metrics.latest ? 'paused' : undefined);
-    runSessionId = undefined;
+    run = undefined;
   }
   useStudio.setState({
     train: { phase: 'error', error },
@@ -189,6 +223,7 @@ async function fail(e: unknown): Promise<void> {
 export async function pauseTraining(): Promise<void> {
   try {
     await requireTrainerMethod('pause');
+    if (run) run.requested = 'paused';
     setPhase('pausing');
     await trainer().pause();
   } catch (e) {
@@ -197,8 +232,23 @@ export async function pauseTraining(): Promise<void> {
 }
 
 export async function stopTraining(): Promise<void> {
+  const session = useStudio.getState().session;
+  if (!run && session) {
+    // Paused or interrupted: nothing runs, so stopping only closes the session for resuming.
+    try {
+      useStudio.setState({
+        session: await sessionStore.update(session.id, { state: 'stopped' }),
+        resumeOffer: undefined,
+      });
+      setPhase('stopped');
+    } catch (e) {
+      showNotice(describeError(e));
+    }
+    return;
+  }
   try {
     await requireTrainerMethod('stop');
+    if (run) run.requested = 'stopped';
     setPhase('stopping');
     await trainer().stop();
   } catch (e) {

@@ -1,0 +1,159 @@
+// The studio's training flow in Chromium against a fake trainer worker (e2e/support/fakeTrainer.worker.ts):
+// start, pause, resume, reload mid-run and resume from the checkpoint, previews, a lost device and its
+// resume, LoRA export, generation into the gallery, checkpoints counted in session size and deleted with
+// the session; no long tasks over 200 ms. The real trainer runs the same flow in studio-training.e2e.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { launchStudio, screenshot, type Studio } from './support/browser';
+import { installFakeTrainer } from './support/fakeTrainer';
+import { dropFiles, emojiPng } from './support/images';
+import { openStudio } from './support/studio';
+
+describe('studio training flow (fake trainer)', () => {
+  let studio: Studio;
+  beforeAll(async () => {
+    studio = await launchStudio(inject('baseURL'));
+    await installFakeTrainer(studio.page);
+    await studio.page.addInitScript(() => {
+      const w = window as unknown as { __longtasks: number[] };
+      w.__longtasks = [];
+      new PerformanceObserver((l) => l.getEntries().forEach((e) => w.__longtasks.push(e.duration))).observe({
+        type: 'longtask',
+      });
+    });
+  });
+  afterAll(async () => {
+    await studio?.close();
+  });
+
+  const step = async () => Number(await studio.page.getByTestId('progress').getAttribute('data-step'));
+  const phase = (p: string) =>
+    studio.page.locator(`[data-testid="train-controls"][data-phase="${p}"]`).waitFor({ timeout: 60_000 });
+  const ckptKeys = () =>
+    studio.page.evaluate(
+      () =>
+        new Promise<string[]>((resolve, reject) => {
+          const open = indexedDB.open('lora2-studio');
+          open.onerror = () => reject(open.error);
+          open.onsuccess = () => {
+            const req = open.result.transaction('kv').objectStore('kv').getAllKeys();
+            req.onsuccess = () => resolve(req.result.map(String).filter((k) => k.startsWith('ckpt:')));
+            req.onerror = () => reject(req.error);
+          };
+        }),
+    );
+
+  it('trains, pauses, resumes, survives a reload, previews and exports', async () => {
+    const page = await openStudio(studio);
+    await page.locator('[data-testid="model-chip"][data-phase="ready"]').waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId('model-chip').textContent()).toMatch(/fake-tiny · 32 px · 12 LoRA layers/);
+    await dropFiles(page, '[data-testid="dropzone"]', ['1f436', '1f415', '1f429'].map(emojiPng));
+    await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(3);
+    await page.getByTestId('setting-steps').fill('30');
+    await page.getByTestId('setting-previewEvery').fill('10');
+    await page.locator('details.advanced').evaluate((d) => ((d as HTMLDetailsElement).open = true));
+    await page.getByTestId('setting-checkpointEvery').fill('5');
+    await page.locator('[data-testid="settings-saved"][data-saved="true"]').waitFor();
+
+    // A prompt without an identifier is refused with the reason.
+    await page.getByTestId('setting-prompt').fill('a photo of a dog');
+    await page.getByTestId('start').click();
+    expect(await page.getByTestId('train-message').textContent()).toMatch(/identifier token/);
+    await page.getByTestId('setting-prompt').fill('a photo of <v1> dog');
+
+    await page.evaluate(() => ((window as unknown as { __longtasks: number[] }).__longtasks = []));
+    await page.getByTestId('start').click();
+    await expect.poll(step, { timeout: 30_000 }).toBeGreaterThanOrEqual(3);
+    await page.getByTestId('pause').click();
+    await phase('paused');
+    const pausedAt = await step();
+    await page.getByTestId('resume').click();
+    await expect.poll(step, { timeout: 30_000 }).toBeGreaterThan(Math.max(pausedAt, 12));
+
+    // Reload mid-run: the session is still marked running, so the page offers to resume.
+    await page.reload();
+    const offer = page.getByTestId('resume-offer');
+    await offer.waitFor({ timeout: 30_000 });
+    expect(await offer.textContent()).toMatch(/interrupted at step \d+/);
+    const points = () => page.getByTestId('rank-chart').getAttribute('data-points').then(Number);
+    await expect.poll(points).toBeGreaterThan(5);
+    await page.locator('[data-testid="model-chip"][data-phase="ready"]').waitFor({ timeout: 30_000 });
+    await offer.getByRole('button', { name: 'Resume' }).click();
+    await phase('done');
+    await expect.poll(step).toBe(30);
+    // The history was kept across the reload and the resumed run continued it from its checkpoint.
+    const steps = await page.evaluate(
+      () => (window as unknown as { __lora2: { metrics: { steps: number[] } } }).__lora2.metrics.steps,
+    );
+    expect(steps[0]).toBe(1);
+    expect(steps.at(-1)).toBe(30);
+    expect(steps.every((s, i) => i === 0 || s > steps[i - 1])).toBe(true);
+    await expect.poll(() => page.getByTestId('preview-sample').count()).toBeGreaterThanOrEqual(3);
+    expect(Number(await page.getByTestId('rank-heatmap').getAttribute('data-snapshots'))).toBeGreaterThan(5);
+    const long = await page.evaluate(() => (window as unknown as { __longtasks: number[] }).__longtasks);
+    expect(
+      long.filter((d) => d > 200),
+      'long tasks while training',
+    ).toEqual([]);
+    await screenshot(page, 'flow-done');
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('export-kohya').click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/-lora2-kohya\.safetensors$/);
+  });
+
+  it('generates into the gallery, kept across reloads', async () => {
+    const { page } = studio;
+    await page.getByTestId('tab-generate').click();
+    const before = await page.getByTestId('gallery-item').count();
+    await page.getByTestId('gen-seed').fill('7');
+    await page.getByTestId('generate').click();
+    await expect.poll(() => page.getByTestId('gallery-item').count(), { timeout: 30_000 }).toBe(before + 1);
+    expect(await page.getByTestId('gallery-item').first().textContent()).toMatch(
+      /seed 7 · 25 steps · ddim · LoRA 1/,
+    );
+    await page.reload();
+    await page.getByTestId('tab-generate').click();
+    await expect.poll(() => page.getByTestId('gallery-item').count(), { timeout: 30_000 }).toBe(before + 1);
+    await screenshot(page, 'flow-generate');
+  });
+
+  it('offers resume after a lost device and deletes checkpoints with the session', async () => {
+    const { page } = studio;
+    await page.getByTestId('tab-train').click();
+    await page.getByTestId('train-again').click();
+    await expect
+      .poll(() => page.getByTestId('session-name').inputValue(), { timeout: 30_000 })
+      .toMatch(/\(again\)$/);
+    await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(3);
+    await page.locator('details.advanced').evaluate((d) => ((d as HTMLDetailsElement).open = true));
+    await page.getByTestId('setting-seed').fill('13'); // the fake trainer loses its device at step 7
+    await page.locator('[data-testid="settings-saved"][data-saved="true"]').waitFor();
+    await page.getByTestId('start').click();
+    const error = page.getByTestId('train-error');
+    await error.waitFor({ timeout: 30_000 });
+    expect(await error.textContent()).toMatch(
+      /^The GPU was lost.*Resume continues from the last checkpoint \(step 5\)/,
+    );
+    await screenshot(page, 'flow-device-lost');
+    await error.getByRole('button', { name: 'Resume from checkpoint' }).click();
+    await phase('done');
+    await expect.poll(step).toBe(30);
+
+    const sessionId = await page.evaluate(
+      () =>
+        (
+          window as unknown as { __lora2: { studio: { getState(): { session: { id: string } } } } }
+        ).__lora2.studio.getState().session.id,
+    );
+    expect((await ckptKeys()).filter((k) => k.startsWith(`ckpt:${sessionId}:`)).length).toBeGreaterThan(3);
+    await page.getByTestId('tab-sessions').click();
+    const row = page.locator(`[data-testid="session-row"][data-session="${sessionId}"]`);
+    await row.getByTestId('delete-session').click();
+    await row.getByTestId('confirm-delete').click();
+    await expect.poll(() => row.count()).toBe(0);
+    expect((await ckptKeys()).filter((k) => k.startsWith(`ckpt:${sessionId}:`))).toEqual([]);
+    expect((await ckptKeys()).length).toBeGreaterThan(0); // the first session's checkpoints stay
+  });
+});
