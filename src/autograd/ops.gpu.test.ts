@@ -31,7 +31,7 @@ import {
   timestepEmbedding,
 } from './ops';
 import { backward, tapeLength } from './tape';
-import { finiteDifferenceGrads, leaf, relativeError } from './testing';
+import { dispatchLabels, finiteDifferenceGrads, leaf, relativeError } from './testing';
 
 const GRAD_RTOL = 2e-3;
 const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
@@ -62,23 +62,6 @@ async function checkGradients(
   }
   loss.release();
   return params;
-}
-
-/** Records the labels of every dispatch fn makes. */
-async function dispatchLabels(e: Engine, fn: () => Promise<void>): Promise<string[]> {
-  const labels: string[] = [];
-  const device = e.device;
-  const original = device.createBindGroup;
-  device.createBindGroup = (d: GPUBindGroupDescriptor) => {
-    labels.push(d.label ?? '');
-    return original.call(device, d);
-  };
-  try {
-    await fn();
-  } finally {
-    device.createBindGroup = original;
-  }
-  return labels;
 }
 
 describe('autograd ops', () => {

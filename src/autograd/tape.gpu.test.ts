@@ -24,7 +24,7 @@ import {
   sum,
 } from './ops';
 import { backward, checkpoint, GraphError, noGrad, tapeLength, zeroGrad } from './tape';
-import { finiteDifferenceGrads, leaf, relativeError } from './testing';
+import { dispatchLabels, finiteDifferenceGrads, leaf, relativeError } from './testing';
 
 async function engine(): Promise<Engine> {
   return new Engine(await testGpu());
@@ -107,20 +107,11 @@ describe('autograd tape', () => {
     w.requiresGrad = false;
     b.requiresGrad = false;
     const fd = finiteDifferenceGrads(lossRef, Object.values(init).map(f64));
-    const labels: string[] = [];
-    const device = e.device;
-    const createBindGroup = device.createBindGroup;
-    device.createBindGroup = (d: GPUBindGroupDescriptor) => {
-      labels.push(d.label ?? '');
-      return createBindGroup.call(device, d);
-    };
-    try {
+    const labels = await dispatchLabels(e, async () => {
       const loss = await forward(e, params);
       await backward(loss);
       loss.release();
-    } finally {
-      device.createBindGroup = createBindGroup;
-    }
+    });
     const ran = (op: string) => labels.some((l) => l.startsWith(op));
     expect(ran('conv2d.backwardInput')).toBe(true);
     expect(ran('conv2d.backwardWeight')).toBe(false);

@@ -35,3 +35,20 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
   }
   return err / scale;
 }
+
+/** The labels of every dispatch fn records (launch() labels each bind group with its op). */
+export async function dispatchLabels(engine: Engine, fn: () => Promise<void>): Promise<string[]> {
+  const labels: string[] = [];
+  const device = engine.device;
+  const original = device.createBindGroup;
+  device.createBindGroup = (d: GPUBindGroupDescriptor) => {
+    labels.push(d.label ?? '');
+    return original.call(device, d);
+  };
+  try {
+    await fn();
+  } finally {
+    device.createBindGroup = original;
+  }
+  return labels;
+}

@@ -35,14 +35,8 @@ export async function attention(
   const e = q.engine;
   const out = output(q, q.shape, 'attention');
   const lse = e.empty([batch, heads, queryLen], { label: 'attention.lse' });
-  await attentionForward(e.ctx, {
-    ...s,
-    q: q.buffer,
-    k: k.buffer,
-    v: v.buffer,
-    out: out.buffer,
-    lse: lse.buffer,
-  });
+  const buffers = () => ({ ...s, q: q.buffer, k: k.buffer, v: v.buffer, out: out.buffer, lse: lse.buffer });
+  await attentionForward(e.ctx, buffers());
   record({
     name: 'attention',
     inputs: [q, k, v],
@@ -53,12 +47,7 @@ export async function attention(
       // The kernel writes dq, dk and dv together under one accumulate flag.
       await g.jointly([0, 1, 2], (dst, accumulate) =>
         attentionBackward(e.ctx, {
-          ...s,
-          q: q.buffer,
-          k: k.buffer,
-          v: v.buffer,
-          out: out.buffer,
-          lse: lse.buffer,
+          ...buffers(),
           dOut: g.grad()!.buffer,
           delta: delta.buffer,
           dq: dst[0].buffer,

@@ -5,6 +5,9 @@ import {
   groupNormBackwardAffine,
   groupNormBackwardInput,
   type GroupNormShape,
+  type NormBackwardAffineBuffers,
+  type NormBackwardInputBuffers,
+  type NormForwardBuffers,
 } from '../../kernels/groupnorm';
 import {
   layerNorm as layerNormKernel,
@@ -12,37 +15,15 @@ import {
   layerNormBackwardInput,
   type LayerNormShape,
 } from '../../kernels/layernorm';
+import type { KernelContext } from '../../kernels/common';
 import type { Tensor } from '../../tensor/tensor';
 import { record } from '../tape';
 import { expectDType, expectShape, output } from './util';
 
 type Kernels<S> = {
-  forward: (
-    ctx: Tensor['engine']['ctx'],
-    a: S & { x: GPUBuffer; gamma: GPUBuffer; beta: GPUBuffer; out: GPUBuffer; stats: GPUBuffer },
-  ) => Promise<void>;
-  input: (
-    ctx: Tensor['engine']['ctx'],
-    a: S & {
-      dy: GPUBuffer;
-      x: GPUBuffer;
-      gamma: GPUBuffer;
-      stats: GPUBuffer;
-      dx: GPUBuffer;
-      accumulate?: boolean;
-    },
-  ) => Promise<void>;
-  affine: (
-    ctx: Tensor['engine']['ctx'],
-    a: S & {
-      dy: GPUBuffer;
-      x: GPUBuffer;
-      stats: GPUBuffer;
-      dgamma: GPUBuffer;
-      dbeta: GPUBuffer;
-      accumulate?: boolean;
-    },
-  ) => Promise<void>;
+  forward: (ctx: KernelContext, a: S & NormForwardBuffers) => Promise<void>;
+  input: (ctx: KernelContext, a: S & NormBackwardInputBuffers) => Promise<void>;
+  affine: (ctx: KernelContext, a: S & NormBackwardAffineBuffers) => Promise<void>;
 };
 
 async function normOp<S extends object>(
