@@ -12,6 +12,7 @@ import { linearRef, matmulRef } from '../kernels/matmul.ref';
 import { softmaxRef } from '../kernels/softmax.ref';
 import { randn, rng } from '../kernels/testing';
 import { timestepEmbeddingRef } from '../kernels/timestep.ref';
+import { upsampleNearest2xRef } from '../kernels/upsample.ref';
 import { Engine } from '../tensor/engine';
 import type { Tensor } from '../tensor/tensor';
 import {
@@ -29,6 +30,7 @@ import {
   split,
   sum,
   timestepEmbedding,
+  upsampleNearest2x,
 } from './ops';
 import { backward, tapeLength } from './tape';
 import { dispatchLabels, finiteDifferenceGrads, leaf, relativeError } from './testing';
@@ -146,6 +148,38 @@ describe('autograd ops', () => {
       const [first, second] = await split(z, [2, 4], -1);
       const rt = e.fromArray(r, [b, t, t2]);
       return sum(reshape(await mul(await concat([second, first], 2), rt), [-1]));
+    });
+    e.destroy();
+  });
+
+  it('upsample → concat with a skip → conv: gradients match', async () => {
+    const e = await engine();
+    const rand = rng(24);
+    const [b, c, h, w] = [1, 2, 3, 2];
+    const cs: Conv2dShape = {
+      batch: b,
+      cin: 2 * c,
+      h: 2 * h,
+      w: 2 * w,
+      cout: 2,
+      kh: 3,
+      kw: 3,
+      stride: 1,
+      pad: 1,
+    };
+    const r = randn(rand, b * 2 * 4 * h * w);
+    const init = [
+      { name: 'x', values: randn(rand, b * c * h * w), shape: [b, c, h, w] },
+      { name: 'skip', values: randn(rand, b * c * 4 * h * w), shape: [b, c, 2 * h, 2 * w] },
+      { name: 'w', values: randn(rand, 2 * 2 * c * 9, 0.3), shape: [2, 2 * c, 3, 3] },
+    ];
+    const lossRef = ([x, skip, wt]: Float64Array[]) => {
+      const up = upsampleNearest2xRef(x, b * c, h, w);
+      return dot(conv2dRef(Float64Array.from([...up, ...skip]), wt, undefined, cs), r);
+    };
+    await checkGradients(e, init, lossRef, async ([x, skip, wt]) => {
+      const y = await conv2d(await concat([await upsampleNearest2x(x), skip]), wt, undefined, { padding: 1 });
+      return sum(await mul(y, e.fromArray(r, y.shape)));
     });
     e.destroy();
   });
