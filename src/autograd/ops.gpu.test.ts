@@ -16,18 +16,26 @@ import { upsampleNearest2xRef } from '../kernels/upsample.ref';
 import { Engine } from '../tensor/engine';
 import type { Tensor } from '../tensor/tensor';
 import {
+  add,
   concat,
   conv2d,
+  exp,
   groupNorm,
   layerNorm,
   linear,
   matmul,
   mseLoss,
   mul,
+  narrow,
+  neg,
   reshape,
+  scale,
   silu,
+  sliceRows,
   softmax,
+  softplus,
   split,
+  sub,
   sum,
   timestepEmbedding,
   upsampleNearest2x,
@@ -181,6 +189,56 @@ describe('autograd ops', () => {
       const y = await conv2d(await concat([await upsampleNearest2x(x), skip]), wt, undefined, { padding: 1 });
       return sum(await mul(y, e.fromArray(r, y.shape)));
     });
+    e.destroy();
+  });
+
+  it('a LoRA² adapter on a frozen linear (rank prefix, importance from ρ): gradients match', async () => {
+    const e = await engine();
+    const rand = rng(25);
+    const [rows, inF, outF, cap, rank, s] = [4, 5, 3, 4, 3, 2];
+    const init = [
+      { name: 'x', values: randn(rand, rows * inF), shape: [rows, inF], grad: false },
+      { name: 'W0', values: randn(rand, outF * inF, 0.4), shape: [outF, inF], grad: false },
+      { name: 'A', values: randn(rand, cap * inF, 0.4), shape: [cap, inF] },
+      { name: 'B', values: randn(rand, outF * cap, 0.4), shape: [outF, cap] },
+      { name: 'rho', values: Float32Array.of(0.3), shape: [1] },
+      { name: 'target', values: randn(rand, rows * outF), shape: [rows, outF], grad: false },
+    ];
+    const lossRef = ([x, w0, a, b, rho, t]: Float64Array[]) => {
+      const lam = Math.log1p(Math.exp(rho[0]));
+      const f = Array.from({ length: rank }, (_, i) => Math.exp(-lam * i) * (1 - Math.exp(-lam)));
+      const h = linearRef(x, a.slice(0, rank * inF), undefined, rows, inF, rank).map(
+        (v, j) => v * f[j % rank],
+      );
+      const bD = Float64Array.from(
+        { length: outF * rank },
+        (_, j) => b[Math.floor(j / rank) * cap + (j % rank)],
+      );
+      const up = linearRef(h, bD, undefined, rows, rank, outF);
+      return mseLossRef(
+        linearRef(x, w0, undefined, rows, inF, outF).map((v, j) => v + s * up[j]),
+        t,
+      );
+    };
+    const params = await checkGradients(e, init, lossRef, async ([x, w0, a, b, rho, t]) => {
+      const lam = await softplus(rho);
+      const idx = e.fromArray(
+        Float32Array.from({ length: rank }, (_, i) => i),
+        [rank],
+      );
+      const one = e.fromArray([1], [1]);
+      const f = await mul(
+        await exp(await neg(await mul(idx, lam))),
+        await sub(one, await exp(await neg(lam))),
+      );
+      const h = await mul(await linear(x, sliceRows(a, rank)), f);
+      const up = await linear(h, await narrow(b, 1, 0, rank));
+      return mseLoss(await add(await linear(x, w0), await scale(up, s)), t);
+    });
+    // Positions past the rank get exactly nothing.
+    expect(Array.from((await params[2].grad!.read()).slice(rank * inF))).toEqual(new Array(inF).fill(0));
+    const dB = await params[3].grad!.read();
+    for (let o = 0; o < outF; o++) expect(dB[o * cap + cap - 1]).toBe(0);
     e.destroy();
   });
 

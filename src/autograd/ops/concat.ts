@@ -1,6 +1,7 @@
-// concat and split along one dim with autograd: block copies over the [outer, size·inner] view of each
-// tensor, so any dim works (channels of NCHW by default).
+// concat, split and narrow along one dim with autograd: block copies over the [outer, size·inner] view of
+// each tensor, so any dim works (channels of NCHW by default).
 import { concatChannels, concatChannelsBackward, splitChannels } from '../../kernels/concat';
+import { copyBlock, type RowCol } from '../../kernels/rows';
 import { numel } from '../../tensor/shape';
 import type { Tensor } from '../../tensor/tensor';
 import { record } from '../tape';
@@ -99,4 +100,60 @@ export async function split(x: Tensor, sizes: number[], dim = 1): Promise<Tensor
       ),
   });
   return outs;
+}
+
+/**
+ * Elements [start, start + length) of x along `dim`, copied out (e.g. B[:, :D] of a LoRA up matrix). Its
+ * gradient lands in that slice of x's gradient; the rest of it gets zeros.
+ */
+export async function narrow(x: Tensor, dim: number, start: number, length: number): Promise<Tensor> {
+  expectDType('narrow', [x]);
+  const d = normDim(x.rank, dim, 'narrow');
+  const size = x.shape[d];
+  if (
+    !Number.isInteger(start) ||
+    !Number.isInteger(length) ||
+    start < 0 ||
+    length < 0 ||
+    start + length > size
+  ) {
+    throw new Error(`narrow: [${start}, ${start + length}) of dim ${d} of ${x}`);
+  }
+  const { outer, inner } = around(x.shape, d);
+  const shape = [...x.shape];
+  shape[d] = length;
+  const ctx = x.engine.ctx;
+  const y = output(x, shape, 'narrow');
+  // As row-major matrices: x [outer, size·inner] holds y [outer, length·inner] at column start·inner.
+  const whole: RowCol = [outer, size * inner];
+  const part: RowCol = [outer, length * inner];
+  const at: RowCol = [0, start * inner];
+  await copyBlock(ctx, {
+    src: x.buffer,
+    srcShape: whole,
+    srcAt: at,
+    dst: y.buffer,
+    dstShape: part,
+    block: part,
+  });
+  record({
+    name: 'narrow',
+    inputs: [x],
+    outputs: [y],
+    saved: [],
+    backward: (g) =>
+      g.into(0, async (dx, accumulate) => {
+        if (!accumulate && length < size) x.engine.clear(dx);
+        await copyBlock(ctx, {
+          src: g.grad()!.buffer,
+          srcShape: part,
+          dst: dx.buffer,
+          dstShape: whole,
+          dstAt: at,
+          block: part,
+          accumulate,
+        });
+      }),
+  });
+  return y;
 }
