@@ -29,6 +29,12 @@ function SessionTitle() {
   );
 }
 
+const CHARTS = [
+  { title: 'Loss', area: 'The loss chart', Chart: LossChart },
+  { title: 'Rank per layer', area: 'The rank chart', Chart: RankChart },
+  { title: 'Rank importance heatmap', area: 'The rank heatmap', Chart: RankHeatmap },
+];
+
 export function TrainView() {
   return (
     <div className="train-view" data-testid="train-view">
@@ -45,24 +51,14 @@ export function TrainView() {
         <ErrorBoundary area="The training controls">
           <TrainControls />
         </ErrorBoundary>
-        <section className="panel">
-          <h2>Loss</h2>
-          <ErrorBoundary area="The loss chart">
-            <LossChart />
-          </ErrorBoundary>
-        </section>
-        <section className="panel">
-          <h2>Rank per layer</h2>
-          <ErrorBoundary area="The rank chart">
-            <RankChart />
-          </ErrorBoundary>
-        </section>
-        <section className="panel">
-          <h2>Rank importance heatmap</h2>
-          <ErrorBoundary area="The rank heatmap">
-            <RankHeatmap />
-          </ErrorBoundary>
-        </section>
+        {CHARTS.map(({ title, area, Chart }) => (
+          <section className="panel" key={title}>
+            <h2>{title}</h2>
+            <ErrorBoundary area={area}>
+              <Chart />
+            </ErrorBoundary>
+          </section>
+        ))}
       </div>
       <aside className="col right">
         <ErrorBoundary area="The previews">

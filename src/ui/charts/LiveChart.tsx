@@ -34,7 +34,9 @@ export function LiveChart({ testId, height, empty, signature, options, data, chi
       } else {
         chart.setData(data());
       }
-      el.dataset.points = String(metrics.steps.length);
+      // Only on change: the attribute drives CSS (the empty-chart note), so each write restyles.
+      if (el.dataset.points !== String(metrics.steps.length))
+        el.dataset.points = String(metrics.steps.length);
     };
     const off = metrics.subscribe(draw);
     const ro = new ResizeObserver(() => chart?.setSize({ width: Math.max(200, el.clientWidth), height }));

@@ -42,32 +42,47 @@ export function RankHeatmap() {
 
   useEffect(() => {
     const c = canvas.current!;
+    // What the canvas shows; a redraw with the same snapshot, scale and width is skipped (the trainer
+    // sends contributions only every few steps, the subscription fires at ~4 Hz).
+    let shown: { snap?: object; max: number; width: number } = { max: 0, width: 0 };
+    const setText = (el: HTMLElement, text: string) => {
+      if (el.textContent !== text) el.textContent = text;
+    };
+    const setAttr = (el: HTMLElement, key: string, value: string) => {
+      if (el.dataset[key] !== value) el.dataset[key] = value;
+    };
     const draw = () => {
       const snaps = metrics.contributions;
       const s = slider.current!;
-      s.max = String(Math.max(0, snaps.length - 1));
+      if (s.max !== String(Math.max(0, snaps.length - 1))) s.max = String(Math.max(0, snaps.length - 1));
       s.disabled = snaps.length < 2;
       if (liveRef.current || index.current >= snaps.length) index.current = snaps.length - 1;
-      s.value = String(Math.max(0, index.current));
+      if (s.value !== String(Math.max(0, index.current))) s.value = String(Math.max(0, index.current));
       const snap = snaps[index.current];
-      c.dataset.snapshots = String(snaps.length);
+      setAttr(c, 'snapshots', String(snaps.length));
       drawBytes();
-      const ctx = c.getContext('2d')!;
       const width = c.clientWidth;
       if (!snap || snap.rows.length === 0) {
-        c.height = 0;
-        stepLabel.current!.textContent = 'no data yet';
+        if (c.height !== 0) c.height = 0;
+        setText(stepLabel.current!, 'no data yet');
         return;
       }
-      stepLabel.current!.textContent = `step ${snap.step}${index.current === snaps.length - 1 ? ' (latest)' : ''}`;
+      setText(
+        stepLabel.current!,
+        `step ${snap.step}${index.current === snaps.length - 1 ? ' (latest)' : ''}`,
+      );
+      if (shown.snap === snap && shown.max === metrics.contributionMax && shown.width === width) return;
+      shown = { snap, max: metrics.contributionMax, width };
+      const ctx = c.getContext('2d')!;
       const rows = snap.rows.length;
       const cols = Math.max(1, ...snap.rows.map((r) => r.length));
       const rowH = Math.max(MIN_ROW, Math.floor(320 / rows));
       const height = rows * rowH;
       const dpr = devicePixelRatio || 1;
-      c.width = Math.round(width * dpr);
-      c.height = Math.round(height * dpr);
-      c.style.height = `${height}px`;
+      // Assigning a canvas size reallocates it even when unchanged.
+      if (c.width !== Math.round(width * dpr)) c.width = Math.round(width * dpr);
+      if (c.height !== Math.round(height * dpr)) c.height = Math.round(height * dpr);
+      if (c.style.height !== `${height}px`) c.style.height = `${height}px`;
       const cells = new ImageData(
         heatmapPixels(snap.rows, cols, metrics.contributionMax, ranksAt(snap.step)),
         cols,
@@ -83,19 +98,21 @@ export function RankHeatmap() {
         ctx.fillStyle = blockColor(metrics.layers[y]?.block ?? 'down');
         ctx.fillRect(0, y * rowH, GUTTER - 2, rowH);
       });
-      c.dataset.rows = String(rows);
-      c.dataset.cols = String(cols);
+      setAttr(c, 'rows', String(rows));
+      setAttr(c, 'cols', String(cols));
     };
     const drawBytes = () => {
       const el = bytes.current!;
       const a = metrics.adapterBytes;
       const f = metrics.fixedRankBytes;
+      if (el.dataset.adapterBytes === String(a) && el.dataset.fixedBytes === String(f)) return;
       el.dataset.adapterBytes = String(a);
+      el.dataset.fixedBytes = String(f);
       const pct = f > 0 ? Math.min(100, (100 * a) / f) : 0;
       el.querySelector<HTMLElement>('.bar.lora2 i')!.style.width = `${pct}%`;
-      el.querySelector('.v.lora2')!.textContent = a ? formatBytes(a) : '–';
-      el.querySelector('.v.fixed')!.textContent = f ? formatBytes(f) : '–';
-      el.querySelector('.saving')!.textContent = f > 0 && a > 0 ? `${(100 - pct).toFixed(0)} % smaller` : '';
+      setText(el.querySelector('.v.lora2')!, a ? formatBytes(a) : '–');
+      setText(el.querySelector('.v.fixed')!, f ? formatBytes(f) : '–');
+      setText(el.querySelector('.saving')!, f > 0 && a > 0 ? `${(100 - pct).toFixed(0)} % smaller` : '');
     };
     const off = metrics.subscribe(draw);
     const redraw = () => draw();
