@@ -277,6 +277,11 @@ describe('autograd tape', () => {
     const y = await noGrad(e, () => silu(x));
     expect(y.requiresGrad).toBe(false);
     expect(tapeLength(e)).toBe(0);
+    // Under noGrad a checkpointed segment is a scope: its internals are gone when it returns.
+    const before = e.stats().liveBuffers;
+    const z = await noGrad(e, () => checkpoint(async (h) => silu(await silu(await silu(h))), [x]));
+    expect(e.stats().liveBuffers).toBe(before + 1);
+    z.release();
     const loss = await sum(await silu(x));
     expect(tapeLength(e)).toBe(2);
     await backward(loss);

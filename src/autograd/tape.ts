@@ -454,7 +454,8 @@ export async function checkpoint<T extends Outputs>(
   if (inputs.length === 0) throw new Error('checkpoint needs at least one input tensor');
   const engine = inputs[0].engine;
   const st = stateOf(engine);
-  if (!st.gradEnabled) return fn(...inputs);
+  // Without grad there is nothing to recompute; the scope still frees the segment's internals at once.
+  if (!st.gradEnabled) return engine.scope(() => fn(...inputs));
   const prevKeep = st.keepGraph;
   st.keepGraph = false;
   let result: T;
