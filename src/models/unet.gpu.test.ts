@@ -1,0 +1,123 @@
+// The WGSL UNet against the PyTorch golden reference (tools/reference/make_golden.py): forward output,
+// MSE loss, ∂loss/∂sample, and the gradients of a LoRA pair on one attention projection; gradient
+// checkpointing must give the same gradients with less peak memory.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as ops from '../autograd/ops';
+import { backward, zeroGrad } from '../autograd/tape';
+import { testGpu } from '../gpu/testing';
+import { bytesSource } from '../io/sources';
+import { SafetensorsReader } from '../io/safetensors';
+import type { LinearAdapter } from '../nn/params';
+import { Engine } from '../tensor/engine';
+import type { Tensor } from '../tensor/tensor';
+import { parseUNetConfig } from './config';
+import { UNet2DConditionModel } from './unet';
+
+const DIR = 'tools/reference/golden';
+
+/** max |a − b| / max |b|: a scale-aware relative error that small reference entries cannot blow up. */
+function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num = Math.max(num, Math.abs(got[i] - want[i]));
+    den = Math.max(den, Math.abs(want[i]));
+  }
+  return num / den;
+}
+
+describe('UNet2DConditionModel vs PyTorch golden', { timeout: 900_000 }, () => {
+  let engine: Engine;
+  let unet: UNet2DConditionModel;
+  let golden: SafetensorsReader;
+  let timesteps: number[];
+  const input = async (name: string, requiresGrad = false): Promise<Tensor> => {
+    const t = golden.info(name);
+    return engine.fromArray(await golden.readFloat32(name), t.shape, { label: name, requiresGrad });
+  };
+
+  beforeAll(async () => {
+    engine = new Engine(await testGpu());
+    const config = parseUNetConfig(readFileSync(`${DIR}/unet_config.json`, 'utf8'));
+    const weights = await SafetensorsReader.open(
+      bytesSource(new Uint8Array(readFileSync(`${DIR}/unet_weights.safetensors`))),
+    );
+    unet = await UNet2DConditionModel.fromReader(engine, config, weights);
+    golden = await SafetensorsReader.open(
+      bytesSource(new Uint8Array(readFileSync(`${DIR}/unet_golden.safetensors`))),
+    );
+    timesteps = Array.from(await golden.readFloat32('inputs.timestep'));
+  }, 900_000);
+  afterAll(() => unet?.params.release());
+
+  async function forwardLoss(opts: { checkpoint?: boolean } = {}) {
+    const sample = await input('inputs.sample', true);
+    const ehs = await input('inputs.encoder_hidden_states');
+    const target = await input('inputs.target');
+    const out = await unet.forward(sample, timesteps, ehs, { gradientCheckpointing: opts.checkpoint });
+    const loss = await ops.mseLoss(out, target);
+    return { sample, out, loss };
+  }
+
+  it('forward output and loss match (relative error ≤ 1e-3)', async () => {
+    await engine.scope(async () => {
+      const { out, loss } = await forwardLoss();
+      const e = relErr(await out.read(), await golden.readFloat32('forward.out'));
+      console.log(`[golden] UNet forward rel err ${e.toExponential(2)}`);
+      expect(e).toBeLessThan(1e-3);
+      const l = (await loss.read())[0];
+      const want = (await golden.readFloat32('forward.loss'))[0];
+      expect(Math.abs(l - want) / want).toBeLessThan(1e-3);
+      await backward(loss);
+    });
+  });
+
+  it('∂loss/∂sample matches (≤ 1e-2), with and without gradient checkpointing', async () => {
+    const want = await golden.readFloat32('grad.sample');
+    const grads: Float32Array[] = [];
+    const peaks: number[] = [];
+    for (const checkpoint of [false, true]) {
+      await engine.scope(async () => {
+        engine.pool.resetPeak();
+        const { sample, loss } = await forwardLoss({ checkpoint });
+        await backward(loss);
+        peaks.push(engine.stats().peakLiveBytes);
+        grads.push(await sample.grad!.read());
+        zeroGrad([sample]);
+      });
+    }
+    const e = relErr(grads[0], want);
+    console.log(
+      `[golden] ∂loss/∂sample rel err ${e.toExponential(2)}; peak bytes plain ${peaks[0]}, checkpointed ${peaks[1]}`,
+    );
+    expect(e).toBeLessThan(1e-2);
+    expect(relErr(grads[1], grads[0])).toBeLessThan(1e-5);
+    expect(peaks[1]).toBeLessThan(peaks[0]);
+  });
+
+  it('LoRA pair gradients on attn1.to_q match (≤ 1e-2)', async () => {
+    const path = 'down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q';
+    await engine.scope(async () => {
+      const A = await input('lora.A', true);
+      const B = await input('lora.B', true);
+      const adapter: LinearAdapter = {
+        forward: async (x) => ops.scale(await ops.linear(await ops.linear(x, A), B), 0.75),
+      };
+      unet.params.adapters.set(path, adapter);
+      try {
+        const { out, loss } = await forwardLoss();
+        expect(relErr(await out.read(), await golden.readFloat32('lora.out'))).toBeLessThan(1e-3);
+        await backward(loss);
+        const eA = relErr(await A.grad!.read(), await golden.readFloat32('lora.grad.A'));
+        const eB = relErr(await B.grad!.read(), await golden.readFloat32('lora.grad.B'));
+        console.log(`[golden] LoRA grad rel err A ${eA.toExponential(2)} B ${eB.toExponential(2)}`);
+        expect(eA).toBeLessThan(1e-2);
+        expect(eB).toBeLessThan(1e-2);
+        zeroGrad([A, B]);
+      } finally {
+        unet.params.adapters.delete(path);
+      }
+    });
+  });
+});
