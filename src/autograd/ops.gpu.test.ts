@@ -38,6 +38,7 @@ import {
   sub,
   sum,
   timestepEmbedding,
+  transposeLast2,
   upsampleNearest2x,
 } from './ops';
 import { backward, tapeLength } from './tape';
@@ -239,6 +240,23 @@ describe('autograd ops', () => {
     expect(Array.from((await params[2].grad!.read()).slice(rank * inF))).toEqual(new Array(inF).fill(0));
     const dB = await params[3].grad!.read();
     for (let o = 0; o < outF; o++) expect(dB[o * cap + cap - 1]).toBe(0);
+    e.destroy();
+  });
+
+  it('transposeLast2 sends the transposed upstream gradient back', async () => {
+    const e = await engine();
+    const [b, rows, cols] = [2, 3, 5];
+    const x = leaf(e, randn(rng(26), b * rows * cols), [b, rows, cols], 'x');
+    const r = randn(rng(27), b * rows * cols);
+    const loss = await e.scope(async () =>
+      sum(await mul(await transposeLast2(x), e.fromArray(r, [b, cols, rows]))),
+    );
+    await backward(loss);
+    const want = Float32Array.from({ length: r.length }, (_, i) => {
+      const [z, row, col] = [Math.floor(i / (rows * cols)), Math.floor(i / cols) % rows, i % cols];
+      return r[(z * cols + col) * rows + row];
+    });
+    expect(Array.from(await x.grad!.read())).toEqual(Array.from(want));
     e.destroy();
   });
 

@@ -9,7 +9,7 @@ import {
 } from '../../kernels/attention';
 import type { Tensor } from '../../tensor/tensor';
 import { record } from '../tape';
-import { expectDType, expectRank, expectShape, output } from './util';
+import { expectDType, expectRank, expectShape, output, recordUnary } from './util';
 
 export interface AttentionOptions {
   /** Multiplies q·kᵀ; default 1/sqrt(d). */
@@ -90,15 +90,8 @@ async function permute(
     op === 'splitHeads' ? [splitHeadsKernel, mergeHeadsKernel] : [mergeHeadsKernel, splitHeadsKernel];
   const y = output(x, shape, op);
   await fwd(ctx, { ...dims, dtype, input: x.buffer, output: y.buffer });
-  record({
-    name: op,
-    inputs: [x],
-    outputs: [y],
-    saved: [],
-    backward: (g) =>
-      g.into(0, (dx, accumulate) =>
-        bwd(ctx, { ...dims, dtype, input: g.grad()!.buffer, output: dx.buffer, accumulate }),
-      ),
-  });
+  recordUnary(op, x, y, [], (input, output, accumulate) =>
+    bwd(ctx, { ...dims, dtype, input, output, accumulate }),
+  );
   return y;
 }

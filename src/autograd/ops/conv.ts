@@ -10,7 +10,7 @@ import {
 } from '../../kernels/conv2d';
 import type { Tensor } from '../../tensor/tensor';
 import { record } from '../tape';
-import { expectDType, expectRank, expectShape, output } from './util';
+import { expectDType, expectRank, expectShape, output, productSaved } from './util';
 
 export interface Conv2dOptions {
   stride?: number;
@@ -41,8 +41,7 @@ export async function conv2d(
     name: 'conv2d',
     inputs: [x, weight, bias],
     outputs: [y],
-    // x only for the weight gradient, the weight only for the input gradient.
-    saved: [...(weight.requiresGrad ? [x] : []), ...(x.requiresGrad ? [weight] : [])],
+    saved: productSaved(x, weight),
     backward: async (g) => {
       const dy = g.grad()!.buffer;
       await g.into(0, (dx, accumulate) =>

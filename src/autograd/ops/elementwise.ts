@@ -14,7 +14,7 @@ import { broadcastShapes } from '../../kernels/reduce';
 import { shapesEqual } from '../../tensor/shape';
 import type { Tensor } from '../../tensor/tensor';
 import { record } from '../tape';
-import { expectDType, output } from './util';
+import { expectDType, output, recordUnary } from './util';
 
 /** Unary ops whose derivative is a constant factor: the backward is the op itself applied to dy. */
 const LINEAR_UNARY = new Set<UnaryOp>(['scale', 'neg']);
@@ -26,19 +26,11 @@ async function unaryOp(op: UnaryOp, x: Tensor, alpha?: number): Promise<Tensor> 
   const y = output(x, x.shape, op);
   await unary(ctx, { op, x: x.buffer, y: y.buffer, n, alpha });
   const linear = LINEAR_UNARY.has(op);
-  record({
-    name: op,
-    inputs: [x],
-    outputs: [y],
-    saved: linear ? [] : [x],
-    backward: (g) =>
-      g.into(0, (dx, accumulate) => {
-        const dy = g.grad()!.buffer;
-        return linear
-          ? unary(ctx, { op, x: dy, y: dx.buffer, n, alpha, accumulate })
-          : unaryBackward(ctx, { op, x: x.buffer, dy, dx: dx.buffer, n, alpha, accumulate });
-      }),
-  });
+  recordUnary(op, x, y, linear ? [] : [x], (dy, dx, accumulate) =>
+    linear
+      ? unary(ctx, { op, x: dy, y: dx, n, alpha, accumulate })
+      : unaryBackward(ctx, { op, x: x.buffer, dy, dx, n, alpha, accumulate }),
+  );
   return y;
 }
 
@@ -124,15 +116,8 @@ export async function geglu(x: Tensor): Promise<Tensor> {
   const ctx = x.engine.ctx;
   const y = output(x, [...x.shape.slice(0, -1), d], 'geglu');
   await gegluKernel(ctx, { x: x.buffer, y: y.buffer, rows, d });
-  record({
-    name: 'geglu',
-    inputs: [x],
-    outputs: [y],
-    saved: [x],
-    backward: (g) =>
-      g.into(0, (dx, accumulate) =>
-        gegluBackward(ctx, { x: x.buffer, dy: g.grad()!.buffer, dx: dx.buffer, rows, d, accumulate }),
-      ),
-  });
+  recordUnary('geglu', x, y, [x], (dy, dx, accumulate) =>
+    gegluBackward(ctx, { x: x.buffer, dy, dx, rows, d, accumulate }),
+  );
   return y;
 }

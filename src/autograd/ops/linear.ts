@@ -4,7 +4,7 @@ import { biasGradient, matmul as matmulKernel, matmulBackward, type MatmulArgs }
 import { formatShape } from '../../tensor/shape';
 import type { Tensor } from '../../tensor/tensor';
 import { record } from '../tape';
-import { expectDType, expectShape, output } from './util';
+import { expectDType, expectShape, output, productSaved } from './util';
 
 /** y = x Wᵀ + b for x [..., in], weight [out, in] (PyTorch's nn.Linear layout), bias [out]. f32 or f16. */
 export async function linear(x: Tensor, weight: Tensor, bias?: Tensor): Promise<Tensor> {
@@ -24,7 +24,7 @@ export async function linear(x: Tensor, weight: Tensor, bias?: Tensor): Promise<
     name: 'linear',
     inputs: [x, weight, bias],
     outputs: [y],
-    saved: [...(weight.requiresGrad ? [x] : []), ...(x.requiresGrad ? [weight] : [])],
+    saved: productSaved(x, weight),
     backward: async (g) => {
       const dy = g.grad()!.buffer;
       await g.into(0, (dx, accumulate) =>
@@ -76,7 +76,7 @@ export async function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Pr
     name: 'matmul',
     inputs: [a, b],
     outputs: [y],
-    saved: [...(b.requiresGrad ? [a] : []), ...(a.requiresGrad ? [b] : [])],
+    saved: productSaved(a, b),
     backward: async (g) => {
       const dy = g.grad()!.buffer;
       await g.into(0, (da, accumulate) =>

@@ -8,8 +8,7 @@ import {
 } from '../../kernels/reduce';
 import type { Shape } from '../../tensor/shape';
 import type { Tensor } from '../../tensor/tensor';
-import { record } from '../tape';
-import { expectDType, output } from './util';
+import { expectDType, output, recordUnary } from './util';
 
 async function reduceAll(x: Tensor, mean: boolean): Promise<Tensor> {
   const op = mean ? 'mean' : 'sum';
@@ -20,16 +19,9 @@ async function reduceAll(x: Tensor, mean: boolean): Promise<Tensor> {
   const scratch = e.empty([reduceAllScratchLength(n)], { label: `${op}.scratch` });
   await sumAll(e.ctx, { x: x.buffer, out: y.buffer, n, scratch: scratch.buffer, mean });
   scratch.release();
-  record({
-    name: op,
-    inputs: [x],
-    outputs: [y],
-    saved: [],
-    backward: (g) =>
-      g.into(0, (dx, accumulate) =>
-        sumAllBackward(e.ctx, { dOut: g.grad()!.buffer, dx: dx.buffer, n, mean, accumulate }),
-      ),
-  });
+  recordUnary(op, x, y, [], (dOut, dx, accumulate) =>
+    sumAllBackward(e.ctx, { dOut, dx, n, mean, accumulate }),
+  );
   return y;
 }
 
@@ -47,22 +39,8 @@ export async function sumTo(x: Tensor, outShape: Shape, scale = 1): Promise<Tens
   const ctx = x.engine.ctx;
   const y = output(x, outShape, 'sumTo');
   await sumToShape(ctx, { x: x.buffer, out: y.buffer, shape: x.shape, outShape, scale });
-  record({
-    name: 'sumTo',
-    inputs: [x],
-    outputs: [y],
-    saved: [],
-    backward: (g) =>
-      g.into(0, (dx, accumulate) =>
-        sumToShapeBackward(ctx, {
-          dOut: g.grad()!.buffer,
-          dx: dx.buffer,
-          shape: x.shape,
-          outShape,
-          scale,
-          accumulate,
-        }),
-      ),
-  });
+  recordUnary('sumTo', x, y, [], (dOut, dx, accumulate) =>
+    sumToShapeBackward(ctx, { dOut, dx, shape: x.shape, outShape, scale, accumulate }),
+  );
   return y;
 }

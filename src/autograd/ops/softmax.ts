@@ -1,8 +1,7 @@
 // Softmax over the last axis with autograd; the backward reads the saved output, not the input.
 import { softmax as softmaxKernel, softmaxBackward } from '../../kernels/softmax';
 import type { Tensor } from '../../tensor/tensor';
-import { record } from '../tape';
-import { expectDType, output } from './util';
+import { expectDType, output, recordUnary } from './util';
 
 export async function softmax(x: Tensor): Promise<Tensor> {
   expectDType('softmax', [x]);
@@ -11,15 +10,8 @@ export async function softmax(x: Tensor): Promise<Tensor> {
   const ctx = x.engine.ctx;
   const y = output(x, x.shape, 'softmax');
   await softmaxKernel(ctx, { x: x.buffer, y: y.buffer, rows, cols });
-  record({
-    name: 'softmax',
-    inputs: [x],
-    outputs: [y],
-    saved: [y],
-    backward: (g) =>
-      g.into(0, (dx, accumulate) =>
-        softmaxBackward(ctx, { y: y.buffer, dy: g.grad()!.buffer, dx: dx.buffer, rows, cols, accumulate }),
-      ),
-  });
+  recordUnary('softmax', x, y, [y], (dy, dx, accumulate) =>
+    softmaxBackward(ctx, { y: y.buffer, dy, dx, rows, cols, accumulate }),
+  );
   return y;
 }

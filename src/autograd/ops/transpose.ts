@@ -1,8 +1,7 @@
 // Transpose of the last two dims with autograd ([..., rows, cols] → [..., cols, rows]); backward transposes back.
 import { transpose as transposeKernel } from '../../kernels/transpose';
 import type { Tensor } from '../../tensor/tensor';
-import { record } from '../tape';
-import { expectDType, output } from './util';
+import { expectDType, output, recordUnary } from './util';
 
 export async function transposeLast2(x: Tensor): Promise<Tensor> {
   expectDType('transpose', [x]);
@@ -13,22 +12,8 @@ export async function transposeLast2(x: Tensor): Promise<Tensor> {
   const ctx = x.engine.ctx;
   const y = output(x, [...x.shape.slice(0, -2), cols, rows], 'transpose');
   await transposeKernel(ctx, { x: x.buffer, y: y.buffer, batch, rows, cols });
-  record({
-    name: 'transpose',
-    inputs: [x],
-    outputs: [y],
-    saved: [],
-    backward: (g) =>
-      g.into(0, (dx, accumulate) =>
-        transposeKernel(ctx, {
-          x: g.grad()!.buffer,
-          y: dx.buffer,
-          batch,
-          rows: cols,
-          cols: rows,
-          accumulate,
-        }),
-      ),
-  });
+  recordUnary('transpose', x, y, [], (dy, dx, accumulate) =>
+    transposeKernel(ctx, { x: dy, y: dx, batch, rows: cols, cols: rows, accumulate }),
+  );
   return y;
 }

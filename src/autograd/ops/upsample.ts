@@ -1,8 +1,7 @@
 // Nearest 2× upsampling of NCHW maps with autograd; the backward sums each 2×2 block.
 import { upsampleNearest2x as upsampleKernel, upsampleNearest2xBackward } from '../../kernels/upsample';
 import type { Tensor } from '../../tensor/tensor';
-import { record } from '../tape';
-import { expectDType, expectRank, output } from './util';
+import { expectDType, expectRank, output, recordUnary } from './util';
 
 export async function upsampleNearest2x(x: Tensor): Promise<Tensor> {
   expectDType('upsampleNearest2x', [x]);
@@ -11,22 +10,8 @@ export async function upsampleNearest2x(x: Tensor): Promise<Tensor> {
   const ctx = x.engine.ctx;
   const y = output(x, [b, c, 2 * h, 2 * w], 'upsampleNearest2x');
   await upsampleKernel(ctx, { x: x.buffer, y: y.buffer, planes: b * c, h, w });
-  record({
-    name: 'upsampleNearest2x',
-    inputs: [x],
-    outputs: [y],
-    saved: [],
-    backward: (g) =>
-      g.into(0, (dx, accumulate) =>
-        upsampleNearest2xBackward(ctx, {
-          dy: g.grad()!.buffer,
-          dx: dx.buffer,
-          planes: b * c,
-          h,
-          w,
-          accumulate,
-        }),
-      ),
-  });
+  recordUnary('upsampleNearest2x', x, y, [], (dy, dx, accumulate) =>
+    upsampleNearest2xBackward(ctx, { dy, dx, planes: b * c, h, w, accumulate }),
+  );
   return y;
 }

@@ -2,6 +2,7 @@
 import type { DType } from '../../tensor/dtype';
 import { formatShape, type Shape } from '../../tensor/shape';
 import type { Tensor } from '../../tensor/tensor';
+import { record } from '../tape';
 
 /** Throws unless every given tensor has `dtype` (default f32: most kernels have only an f32 path). */
 export function expectDType(op: string, tensors: (Tensor | undefined)[], dtype: DType = 'f32'): void {
@@ -24,4 +25,26 @@ export function expectShape(op: string, t: Tensor, shape: Shape): void {
 /** An uninitialised output of `shape` on the engine (and with the dtype) of `like`. */
 export function output(like: Tensor, shape: Shape, label: string): Tensor {
   return like.engine.empty(shape, { dtype: like.dtype, label });
+}
+
+/** Operands of a product (linear, matmul, conv): each is read only by the other's gradient. */
+export function productSaved(a: Tensor, b: Tensor): Tensor[] {
+  return [...(b.requiresGrad ? [a] : []), ...(a.requiresGrad ? [b] : [])];
+}
+
+/** Records a one-input op whose backward is one kernel writing (or adding into) dx from dy. */
+export function recordUnary(
+  name: string,
+  x: Tensor,
+  y: Tensor,
+  saved: Tensor[],
+  grad: (dy: GPUBuffer, dx: GPUBuffer, accumulate: boolean) => Promise<void>,
+): void {
+  record({
+    name,
+    inputs: [x],
+    outputs: [y],
+    saved,
+    backward: (g) => g.into(0, (dx, accumulate) => grad(g.grad()!.buffer, dx.buffer, accumulate)),
+  });
 }
