@@ -1,0 +1,106 @@
+// npm run sample -- --prompt "dog face" --seed 1 --out out.png [--steps 25] [--guidance 4] [--sampler ddim|euler-a]
+// [--model public/models/emoji-tiny] [--grid prompts.txt --seeds 1,2]: renders with the default model on Dawn.
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { acquireNodeGpu } from '../src/gpu/node';
+import { adapterName } from '../src/gpu/device';
+import { encodePng } from '../src/io/png';
+import { DirectoryFolder } from '../src/models/folder.node';
+import { DiffusionModel, type RgbaImage } from '../src/models/pipeline';
+import { Engine } from '../src/tensor/engine';
+
+const { values } = parseArgs({
+  options: {
+    prompt: { type: 'string', default: 'grinning face' },
+    negative: { type: 'string', default: '' },
+    seed: { type: 'string', default: '1' },
+    seeds: { type: 'string' },
+    steps: { type: 'string', default: '25' },
+    guidance: { type: 'string', default: '4' },
+    sampler: { type: 'string', default: 'ddim' },
+    model: { type: 'string', default: 'public/models/emoji-tiny' },
+    out: { type: 'string', default: 'out.png' },
+    grid: { type: 'string' },
+    scale: { type: 'string', default: '4' },
+  },
+});
+
+const gpu = await acquireNodeGpu();
+console.log(`adapter: ${adapterName(gpu.adapter)}`);
+const engine = new Engine(gpu);
+const t0 = performance.now();
+const model = await DiffusionModel.load(engine, new DirectoryFolder(values.model!));
+console.log(`model ${values.model} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+const prompts = values.grid
+  ? (await import('node:fs'))
+      .readFileSync(values.grid, 'utf8')
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean)
+  : [values.prompt!];
+const seeds = (values.seeds ?? values.seed!).split(',').map(Number);
+const sampler = values.sampler === 'euler-a' ? 'euler-a' : 'ddim';
+const images: RgbaImage[] = [];
+const start = performance.now();
+let done = 0;
+const total = prompts.length * seeds.length;
+for (const prompt of prompts) {
+  for (const seed of seeds) {
+    const img = await model.generate({
+      prompt,
+      negativePrompt: values.negative,
+      seed,
+      steps: Number(values.steps),
+      guidance: Number(values.guidance),
+      sampler,
+      onStep: (s, n) => {
+        const elapsed = (performance.now() - start) / 1000;
+        const frac = (done + s / n) / total;
+        const eta = frac > 0 ? elapsed / frac - elapsed : 0;
+        process.stdout.write(
+          `\r[${done + 1}/${total}] "${prompt}" seed ${seed} step ${s}/${n}  ${elapsed.toFixed(0)} s, ETA ${eta.toFixed(0)} s   `,
+        );
+      },
+    });
+    images.push(img);
+    done++;
+  }
+}
+process.stdout.write('\n');
+const scale = Number(values.scale);
+const out = values.grid ? grid(images, seeds.length, scale) : upscale(images[0], scale);
+await writeFile(values.out!, await encodePng(out));
+console.log(`wrote ${values.out} (${out.width}×${out.height})`);
+process.exit(0);
+
+/** Nearest-neighbour upscale, so 32×32 samples are visible. */
+function upscale(img: RgbaImage, s: number): RgbaImage {
+  const w = img.width * s;
+  const h = img.height * s;
+  const data = new Uint8ClampedArray(w * h * 4);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const src = (Math.floor(y / s) * img.width + Math.floor(x / s)) * 4;
+      data.set(img.data.subarray(src, src + 4), (y * w + x) * 4);
+    }
+  return { width: w, height: h, data };
+}
+
+/** Rows of `cols` images (one row per prompt), 2 px gutters. */
+function grid(imgs: RgbaImage[], cols: number, s: number): RgbaImage {
+  const tiles = imgs.map((i) => upscale(i, s));
+  const tw = tiles[0].width + 2;
+  const th = tiles[0].height + 2;
+  const rows = Math.ceil(tiles.length / cols);
+  const w = cols * tw;
+  const h = rows * th;
+  const data = new Uint8ClampedArray(w * h * 4).fill(255);
+  tiles.forEach((t, k) => {
+    const ox = (k % cols) * tw;
+    const oy = Math.floor(k / cols) * th;
+    for (let y = 0; y < t.height; y++)
+      data.set(t.data.subarray(y * t.width * 4, (y + 1) * t.width * 4), ((oy + y) * w + ox) * 4);
+  });
+  return { width: w, height: h, data };
+}

@@ -1,0 +1,131 @@
+// Text-to-image sampling: prompt → tokenizer → text encoder (ORT) → scheduler loop with classifier-free
+// guidance over the WGSL UNet (plus any adapters) → image. Pixel-space models use the identity codec.
+import { noGrad } from '../autograd/tape';
+import type { Engine } from '../tensor/engine';
+import type { ModelFolder } from './folder';
+import { Rng } from './rng';
+import { createSampler, guide, parseSchedulerConfig, type SchedulerConfig } from './schedulers';
+import type { OrtOptions } from './textEncoder';
+import { OnnxTextEncoder, type TextEmbeddings } from './textEncoder';
+import type { Tokenizer } from './tokenizer';
+import { loadTokenizer } from './tokenizerFolder';
+import { UNet2DConditionModel } from './unet';
+
+export interface GenerateOptions {
+  prompt: string;
+  negativePrompt?: string;
+  seed: number;
+  steps: number;
+  guidance: number;
+  sampler: 'ddim' | 'euler-a';
+  onStep?: (step: number, total: number) => void;
+}
+
+export interface RgbaImage {
+  width: number;
+  height: number;
+  data: Uint8ClampedArray;
+}
+
+/** A loaded text-to-image model: UNet on the engine, tokenizer, text encoder, scheduler settings. */
+export class DiffusionModel {
+  private readonly embeddingCache = new Map<string, TextEmbeddings>();
+
+  private constructor(
+    readonly name: string,
+    readonly unet: UNet2DConditionModel,
+    readonly tokenizer: Tokenizer,
+    readonly textEncoder: OnnxTextEncoder,
+    readonly scheduler: SchedulerConfig,
+    readonly resolution: number,
+  ) {}
+
+  static async load(engine: Engine, folder: ModelFolder, ort: OrtOptions = {}): Promise<DiffusionModel> {
+    if (await folder.has('vae_decoder.onnx')) {
+      throw new Error(
+        `${folder.name}: latent models (VAE) are not supported yet; only pixel-space models load`,
+      );
+    }
+    const unet = await UNet2DConditionModel.load(engine, folder);
+    const tokenizer = await loadTokenizer(folder);
+    const textEncoder = await OnnxTextEncoder.load(await folder.bytes('text_encoder.onnx'), ort);
+    const scheduler = parseSchedulerConfig(
+      await folder.json<Record<string, unknown>>('scheduler_config.json'),
+    );
+    const size = unet.config.sampleSize?.[0] ?? 32;
+    return new DiffusionModel(folder.name, unet, tokenizer, textEncoder, scheduler, size);
+  }
+
+  /** Text embeddings [1, L, D] for a prompt (cached: prompts repeat across previews and steps). */
+  async embed(prompt: string): Promise<TextEmbeddings> {
+    let e = this.embeddingCache.get(prompt);
+    if (!e) {
+      e = await this.textEncoder.encode(this.tokenizer.encode(prompt).ids, 1);
+      this.embeddingCache.set(prompt, e);
+    }
+    return e;
+  }
+
+  /** Renders one image. The conditional and unconditional passes run as one batch of 2. */
+  async generate(opts: GenerateOptions): Promise<RgbaImage> {
+    const engine = this.unet.engine;
+    const c = this.unet.config;
+    const size = this.resolution;
+    const cond = await this.embed(opts.prompt);
+    const uncond = await this.embed(opts.negativePrompt ?? '');
+    const [, len, dim] = cond.shape;
+    const ehsData = new Float32Array(2 * len * dim);
+    ehsData.set(uncond.data, 0);
+    ehsData.set(cond.data, len * dim);
+    const sampler = createSampler(opts.sampler, this.scheduler, opts.steps);
+    const rng = new Rng(opts.seed);
+    const n = c.inChannels * size * size;
+    let x = rng.normals(n, sampler.initNoiseSigma);
+    await noGrad(engine, async () => {
+      const ehs = engine.keep(engine.fromArray(ehsData, [2, len, dim], { label: 'ehs' }));
+      try {
+        for (let i = 0; i < sampler.timesteps.length; i++) {
+          const input = sampler.scaleModelInput(x, i);
+          const both = new Float32Array(2 * n);
+          both.set(input, 0);
+          both.set(input, n);
+          const out = await engine.scope(async () => {
+            const sample = engine.fromArray(both, [2, c.inChannels, size, size], { label: 'sample' });
+            const t = sampler.timesteps[i];
+            const eps = await this.unet.forward(sample, [t, t], ehs);
+            return eps.read();
+          });
+          x = sampler.step(guide(out.subarray(0, n), out.subarray(n), opts.guidance), i, x, rng);
+          opts.onStep?.(i + 1, sampler.timesteps.length);
+        }
+      } finally {
+        ehs.release();
+      }
+    });
+    return toImage(x, c.inChannels, size);
+  }
+}
+
+/** Pixel-space codec: [-1, 1] planes (NCHW, 1 or 3 channels) → RGBA bytes. */
+export function toImage(x: Float32Array, channels: number, size: number): RgbaImage {
+  const data = new Uint8ClampedArray(size * size * 4);
+  const plane = size * size;
+  for (let i = 0; i < plane; i++) {
+    for (let ch = 0; ch < 3; ch++) {
+      const v = x[(channels === 1 ? 0 : ch) * plane + i];
+      data[i * 4 + ch] = Math.round((Math.max(-1, Math.min(1, v)) + 1) * 127.5);
+    }
+    data[i * 4 + 3] = 255;
+  }
+  return { width: size, height: size, data };
+}
+
+/** RGBA bytes → [-1, 1] NCHW planes (the inverse of toImage, for training images). */
+export function fromImage(img: RgbaImage, channels = 3): Float32Array {
+  const plane = img.width * img.height;
+  const out = new Float32Array(channels * plane);
+  for (let i = 0; i < plane; i++) {
+    for (let ch = 0; ch < channels; ch++) out[ch * plane + i] = img.data[i * 4 + ch] / 127.5 - 1;
+  }
+  return out;
+}
