@@ -176,6 +176,8 @@ async function giveTo(sink: GradSink, t: Tensor): Promise<void> {
 export class GradContext {
   private readonly moved: boolean[];
   private readonly temps: Tensor[] = [];
+  /** Upstream gradients moved to a sink but still readable by later passes of this node (see pass). */
+  private readonly held: Tensor[] = [];
 
   constructor(
     readonly node: Node,
@@ -290,6 +292,10 @@ export class GradContext {
       return;
     }
     this.moved[out] = true;
+    // The sink may add `up` into an existing gradient and release it at once; a second pass of the same
+    // upstream (add(a, b) routes dy to both) must still be able to copy it, so keep its storage until finish.
+    up.hold();
+    this.held.push(up);
     await this.give(i, up);
   }
 
@@ -302,6 +308,7 @@ export class GradContext {
   /** Releases temporaries and the upstream gradients not moved elsewhere. */
   finish(): void {
     for (const t of this.temps.splice(0)) t.release();
+    for (const t of this.held.splice(0)) t.drop();
     this.upstream.forEach((u, i) => {
       if (u && !this.moved[i]) u.release();
     });
