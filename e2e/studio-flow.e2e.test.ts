@@ -75,7 +75,8 @@ describe('studio training flow (fake trainer)', () => {
     await offer.waitFor({ timeout: 30_000 });
     expect(await offer.textContent()).toMatch(/interrupted at step \d+/);
     const points = () => page.getByTestId('rank-chart').getAttribute('data-points').then(Number);
-    await expect.poll(points).toBeGreaterThan(5);
+    // The history reached at least the checkpoint at step 10 before the reload.
+    await expect.poll(points).toBeGreaterThanOrEqual(10);
     await page.locator('[data-testid="model-chip"][data-phase="ready"]').waitFor({ timeout: 30_000 });
     // Long tasks of the reload itself (parsing, first render) are not training: count from here.
     await page.evaluate(() => ((window as unknown as { __longtasks: number[] }).__longtasks = []));
@@ -89,7 +90,12 @@ describe('studio training flow (fake trainer)', () => {
     expect(steps[0]).toBe(1);
     expect(steps.at(-1)).toBe(30);
     expect(steps.every((s, i) => i === 0 || s > steps[i - 1])).toBe(true);
-    await expect.poll(() => page.getByTestId('preview-sample').count()).toBeGreaterThanOrEqual(3);
+    // Previews at steps 10 (before the reload), 20 and 30, newest first. One the old page was sent while
+    // it unloaded may be lost (the run resumes after its checkpoint), so 20 is allowed to be missing.
+    const captions = () => page.locator('[data-testid="preview-sample"] figcaption').allTextContents();
+    await expect.poll(captions).toContain('step 30');
+    expect(await captions()).toEqual(expect.arrayContaining(['step 30', 'step 10']));
+    expect(['step 30,step 20,step 10', 'step 30,step 10']).toContain((await captions()).join(','));
     expect(Number(await page.getByTestId('rank-heatmap').getAttribute('data-snapshots'))).toBeGreaterThan(5);
     const long = await page.evaluate(() => (window as unknown as { __longtasks: number[] }).__longtasks);
     expect(

@@ -37,12 +37,16 @@ class Run {
   constructor(
     readonly sessionId: string,
     private readonly blocks: Blocks,
+    private readonly checkpointEvery: number,
   ) {}
 
   progress(p: TrainProgress): void {
     if (p.sessionId !== this.sessionId) return;
     metrics.push(p, this.blocks);
-    saveSoon.call();
+    // At a checkpoint step the history is saved too (at most 4×/s): a resume starts from the
+    // checkpoint, so the charts up to it must be on disk when the page goes away.
+    if (this.checkpointEvery > 0 && p.step % this.checkpointEvery === 0) saveAtCheckpoint.call();
+    else saveSoon.call();
     if (p.state === this.lastState) return;
     this.lastState = p.state;
     if (p.state === 'running') setPhase('running');
@@ -82,12 +86,17 @@ async function persist(state?: SessionState): Promise<void> {
 }
 
 const saveSoon = throttle(() => void persist(), HISTORY_SAVE_MS);
+const saveAtCheckpoint = throttle(() => {
+  saveSoon.cancel();
+  void persist();
+}, 250);
 
 /** Saves what the charts show when the page goes away (the session stays 'running', so reload offers resume). */
 export function persistOnPageHide(): void {
   addEventListener('pagehide', () => {
     // Start the write now: continuations after an await may never run once the page is gone.
     saveSoon.cancel();
+    saveAtCheckpoint.cancel();
     if (run) void sessionStore.saveHistory(run.sessionId, metrics.toRecord());
     void flushSettings();
   });
@@ -171,7 +180,7 @@ export async function startTraining(): Promise<void> {
       await sessionStore.saveHistory(session.id, metrics.toRecord());
     }
     const blocks: Blocks = new Map(model.layers.map((l) => [l.name, l.block]));
-    const current = new Run(session.id, blocks);
+    const current = new Run(session.id, blocks, settings.checkpointEvery);
     run = current;
     useStudio.setState({ session: await sessionStore.update(session.id, { state: 'running', settings }) });
     setPhase('running');
@@ -195,6 +204,7 @@ export async function startTraining(): Promise<void> {
 
 async function finish(state: 'paused' | 'stopped' | 'done'): Promise<void> {
   saveSoon.cancel();
+  saveAtCheckpoint.cancel();
   await persist(state);
   run = undefined;
   setPhase(state);
@@ -207,6 +217,7 @@ async function fail(e: unknown): Promise<void> {
   const error = describeError(e, { checkpointStep });
   if (run) {
     saveSoon.cancel();
+    saveAtCheckpoint.cancel();
     // Paused, not failed: the run can continue from its last checkpoint.
     await persist(metrics.latest ? 'paused' : undefined);
     run = undefined;
