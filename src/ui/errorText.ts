@@ -60,7 +60,10 @@ const KIND_BY_NAME: Record<string, string> = {
   GpuValidationError: 'validation',
 };
 
-export function describeError(e: unknown, context?: { checkpointStep?: number }): ReadableError {
+export function describeError(
+  e: unknown,
+  context?: { checkpointStep?: number; loading?: 'model' },
+): ReadableError {
   const f = fields(e);
   f.kind ??= KIND_BY_NAME[f.name];
   if (f.name === 'TrainerMissingError') {
@@ -95,12 +98,16 @@ export function describeError(e: unknown, context?: { checkpointStep?: number })
   if (f.name === 'StorageFullError' || f.name === 'QuotaExceededError') {
     return { title: 'Browser storage is full', message: f.message, action: 'sessions' };
   }
-  if (f.name === 'SafetensorsError' || /safetensors|onnx|model file|config\.json/i.test(f.message)) {
+  if (
+    context?.loading === 'model' ||
+    f.name === 'SafetensorsError' ||
+    /safetensors|onnx|model file|config\.json/i.test(f.message)
+  ) {
     return {
-      title: 'The model file could not be read',
+      title: 'The model could not be loaded',
       message: f.message,
       advice:
-        'The file is damaged, incomplete or not a model of a supported kind. Download it again, or pick a diffusers-format model folder.',
+        'A file of the model is damaged, missing or of a kind this version cannot run. Download it again, or pick a diffusers-format model folder.',
       action: 'none',
     };
   }

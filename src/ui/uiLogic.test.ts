@@ -195,9 +195,14 @@ describe('readable errors', () => {
         advice: 'Lower the batch size',
       }),
     ).toMatchObject({ title: 'The GPU ran out of memory', advice: 'Lower the batch size' });
-    expect(describeError({ name: 'SafetensorsError', message: 'safetensors: truncated' }).title).toMatch(
-      /model file/,
+    expect(describeError({ name: 'SafetensorsError', message: 'safetensors: truncated' }).title).toBe(
+      'The model could not be loaded',
     );
+    const model = describeError(new Error('latent models (VAE) are not supported yet'), { loading: 'model' });
+    expect(model).toMatchObject({
+      title: 'The model could not be loaded',
+      advice: expect.stringMatching(/diffusers/),
+    });
     const missing = describeError(Object.assign(new TrainerMissingError('startTraining')));
     expect(missing.title).toBe('Training is not available yet');
     expect(describeError({ name: 'StorageFullError', message: 'full' }).action).toBe('sessions');

@@ -34,7 +34,7 @@ export function loadModel(force = false): Promise<void> {
       useStudio.setState({ model: { phase: 'ready', info } });
     } catch (e) {
       console.error(e);
-      useStudio.setState({ model: { phase: 'error', error: describeError(e) } });
+      useStudio.setState({ model: { phase: 'error', error: describeError(e, { loading: 'model' }) } });
     }
   })();
   return loading;
