@@ -30,6 +30,15 @@ describe('model folders', () => {
         : new Response('nope', { status: 404 })) as unknown as typeof fetch;
     const f = new UrlFolder('http://example.test/models/tiny', fake);
     expect(await f.json('config.json')).toEqual({ a: 1 });
+    const spa = new UrlFolder(
+      'http://example.test/m/',
+      (async () =>
+        new Response('<!doctype html>', {
+          headers: { 'content-type': 'text/html' },
+        })) as unknown as typeof fetch,
+    );
+    expect(await spa.has('vae_decoder.onnx')).toBe(false);
+    await expect(spa.bytes('config.json')).rejects.toThrow(/missing/);
     await expect(f.bytes('unet.safetensors')).rejects.toThrow(
       /unet.safetensors: missing from the model folder \(HTTP 404\)/,
     );

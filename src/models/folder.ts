@@ -81,9 +81,15 @@ export class UrlFolder extends BaseFolder {
     return r.then((res) => res.clone());
   }
 
+  /** True for a real file: dev servers answer unknown paths with their index.html (SPA fallback). */
+  private static found(res: Response, file: string): boolean {
+    const html = (res.headers.get('content-type') ?? '').includes('text/html');
+    return res.ok && (!html || file.endsWith('.html'));
+  }
+
   async has(file: string): Promise<boolean> {
     try {
-      return (await this.get(file)).ok;
+      return UrlFolder.found(await this.get(file), file);
     } catch {
       return false;
     }
@@ -100,7 +106,7 @@ export class UrlFolder extends BaseFolder {
         `could not be fetched (${(e as Error).message}); are you offline?`,
       );
     }
-    if (!res.ok) throw this.missing(file, `HTTP ${res.status}`);
+    if (!UrlFolder.found(res, file)) throw this.missing(file, `HTTP ${res.status}`);
     return new Uint8Array(await res.arrayBuffer());
   }
 
@@ -108,7 +114,7 @@ export class UrlFolder extends BaseFolder {
     const res = await this.get(file).catch((e) => {
       throw new ModelFolderError(this.name, file, `could not be fetched (${(e as Error).message})`);
     });
-    if (!res.ok) throw this.missing(file, `HTTP ${res.status}`);
+    if (!UrlFolder.found(res, file)) throw this.missing(file, `HTTP ${res.status}`);
     return blobSource(await res.blob());
   }
 }
