@@ -28,7 +28,8 @@ export async function linear(x: Tensor, weight: Tensor, bias?: Tensor): Promise<
     backward: async (g) => {
       const dy = g.grad()!.buffer;
       await g.into(0, (dx, accumulate) =>
-        matmulBackward(ctx, { ...shape, a: x.buffer, b: weight.buffer, dy, da: dx.buffer, accumulate }),
+        // dA reads only dy and the weight: x is not saved when the weight is frozen, so don't touch it.
+        matmulBackward(ctx, { ...shape, a: dy, b: weight.buffer, dy, da: dx.buffer, accumulate }),
       );
       await g.into(1, (dw, accumulate) =>
         // matmulBackward reads B only for dA: the weight need not be alive (or saved) for dW.
