@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { testGpu } from '../gpu/testing';
 import { batch, kernelContext, upload, type KernelContext } from './common';
 import {
+  ATTENTION_MAX_HEAD_DIM,
   attentionBackward,
   attentionForward,
   attentionScratchBytes,
@@ -159,7 +160,6 @@ describe('attention kernels (GPU vs float64 reference)', () => {
       scale: 0.3,
     },
     { name: 'cross Nq=17 Nk=129 d=8', batch: 1, heads: 3, queryLen: 17, keyLen: 129, headDim: 8 },
-    { name: 'self N=33 d=80', batch: 1, heads: 1, queryLen: 33, keyLen: 33, headDim: 80 },
     { name: 'cross Nq=19 Nk=21 d=160', batch: 1, heads: 1, queryLen: 19, keyLen: 21, headDim: 160 },
   ];
   const tol = tolerance('attention');
@@ -219,8 +219,9 @@ describe('attention kernels (GPU vs float64 reference)', () => {
   });
 
   it('has a tiling for every head dimension up to the maximum', () => {
-    for (let d = 1; d <= 248; d++) expect(() => attentionTiling(d)).not.toThrow();
-    expect(attentionTiling(64).forward.lines).toBeGreaterThanOrEqual(16);
+    for (let d = 1; d <= ATTENTION_MAX_HEAD_DIM; d++) expect(() => attentionTiling(d)).not.toThrow();
+    expect(attentionTiling(64).forward.lines).toBe(16);
+    expect(() => attentionTiling(ATTENTION_MAX_HEAD_DIM + 8)).toThrow(/head dimension/);
   });
 });
 
@@ -287,41 +288,51 @@ describe('head split/merge', () => {
   }
 });
 
-describe('attention memory (no N² scratch)', () => {
-  it('forward + backward at N = 1024 and 4096 allocate bytes linear in N', async () => {
-    const ctx = kernelContext(await testGpu());
-    const bytes: number[] = [];
-    for (const n of [1024, 4096]) {
-      const s = { batch: 1, heads: 1, queryLen: n, keyLen: n, headDim: 64 };
-      const { qn, kn, rows } = sizes(s);
-      const x = randomInputs(n, s);
-      // Count every buffer created from here until the results are read: inputs, outputs, scratch, uniforms.
-      let allocated = 0;
-      const create = ctx.device.createBuffer.bind(ctx.device);
-      ctx.device.createBuffer = (desc: GPUBufferDescriptor): GPUBuffer => {
-        if (!(desc.usage & GPUBufferUsage.MAP_READ)) allocated += desc.size;
-        return create(desc);
-      };
-      let got: GpuResults;
-      const t0 = performance.now();
-      try {
-        got = await runGpu(ctx, s, x);
-      } finally {
-        ctx.device.createBuffer = create;
-      }
-      const seconds = (performance.now() - t0) / 1000;
-      bytes.push(allocated);
-      // Inputs q, k, v, dOut and outputs out, dq, dk, dv; the six canaried outputs carry a canary tail.
-      const tensors = (4 * qn + 4 * kn) * 4 + 6 * CANARY_PAD * 4;
-      const scratch = attentionScratchBytes(1, 1, n, n, 64);
-      console.log(
-        `[attention memory] N=${n}: ${allocated} bytes, scratch ${scratch}, fwd+bwd ${seconds.toFixed(1)} s`,
-      );
-      expect(allocated).toBe(tensors + scratch);
-      checkSampledRows(x, s, got, n === 1024 ? n : 6);
+/**
+ * Runs forward + backward at each N (self-attention, d = 64, B = H = 1), counting every buffer created
+ * (inputs, outputs, scratch, uniforms), and checks the count against attentionScratchBytes and that it
+ * grows linearly: an Nq×Nk scratch would make bytes(4N)/bytes(N) ≈ 16, not ≈ 4.
+ */
+async function memoryRun(ns: [number, number]): Promise<void> {
+  const ctx = kernelContext(await testGpu());
+  const bytes: number[] = [];
+  for (const n of ns) {
+    const s = { batch: 1, heads: 1, queryLen: n, keyLen: n, headDim: 64 };
+    const { qn, kn } = sizes(s);
+    const x = randomInputs(n, s);
+    let allocated = 0;
+    const create = ctx.device.createBuffer.bind(ctx.device);
+    ctx.device.createBuffer = (desc: GPUBufferDescriptor): GPUBuffer => {
+      if (!(desc.usage & GPUBufferUsage.MAP_READ)) allocated += desc.size;
+      return create(desc);
+    };
+    let got: GpuResults;
+    const t0 = performance.now();
+    try {
+      got = await runGpu(ctx, s, x);
+    } finally {
+      ctx.device.createBuffer = create;
     }
-    expect(bytes[1] / bytes[0]).toBeLessThanOrEqual(4.5);
-  });
+    const seconds = (performance.now() - t0) / 1000;
+    bytes.push(allocated);
+    // Inputs q, k, v, dOut and outputs out, dq, dk, dv; the six canaried outputs carry a canary tail.
+    const tensors = (4 * qn + 4 * kn) * 4 + 6 * CANARY_PAD * 4;
+    const scratch = attentionScratchBytes(1, 1, n, n, 64);
+    console.log(
+      `[attention memory] N=${n}: ${allocated} bytes, scratch ${scratch}, fwd+bwd ${seconds.toFixed(1)} s`,
+    );
+    expect(allocated).toBe(tensors + scratch);
+    checkSampledRows(x, s, got, n <= 1024 ? n : 6);
+  }
+  expect(bytes[1] / bytes[0]).toBeLessThanOrEqual(4.5);
+}
+
+describe('attention memory (no N² scratch)', () => {
+  it('forward + backward at N = 128 and 512 allocate bytes linear in N', () => memoryRun([128, 512]));
+  // N = 4096 takes minutes on the software adapter (≈ 50 s of CPU), so it runs as a benchmark only.
+  it.runIf(process.env.LORA2_BENCH)('benchmark: N = 1024 and 4096 allocate bytes linear in N', () =>
+    memoryRun([1024, 4096]),
+  );
 });
 
 /** Full reference check at small N; at large N, exact per-row checks of out, lse and dq on a few rows. */
