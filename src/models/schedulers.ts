@@ -165,11 +165,9 @@ export class DdimSampler implements Sampler {
     const aPrev = prev >= 0 ? this.ac[prev] : this.config.set_alpha_to_one ? 1 : this.ac[0];
     const out = new Float32Array(x.length);
     for (let i = 0; i < x.length; i++) {
-      let { x0, eps } = predictX0AndEps(this.config.prediction_type, x[i], modelOutput[i], a);
-      if (this.config.clip_sample) {
-        x0 = Math.max(-1, Math.min(1, x0));
-        eps = (x[i] - Math.sqrt(a) * x0) / Math.sqrt(1 - a);
-      }
+      const { x0: raw, eps } = predictX0AndEps(this.config.prediction_type, x[i], modelOutput[i], a);
+      // As diffusers' DDIMScheduler: x₀ is clipped, ε is kept (not recomputed from the clipped x₀).
+      const x0 = this.config.clip_sample ? Math.max(-1, Math.min(1, raw)) : raw;
       out[i] = Math.sqrt(aPrev) * x0 + Math.sqrt(1 - aPrev) * eps;
     }
     return out;
