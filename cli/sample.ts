@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { adapterName } from '../src/gpu/device';
 import { encodePng } from '../src/io/png';
-import { DirectoryFolder } from '../src/models/folder.node';
+import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel, type RgbaImage } from '../src/models/pipeline';
 import { Engine } from '../src/tensor/engine';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MemoryFolder, ModelFolderError, UrlFolder } from './folder';
-import { DirectoryFolder } from './folder.node';
+import { DirectoryFolder } from './folderNode';
 
 describe('model folders', () => {
   it('reads files from a directory and names a missing one', async () => {
