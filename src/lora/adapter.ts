@@ -1,0 +1,526 @@
+// LoRA² adapter for one frozen linear map (DESIGN.md §5): y_Δ = s·B[:, :D](f[:D] ⊙ A[:D]x) with f from the
+// learned rate λ = softplus(ρ), its own rank controller (grow in chunks, release with hysteresis) and optimizer
+// state. A is stored [C, in] and B transposed as Bᵀ [C, out], so the first D positions are prefix row views.
+import * as ops from '../autograd/ops';
+import { zeroGrad } from '../autograd/tape';
+import { adamw } from '../kernels/adamw';
+import { addInPlace } from '../kernels/elementwise';
+import type { Rng, RngState } from '../models/rng';
+import { Rng as RngImpl } from '../models/rng';
+import type { LoraLayerWeights } from '../io/lora';
+import type { LinearAdapter } from '../nn/params';
+import type { Engine } from '../tensor/engine';
+import type { Tensor } from '../tensor/tensor';
+import { planCapacity, type CapacityPolicy } from './capacity';
+import {
+  effectiveRank,
+  importance,
+  priorRate,
+  rateForRank,
+  rateGradFromImportanceGrad,
+  ratePriorLoss,
+  softplus,
+  softplusInverse,
+} from './importance';
+
+/** The attention projections (diffusers names), the usual LoRA targets. */
+export const DEFAULT_TARGET_PATTERNS: readonly string[] = ['\\.attn[12]\\.(to_q|to_k|to_v|to_out\\.0)$'];
+
+export interface Lora2Settings {
+  /** Quantile mass k of the effective rank (0.8 fails, 0.95 gives ranks ≈ 1.9× the directions used). */
+  quantile: number;
+  /** Prior rank r₀: the prior on λ is centred on the rate whose k-quantile is r₀. */
+  priorRank: number;
+  /** σ of the Gaussian prior on λ (keep ≥ 0.2: smaller collapses layers to D ≈ 2). */
+  rateSigma: number;
+  /** Off = the paper's ablation: ranks grow without bound. */
+  rankPrior: boolean;
+  /** σ_θ of the Gaussian prior on every allocated A/B entry. */
+  weightSigma: number;
+  weightPrior: boolean;
+  /** s: output scale of the adapter (larger fits faster: f(i) ≤ λ makes the effective lr ∝ λ·s). */
+  scale: number;
+  /** AdamW learning rate of A and B. */
+  lr: number;
+  /** Adam learning rate of ρ (f64 on the CPU). */
+  rateLr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Decoupled weight decay of A and B (0: the Gaussian prior is the regularizer). */
+  weightDecay: number;
+  /** r_init: ρ starts at the rate whose effective rank is this. */
+  initialRank: number;
+  /** R_max: cap on rank and capacity. */
+  maxRank: number;
+  /** Capacity grows and shrinks by this many positions. */
+  chunk: number;
+  /** Capacity is released only when this many whole chunks are unused (hysteresis). */
+  releaseChunks: number;
+  /** N: training images; both priors are scaled by 1/N. */
+  datasetSize: number;
+  /** Fixed-rank LoRA baseline: f ≡ 1, D = fixedRank, scale α/r. Undefined = LoRA² (adaptive rank). */
+  fixedRank?: number;
+  /** α of the fixed-rank baseline (scale α/r); defaults to fixedRank (scale 1). */
+  alpha?: number;
+  /** Regex sources (diffusers module paths) of the linear maps that get an adapter. */
+  targets: readonly string[];
+}
+
+/** DESIGN.md §5 "defaults that held up". */
+export const DEFAULT_LORA2_SETTINGS: Readonly<Lora2Settings> = Object.freeze({
+  quantile: 0.9,
+  priorRank: 2,
+  rateSigma: 0.3,
+  rankPrior: true,
+  weightSigma: 1,
+  weightPrior: true,
+  scale: 1,
+  lr: 3e-3,
+  rateLr: 1e-2,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 0,
+  initialRank: 4,
+  maxRank: 64,
+  chunk: 8,
+  releaseChunks: 2,
+  datasetSize: 1,
+  targets: DEFAULT_TARGET_PATTERNS,
+});
+
+export function lora2Settings(over: Partial<Lora2Settings> = {}): Lora2Settings {
+  return { ...DEFAULT_LORA2_SETTINGS, ...over };
+}
+
+/** Shape of the frozen linear an adapter sits on. */
+export interface AdapterTarget {
+  path: string;
+  inFeatures: number;
+  outFeatures: number;
+}
+
+/** Everything needed to resume an adapter exactly (checkpoints): values, moments, controller and RNG. */
+export interface AdapterState {
+  path: string;
+  inFeatures: number;
+  outFeatures: number;
+  capacity: number;
+  rank: number;
+  /** Optimizer steps taken (AdamW bias correction). */
+  step: number;
+  rho: number;
+  rhoM: number;
+  rhoV: number;
+  /** [capacity, in] */
+  A: Float32Array;
+  /** Bᵀ: [capacity, out] */
+  Bt: Float32Array;
+  mA: Float32Array;
+  vA: Float32Array;
+  mB: Float32Array;
+  vB: Float32Array;
+  rng: { words: RngState; spare: number | undefined };
+}
+
+/** Per-step numbers of one layer after its optimizer step. */
+export interface AdapterStepInfo {
+  gradRho: number;
+  rankBefore: number;
+  rank: number;
+  capacity: number;
+}
+
+export function matchesTargets(path: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) => new RegExp(p).test(path));
+}
+
+export class Lora2Adapter implements LinearAdapter {
+  /** Allocated positions C ≥ D. */
+  capacity: number;
+  /** Effective rank D (positions that contribute). */
+  rank: number;
+  rho: number;
+  step = 0;
+  /** ∂L/∂ρ of the last prepared step (task through f, plus the rank prior). */
+  lastGradRho = 0;
+  A!: Tensor;
+  Bt!: Tensor;
+  private mA!: Tensor;
+  private vA!: Tensor;
+  private mB!: Tensor;
+  private vB!: Tensor;
+  private rhoM = 0;
+  private rhoV = 0;
+  /** s·f[:D] as a leaf: its gradient comes back as D floats and becomes ∂L/∂ρ. Reused by recomputation. */
+  private fLeaf: Tensor | undefined;
+  private readonly rng: Rng;
+
+  private constructor(
+    readonly engine: Engine,
+    readonly target: AdapterTarget,
+    readonly settings: Lora2Settings,
+    state: Omit<AdapterState, 'path' | 'inFeatures' | 'outFeatures'>,
+  ) {
+    this.capacity = state.capacity;
+    this.rank = state.rank;
+    this.rho = state.rho;
+    this.rhoM = state.rhoM;
+    this.rhoV = state.rhoV;
+    this.step = state.step;
+    this.rng = RngImpl.restore(state.rng);
+  }
+
+  private async upload(state: Omit<AdapterState, 'path' | 'inFeatures' | 'outFeatures'>): Promise<void> {
+    const e = this.engine;
+    const { inFeatures: inF, outFeatures: outF, path } = this.target;
+    const C = this.capacity;
+    await e.untracked(() => {
+      this.A = e.fromArray(state.A, [C, inF], { label: `${path}.lora_A`, requiresGrad: true });
+      this.Bt = e.fromArray(state.Bt, [C, outF], { label: `${path}.lora_Bt`, requiresGrad: true });
+      this.mA = e.fromArray(state.mA, [C, inF], { label: `${path}.lora_A.m` });
+      this.vA = e.fromArray(state.vA, [C, inF], { label: `${path}.lora_A.v` });
+      this.mB = e.fromArray(state.mB, [C, outF], { label: `${path}.lora_Bt.m` });
+      this.vB = e.fromArray(state.vB, [C, outF], { label: `${path}.lora_Bt.v` });
+    });
+  }
+
+  get fixed(): boolean {
+    return this.settings.fixedRank !== undefined;
+  }
+
+  /** λ = softplus(ρ) (unused by the fixed-rank baseline). */
+  get rate(): number {
+    return softplus(this.rho);
+  }
+
+  get policy(): CapacityPolicy {
+    const s = this.settings;
+    return { chunk: s.chunk, releaseChunks: s.releaseChunks, maxRank: s.maxRank };
+  }
+
+  /** A fresh adapter: A ~ N(0,1)/√in, B = 0 (the model starts unchanged), ρ at the initial rank's rate. */
+  static create(
+    engine: Engine,
+    target: AdapterTarget,
+    settings: Lora2Settings,
+    seed: number,
+  ): Promise<Lora2Adapter> {
+    const rng = new RngImpl(seed);
+    const s = settings;
+    const fixedRank = s.fixedRank;
+    const rank = fixedRank ?? Math.min(s.initialRank, s.maxRank);
+    const capacity =
+      fixedRank ??
+      planCapacity(rank, 0, { chunk: s.chunk, releaseChunks: s.releaseChunks, maxRank: s.maxRank });
+    const { inFeatures: inF, outFeatures: outF } = target;
+    const A = rng.normals(capacity * inF, 1 / Math.sqrt(inF));
+    return Lora2Adapter.fromState(engine, settings, {
+      ...target,
+      capacity,
+      rank,
+      step: 0,
+      rho: softplusInverse(rateForRank(rank, s.quantile)),
+      rhoM: 0,
+      rhoV: 0,
+      A,
+      Bt: new Float32Array(capacity * outF),
+      mA: new Float32Array(capacity * inF),
+      vA: new Float32Array(capacity * inF),
+      mB: new Float32Array(capacity * outF),
+      vB: new Float32Array(capacity * outF),
+      rng: rng.state(),
+    });
+  }
+
+  static async fromState(
+    engine: Engine,
+    settings: Lora2Settings,
+    state: AdapterState,
+  ): Promise<Lora2Adapter> {
+    const { path, inFeatures, outFeatures, ...rest } = state;
+    if (state.rank < 1 || state.rank > state.capacity)
+      throw new Error(`${path}: rank ${state.rank} outside capacity ${state.capacity}`);
+    const a = new Lora2Adapter(engine, { path, inFeatures, outFeatures }, settings, rest);
+    await a.upload(rest);
+    return a;
+  }
+
+  async state(): Promise<AdapterState> {
+    return {
+      ...this.target,
+      capacity: this.capacity,
+      rank: this.rank,
+      step: this.step,
+      rho: this.rho,
+      rhoM: this.rhoM,
+      rhoV: this.rhoV,
+      A: await this.A.read(),
+      Bt: await this.Bt.read(),
+      mA: await this.mA.read(),
+      vA: await this.vA.read(),
+      mB: await this.mB.read(),
+      vB: await this.vB.read(),
+      rng: this.rng.state(),
+    };
+  }
+
+  /** The per-position multiplier s·f(i) (LoRA²) or α/r (fixed rank), i < D. */
+  positionScales(): Float64Array {
+    const s = this.settings;
+    if (s.fixedRank !== undefined)
+      return new Float64Array(this.rank).fill((s.alpha ?? s.fixedRank) / s.fixedRank);
+    return importance(this.rate, this.rank).map((v) => v * s.scale);
+  }
+
+  async forward(x: Tensor): Promise<Tensor> {
+    const e = this.engine;
+    if (!this.fLeaf) {
+      this.fLeaf = await e.untracked(() =>
+        e.fromArray(this.positionScales(), [this.rank], {
+          label: `${this.target.path}.importance`,
+          requiresGrad: !this.fixed,
+        }),
+      );
+    }
+    const h = await ops.linear(x, ops.sliceRows(this.A, this.rank));
+    const hf = await ops.mul(h, this.fLeaf);
+    return ops.matmul(hf, ops.sliceRows(this.Bt, this.rank));
+  }
+
+  /**
+   * After backward: adds the weight prior's gradient θ/(Nσ_θ²) to every allocated A/Bᵀ entry and computes
+   * ∂L/∂ρ from ∂L/∂f (read back, D floats) plus the rank prior. Leaves A.grad/Bt.grad for inspection.
+   */
+  async prepareGradients(): Promise<void> {
+    const e = this.engine;
+    const s = this.settings;
+    await e.untracked(async () => {
+      for (const p of [this.A, this.Bt]) {
+        if (!p.grad) p.grad = e.zeros(p.shape, { label: `${p.label}.grad` });
+        if (s.weightPrior) {
+          await addInPlace(e.ctx, {
+            dst: p.grad.buffer,
+            src: p.buffer,
+            n: p.size,
+            alpha: 1 / (s.datasetSize * s.weightSigma ** 2),
+          });
+        }
+      }
+    });
+    if (this.fixed) return;
+    let g = 0;
+    const f = this.fLeaf;
+    if (f?.grad) {
+      // The leaf is s·f, so ∂L/∂f = s·∂L/∂(s·f).
+      const gf = Array.from(await f.grad.read(), (v) => v * s.scale);
+      g += rateGradFromImportanceGrad(this.rho, gf);
+    }
+    if (s.rankPrior) {
+      g += ratePriorLoss(this.rho, {
+        mean: priorRate(s.priorRank, s.quantile),
+        sigma: s.rateSigma,
+        datasetSize: s.datasetSize,
+      }).gradRho;
+    }
+    this.lastGradRho = g;
+  }
+
+  /** AdamW on A and Bᵀ (GPU), Adam on ρ (f64), then the rank controller. Clears the gradients. */
+  async applyStep(): Promise<AdapterStepInfo> {
+    const e = this.engine;
+    const s = this.settings;
+    const t = ++this.step;
+    await e.batch('lora2.step', async () => {
+      for (const [p, m, v] of [
+        [this.A, this.mA, this.vA],
+        [this.Bt, this.mB, this.vB],
+      ] as const) {
+        await adamw(e.ctx, {
+          param: p.buffer,
+          grad: p.grad!.buffer,
+          m: m.buffer,
+          v: v.buffer,
+          n: p.size,
+          step: t,
+          lr: s.lr,
+          beta1: s.beta1,
+          beta2: s.beta2,
+          eps: s.eps,
+          weightDecay: s.weightDecay,
+        });
+      }
+    });
+    zeroGrad([this.A, this.Bt]);
+    this.releaseImportance();
+    const rankBefore = this.rank;
+    if (!this.fixed) {
+      const g = this.lastGradRho;
+      this.rhoM = s.beta1 * this.rhoM + (1 - s.beta1) * g;
+      this.rhoV = s.beta2 * this.rhoV + (1 - s.beta2) * g * g;
+      const mHat = this.rhoM / (1 - s.beta1 ** t);
+      const vHat = this.rhoV / (1 - s.beta2 ** t);
+      this.rho -= (s.rateLr * mHat) / (Math.sqrt(vHat) + s.eps);
+      this.rank = effectiveRank(this.rate, s.quantile, s.maxRank);
+      const cap = planCapacity(this.rank, this.capacity, this.policy);
+      if (cap !== this.capacity) await this.resize(cap);
+    }
+    return { gradRho: this.lastGradRho, rankBefore, rank: this.rank, capacity: this.capacity };
+  }
+
+  /** prepareGradients + applyStep. */
+  async optimizerStep(): Promise<AdapterStepInfo> {
+    await this.prepareGradients();
+    return this.applyStep();
+  }
+
+  /** Drops the importance leaf (and its gradient) so the next forward uploads fresh values. */
+  releaseImportance(): void {
+    if (!this.fLeaf) return;
+    zeroGrad([this.fLeaf]);
+    this.fLeaf.release();
+    this.fLeaf = undefined;
+  }
+
+  /**
+   * New capacity: surviving positions keep values and moments; new A rows are drawn like the initial ones,
+   * new Bᵀ rows and all new moments are zero, so the adapter's function does not change.
+   */
+  private async resize(capacity: number): Promise<void> {
+    const e = this.engine;
+    const { inFeatures: inF, outFeatures: outF, path } = this.target;
+    const keep = Math.min(capacity, this.capacity);
+    const grown = capacity - keep;
+    const fresh = grown > 0 ? this.rng.normals(grown * inF, 1 / Math.sqrt(inF)) : undefined;
+    await e.untracked(() => {
+      const remake = (old: Tensor, cols: number, label: string, newRows?: Float32Array): Tensor => {
+        const t = e.zeros([capacity, cols], { label, requiresGrad: old.requiresGrad });
+        e.encode(`${label}.resize`, (enc) =>
+          enc.copyBufferToBuffer(old.buffer, 0, t.buffer, 0, keep * cols * 4),
+        );
+        if (newRows) {
+          const tmp = e.fromArray(newRows, [grown, cols], { label: `${label}.new` });
+          e.encode(`${label}.grow`, (enc) =>
+            enc.copyBufferToBuffer(tmp.buffer, 0, t.buffer, keep * cols * 4, grown * cols * 4),
+          );
+          tmp.release();
+        }
+        old.release();
+        return t;
+      };
+      this.A = remake(this.A, inF, `${path}.lora_A`, fresh);
+      this.Bt = remake(this.Bt, outF, `${path}.lora_Bt`);
+      this.mA = remake(this.mA, inF, `${path}.lora_A.m`);
+      this.vA = remake(this.vA, inF, `${path}.lora_A.v`);
+      this.mB = remake(this.mB, outF, `${path}.lora_Bt.m`);
+      this.vB = remake(this.vB, outF, `${path}.lora_Bt.v`);
+    });
+    this.capacity = capacity;
+  }
+
+  /** Down [D, in] and up [out, D] with s·diag(f[:D]) folded in: a plain LoRA at rank D with scale 1. */
+  async exportWeights(): Promise<{ down: Float32Array; up: Float32Array; rank: number }> {
+    const D = this.rank;
+    const { inFeatures: inF, outFeatures: outF } = this.target;
+    const A = await this.A.read();
+    const Bt = await this.Bt.read();
+    const f = this.positionScales();
+    const up = new Float32Array(outF * D);
+    for (let i = 0; i < D; i++) for (let o = 0; o < outF; o++) up[o * D + i] = Bt[i * outF + o] * f[i];
+    return { down: A.slice(0, D * inF), up, rank: D };
+  }
+
+  /** This layer as a plain LoRA at rank D (the input of exportKohya/exportPeft). */
+  async exportLayer(): Promise<LoraLayerWeights> {
+    return { ...this.target, ...(await this.exportWeights()) };
+  }
+
+  /** f(i)·‖B[:,i]‖·‖A[i,:]‖ for i < capacity (positions ≥ D contribute 0: they are masked). */
+  async contributions(): Promise<number[]> {
+    const { inFeatures: inF, outFeatures: outF } = this.target;
+    const A = await this.A.read();
+    const Bt = await this.Bt.read();
+    const f = this.positionScales();
+    const out: number[] = [];
+    for (let i = 0; i < this.capacity; i++) {
+      if (i >= this.rank) {
+        out.push(0);
+        continue;
+      }
+      let a = 0;
+      let b = 0;
+      for (let j = 0; j < inF; j++) a += A[i * inF + j] ** 2;
+      for (let j = 0; j < outF; j++) b += Bt[i * outF + j] ** 2;
+      out.push(f[i] * Math.sqrt(a) * Math.sqrt(b));
+    }
+    return out;
+  }
+
+  /** Σθ²/(2σ_θ²) over every allocated entry (reads A and Bᵀ back; for reports, not per step). */
+  async weightPriorSum(): Promise<number> {
+    let sum = 0;
+    for (const t of [this.A, this.Bt]) for (const v of await t.read()) sum += v * v;
+    return sum / (2 * this.settings.weightSigma ** 2);
+  }
+
+  /** (λ − μ)²/(2σ²), without the 1/N. */
+  ratePriorTerm(): number {
+    if (this.fixed) return 0;
+    const s = this.settings;
+    const z = (this.rate - priorRate(s.priorRank, s.quantile)) / s.rateSigma;
+    return 0.5 * z * z;
+  }
+
+  /** Bytes of the exported adapter (f32 at rank D). */
+  get bytes(): number {
+    return this.rank * (this.target.inFeatures + this.target.outFeatures) * 4;
+  }
+
+  release(): void {
+    this.releaseImportance();
+    zeroGrad([this.A, this.Bt]);
+    for (const t of [this.A, this.Bt, this.mA, this.vA, this.mB, this.vB]) t.release();
+  }
+}
+
+/** A frozen plain LoRA (ΔW = up·down, scale folded in): imported files, and sampling with a finished adapter. */
+export class PlainLoraAdapter implements LinearAdapter {
+  private constructor(
+    readonly path: string,
+    readonly down: Tensor,
+    readonly up: Tensor,
+  ) {}
+
+  static async create(
+    engine: Engine,
+    layer: {
+      path: string;
+      rank: number;
+      inFeatures: number;
+      outFeatures: number;
+      down: Float32Array;
+      up: Float32Array;
+    },
+    strength = 1,
+  ): Promise<PlainLoraAdapter> {
+    const up = strength === 1 ? layer.up : layer.up.map((v) => v * strength);
+    return engine.untracked(
+      () =>
+        new PlainLoraAdapter(
+          layer.path,
+          engine.fromArray(layer.down, [layer.rank, layer.inFeatures], { label: `${layer.path}.lora_down` }),
+          engine.fromArray(up, [layer.outFeatures, layer.rank], { label: `${layer.path}.lora_up` }),
+        ),
+    );
+  }
+
+  async forward(x: Tensor): Promise<Tensor> {
+    return ops.linear(await ops.linear(x, this.down), this.up);
+  }
+
+  release(): void {
+    this.down.release();
+    this.up.release();
+  }
+}
