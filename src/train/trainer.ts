@@ -1,0 +1,251 @@
+// DreamBooth-style LoRA² training loop: instance images + one prompt embedding, noise and timestep from the
+// serializable Rng, UNet forward with adapters, MSE (+ priors in the adapters' gradients), backward, AdamW,
+// rank controller; progress events, pause/stop, atomic checkpoints that resume bit for bit.
+import * as ops from '../autograd/ops';
+import { backward } from '../autograd/tape';
+import type { LoraLayerWeights } from '../io/lora';
+import { Lora2Adapter, matchesTargets, type Lora2Settings } from '../lora/adapter';
+import { Rng } from '../models/rng';
+import type { NoiseSchedule } from '../models/schedulers';
+import type { UNet2DConditionModel } from '../models/unet';
+import type { Engine } from '../tensor/engine';
+import type { LayerRankState, TrainProgress } from '../../workers/api';
+import { CHECKPOINT_SCHEMA_VERSION, type CheckpointStore, type TrainerCheckpoint } from './checkpoint';
+
+export interface TrainerConfig {
+  sessionId: string;
+  steps: number;
+  batchSize: number;
+  seed: number;
+  lora: Lora2Settings;
+  /** Save every N steps (0 = only on pause/stop/end). */
+  checkpointEvery: number;
+  /** Send per-position contributions every N steps (they read A and B back). */
+  contributionsEvery: number;
+  /** Recompute block activations in backward (less memory, ~1.3× the time). */
+  gradientCheckpointing: boolean;
+}
+
+export const DEFAULT_TRAINER_CONFIG: Omit<TrainerConfig, 'sessionId' | 'lora'> = {
+  steps: 400,
+  batchSize: 1,
+  seed: 0,
+  checkpointEvery: 50,
+  contributionsEvery: 10,
+  gradientCheckpointing: false,
+};
+
+/** Instance images in model space ([C, H, W], pixel models: [−1, 1]) and the prompt's embedding [1, S, D]. */
+export interface TrainData {
+  images: Float32Array[];
+  imageShape: [number, number, number];
+  embedding: { data: Float32Array; shape: [number, number, number] };
+}
+
+/** RGBA bytes (row-major) → [3, H, W] in [−1, 1]. */
+export function rgbaToModelInput(rgba: ArrayLike<number>, width: number, height: number): Float32Array {
+  const plane = width * height;
+  const out = new Float32Array(3 * plane);
+  for (let i = 0; i < plane; i++)
+    for (let c = 0; c < 3; c++) out[c * plane + i] = rgba[i * 4 + c] / 127.5 - 1;
+  return out;
+}
+
+export class Trainer {
+  step = 0;
+  readonly lossHistory: number[] = [];
+  readonly rankHistory: number[][] = [];
+  private elapsedMs = 0;
+  private request: 'pause' | 'stop' | undefined;
+
+  private constructor(
+    readonly engine: Engine,
+    readonly unet: UNet2DConditionModel,
+    readonly schedule: NoiseSchedule,
+    readonly data: TrainData,
+    readonly config: TrainerConfig,
+    readonly adapters: Lora2Adapter[],
+    private rng: Rng,
+    readonly store?: CheckpointStore,
+  ) {
+    for (const a of adapters) unet.params.adapters.set(a.target.path, a);
+  }
+
+  /** New adapters on every target of the UNet, or the session's latest checkpoint when the store has one. */
+  static async create(
+    engine: Engine,
+    unet: UNet2DConditionModel,
+    schedule: NoiseSchedule,
+    data: TrainData,
+    config: TrainerConfig,
+    store?: CheckpointStore,
+  ): Promise<Trainer> {
+    const lora = { ...config.lora, datasetSize: data.images.length };
+    const cfg = { ...config, lora };
+    const saved = await store?.get(config.sessionId);
+    if (saved) {
+      const adapters: Lora2Adapter[] = [];
+      for (const s of saved.layers) adapters.push(await Lora2Adapter.fromState(engine, lora, s));
+      const t = new Trainer(engine, unet, schedule, data, cfg, adapters, Rng.restore(saved.rng), store);
+      t.step = saved.step;
+      t.elapsedMs = saved.elapsedMs;
+      t.lossHistory.push(...saved.lossHistory);
+      t.rankHistory.push(...saved.rankHistory);
+      return t;
+    }
+    const targets = unet.linearTargets([/./]).filter((t) => matchesTargets(t.path, lora.targets));
+    if (targets.length === 0)
+      throw new Error(`no UNet linear matches the LoRA targets ${lora.targets.join(', ')}`);
+    const init = new Rng(config.seed ^ 0x5eed1e55);
+    const adapters: Lora2Adapter[] = [];
+    for (const t of targets) adapters.push(await Lora2Adapter.create(engine, t, lora, init.nextU32()));
+    return new Trainer(engine, unet, schedule, data, cfg, adapters, new Rng(config.seed), store);
+  }
+
+  pause(): void {
+    this.request = 'pause';
+  }
+
+  stop(): void {
+    this.request = 'stop';
+  }
+
+  /** One optimizer step; returns the diffusion (MSE) loss. */
+  async trainStep(): Promise<number> {
+    const e = this.engine;
+    const { images, imageShape, embedding } = this.data;
+    const B = this.config.batchSize;
+    const per = imageShape[0] * imageShape[1] * imageShape[2];
+    const x0 = new Float32Array(B * per);
+    for (let b = 0; b < B; b++) x0.set(images[this.rng.int(images.length)], b * per);
+    const timesteps = this.schedule.sampleTimesteps(this.rng, B);
+    const noise = this.rng.normals(B * per);
+    const noisy = this.schedule.addNoise(x0, noise, timesteps);
+    const target = this.schedule.target(x0, noise, timesteps);
+    const [, S, D] = embedding.shape;
+    const ehs = new Float32Array(B * S * D);
+    for (let b = 0; b < B; b++) ehs.set(embedding.data.subarray(0, S * D), b * S * D);
+    const loss = await e.scope(async () => {
+      const sample = e.fromArray(noisy, [B, ...imageShape], { label: 'noisy' });
+      const cond = e.fromArray(ehs, [B, S, D], { label: 'ehs' });
+      const want = e.fromArray(target, [B, ...imageShape], { label: 'target' });
+      const out = await this.unet.forward(sample, Array.from(timesteps), cond, {
+        gradientCheckpointing: this.config.gradientCheckpointing,
+      });
+      const l = await ops.mseLoss(out, want);
+      await backward(l);
+      return (await l.read())[0];
+    });
+    for (const a of this.adapters) await a.optimizerStep();
+    this.step++;
+    this.lossHistory.push(loss);
+    this.rankHistory.push(this.adapters.map((a) => a.rank));
+    return loss;
+  }
+
+  layerStates(): LayerRankState[] {
+    return this.adapters.map((a) => ({
+      name: a.target.path,
+      rank: a.rank,
+      capacity: a.capacity,
+      rate: a.fixed ? 0 : a.rate,
+    }));
+  }
+
+  get adapterBytes(): number {
+    return this.adapters.reduce((s, a) => s + a.bytes, 0);
+  }
+
+  /** A fixed-rank LoRA at R_max (or the baseline's own rank) on the same layers. */
+  get fixedRankBytes(): number {
+    const r = this.config.lora.fixedRank ?? this.config.lora.maxRank;
+    return this.adapters.reduce((s, a) => s + r * (a.target.inFeatures + a.target.outFeatures) * 4, 0);
+  }
+
+  /**
+   * Trains until `config.steps`, a pause/stop request, or `untilStep`; a checkpoint is written every
+   * checkpointEvery steps and when the run ends.
+   */
+  async run(
+    onProgress: (p: TrainProgress) => void = () => undefined,
+    opts: { untilStep?: number } = {},
+  ): Promise<TrainProgress['state']> {
+    const total = this.config.steps;
+    const until = Math.min(total, opts.untilStep ?? total);
+    this.request = undefined;
+    let state: TrainProgress['state'] = 'running';
+    this.engine.pool.resetPeak();
+    while (this.step < until) {
+      const t0 = performance.now();
+      const loss = await this.trainStep();
+      const stepMs = performance.now() - t0;
+      this.elapsedMs += stepMs;
+      const every = this.config.contributionsEvery;
+      const contributions =
+        every > 0 && (this.step % every === 0 || this.step === until)
+          ? await Promise.all(this.adapters.map((a) => a.contributions()))
+          : undefined;
+      if (this.request) state = this.request === 'pause' ? 'paused' : 'stopped';
+      else if (this.step >= total) state = 'done';
+      const ended = state !== 'running' || this.step >= until;
+      if (
+        this.store &&
+        (ended || (this.config.checkpointEvery > 0 && this.step % this.config.checkpointEvery === 0))
+      )
+        await this.save();
+      onProgress({
+        sessionId: this.config.sessionId,
+        step: this.step,
+        total,
+        loss,
+        layers: this.layerStates(),
+        contributions,
+        adapterBytes: this.adapterBytes,
+        fixedRankBytes: this.fixedRankBytes,
+        peakGpuBytes: this.engine.stats().peakAllocatedBytes,
+        stepMs,
+        elapsedMs: this.elapsedMs,
+        etaMs: (this.elapsedMs / Math.max(1, this.lossHistory.length)) * (total - this.step),
+        state,
+      });
+      if (state !== 'running') break;
+    }
+    return state;
+  }
+
+  async checkpoint(): Promise<TrainerCheckpoint> {
+    const layers = [];
+    for (const a of this.adapters) layers.push(await a.state());
+    return {
+      schemaVersion: CHECKPOINT_SCHEMA_VERSION,
+      sessionId: this.config.sessionId,
+      step: this.step,
+      settings: { ...this.config },
+      rng: this.rng.state(),
+      layers,
+      rankHistory: this.rankHistory.map((r) => [...r]),
+      lossHistory: [...this.lossHistory],
+      elapsedMs: this.elapsedMs,
+    };
+  }
+
+  async save(): Promise<void> {
+    if (!this.store) throw new Error('this trainer has no checkpoint store');
+    await this.store.put(await this.checkpoint());
+  }
+
+  /** Every layer at its own rank with s·diag(f) folded in (the input of exportKohya/exportPeft). */
+  async exportLayers(): Promise<LoraLayerWeights[]> {
+    const out: LoraLayerWeights[] = [];
+    for (const a of this.adapters) out.push(await a.exportLayer());
+    return out;
+  }
+
+  /** Detaches the adapters from the UNet and frees their GPU memory. */
+  release(): void {
+    for (const a of this.adapters) {
+      this.unet.params.adapters.delete(a.target.path);
+      a.release();
+    }
+  }
+}
