@@ -28,15 +28,21 @@ export function conv2dOutputSize(h: number, kh: number, stride: number, pad: num
 }
 
 const WG = 256;
-/** Threads of a GEMM workgroup form a 16×16 grid; each computes TM×TN outputs strided by 16. */
+/** Threads of a GEMM workgroup form a 16×16 grid; each computes 4 rows × TN columns of C. */
 const GRID = 16;
+/** Rows of C per workgroup tile. */
+const BM = 4 * GRID;
 /** Reduction depth of one tile step. */
 const BK = 16;
 
 /**
- * One implicit GEMM C[M×N] = A[M×K]·B[K×N]: `loaders` defines loadA(m, k), loadB(k, n) (called only in
- * bounds) and storeC(m, n, v). `aFastM`/`bFastN` choose which index consecutive threads walk when filling
- * a tile, so that global reads are contiguous for the tensor's layout; stores walk m fastest.
+ * One implicit GEMM C[M×N] = A[M×K]·B[K×N]. `loaders` defines, in WGSL:
+ *   aRow(m) -> ARow, loadA(row: ARow, k) -> f32   (A[m, k]; the row part of the index math, done once)
+ *   bRow(n) -> BRow, loadB(row: BRow, k) -> f32   (B[k, n])
+ *   storeC(m, n, v)
+ * loadA/loadB are called only in bounds. Each thread fills the same tile rows at every k step, so aRow and
+ * bRow run once per thread, outside the reduction loop. `aFastM`/`bFastN` choose which index consecutive
+ * threads walk when filling a tile, so that global reads are contiguous.
  */
 interface GemmSpec {
   op: string;
@@ -46,105 +52,139 @@ interface GemmSpec {
   bFastN: boolean;
 }
 
-/** Per-thread outputs along a dimension of size n: small dimensions get narrow tiles instead of idle lanes. */
+/** Sizes of one GEMM launch: output extent, GEMM dimensions, columns per thread and tile counts. */
+interface GemmGeometry {
+  ho: number;
+  wo: number;
+  M: number;
+  N: number;
+  K: number;
+  tn: number;
+  tilesN: number;
+  tiles: number;
+}
+
+/** Columns of C per thread for N = n: small N (e.g. conv_out's 4 channels) gets narrow tiles, not idle lanes. */
 function tileWidth(n: number): number {
   return n <= GRID ? 1 : n <= 2 * GRID ? 2 : 4;
 }
 
-/** WGSL: x[b, ci, oy·s − p + ky, ox·s − p + kx] with zero padding, kr = ky·KW + kx (the implicit im2col). */
-const WGSL_INPUT_TAP = /* wgsl */ `
-fn inputTap(b: u32, ci: u32, oy: u32, ox: u32, kr: u32) -> f32 {
-  let ky = kr / KW;
-  let kx = kr - ky * KW;
-  let iy = i32(oy * STRIDE + ky) - PAD;
-  let ix = i32(ox * STRIDE + kx) - PAD;
-  if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) { return 0.0; }
-  return x[((b * p.cin + ci) * p.h + u32(iy)) * p.w + u32(ix)];
+/** WGSL: x at (iy, ix) of the image plane starting at `base`, zero outside it (the padding). */
+const WGSL_INPUT_AT = /* wgsl */ `
+fn inputAt(base: u32, iy: i32, ix: i32) -> f32 {
+  if (iy < 0 || ix < 0 || iy >= i32(H) || ix >= i32(W)) { return 0.0; }
+  return x[base + u32(iy) * W + u32(ix)];
 }`;
 
-function gemmShader(s: Conv2dShape, spec: GemmSpec, tm: number, tn: number): string {
-  const bm = GRID * tm;
-  const bn = GRID * tn;
-  const fill = (
-    tile: string,
-    fastOuter: boolean,
-    outer: string,
-    rowStride: string,
-    count: number,
-    load: string,
-  ) => `
-    for (var i = 0u; i < ${count}u; i++) {
-      let e = t + i * ${WG}u;
-      let ${outer}l = ${fastOuter ? `e % ${outer === 'm' ? 'BM' : 'BN'}` : `e / BK`};
-      let kl = ${fastOuter ? `e / ${outer === 'm' ? 'BM' : 'BN'}` : `e % BK`};
-      let ${outer} = ${outer}0 + ${outer}l;
-      let k = k0 + kl;
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * WGSL that fills one operand tile. Thread t loads elements e = t + i·WG (i < count) of the BK×span tile;
+ * which row (m or n) and which k offset each element has depends only on t and i (WG is a multiple of span and
+ * of BK), hence `setup` (once) and `load` (every k step).
+ */
+function tileFill(operand: 'A' | 'B', fastOuter: boolean, span: number, count: number, vec: boolean) {
+  const lower = operand.toLowerCase();
+  const outer = operand === 'A' ? 'm' : 'n';
+  const setup = range(count).map((i) => {
+    const e = `(t + ${i * WG}u)`;
+    return [
+      `let ${lower}l${i} = ${fastOuter ? `${e} % ${span}u` : `${e} / BK`};`,
+      `let ${lower}k${i} = ${fastOuter ? `${e} / ${span}u` : `${e} % BK`};`,
+      `let ${lower}ok${i} = ${outer}0 + ${lower}l${i} < ${outer.toUpperCase()};`,
+      `let ${lower}r${i} = ${lower}Row(${outer}0 + ${lower}l${i});`,
+    ].join('\n  ');
+  });
+  const load = range(count).map(
+    (i) => `{
+      let k = k0 + ${lower}k${i};
       var v = 0.0;
-      if (${outer} < p.${outer.toUpperCase()} && k < p.K) { v = ${load}; }
-      ${tile}[kl * ${rowStride} + ${outer}l] = v;
-    }`;
-  const idx = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const accs = idx(tm).flatMap((i) => idx(tn).map((j) => `c${i}_${j}`));
+      if (${lower}ok${i} && k < K) { v = load${operand}(${lower}r${i}, k); }
+      ${
+        vec
+          ? `tile${operand}[${lower}k${i} * ${span / 4}u + ${lower}l${i} / 4u][${lower}l${i} % 4u] = v;`
+          : `tile${operand}[${lower}k${i} * ${span}u + ${lower}l${i}] = v;`
+      }
+    }`,
+  );
+  return { setup: setup.join('\n  '), load: load.join('\n    ') };
+}
+
+function gemmShader(s: Conv2dShape, g: GemmGeometry, spec: GemmSpec, accumulate: boolean): string {
+  const { tn } = g;
+  const bn = GRID * tn;
+  // Each thread owns 4 consecutive rows (one vec4 of A) and tn columns: a vec4 of B when tn = 4 (contiguous
+  // columns), else tn scalars strided by 16. vec4 tile reads keep workgroup-memory traffic per FMA low.
+  const bVec = tn === 4;
+  const a = tileFill('A', spec.aFastM, BM, (BK * BM) / WG, true);
+  const b = tileFill('B', spec.bFastN, bn, (BK * bn) / WG, bVec);
+  const cols = range(tn);
+  const column = (j: number) => (bVec ? `n0 + 4u * tn + ${j}u` : `n0 + tn + ${j * GRID}u`);
+  const bLoads = bVec
+    ? `let b = tileB[kl * ${bn / 4}u + tn];`
+    : cols.map((j) => `let b${j} = tileB[kl * ${bn}u + tn + ${j * GRID}u];`).join(' ');
+  const bScalar = (j: number) => (bVec ? `b.${'xyzw'[j]}` : `b${j}`);
   return /* wgsl */ `
 ${WGSL_FLAT_WORKGROUP}
-struct Params {
-  batch: u32, cin: u32, h: u32, w: u32,
-  cout: u32, ho: u32, wo: u32, accumulate: u32,
-  M: u32, N: u32, K: u32, tilesN: u32,
-  tiles: u32,
-}
-@group(0) @binding(0) var<uniform> p: Params;
 ${spec.bindings}
+// Shapes are baked in as constants: every index division becomes a multiply-shift (software adapters
+// scalarise divisions by runtime values), at the cost of one pipeline per conv shape.
+const ACCUMULATE = ${accumulate};
+const BATCH = ${s.batch}u;
+const CIN = ${s.cin}u;
+const H = ${s.h}u;
+const W = ${s.w}u;
+const COUT = ${s.cout}u;
+const HO = ${g.ho}u;
+const WO = ${g.wo}u;
 const KH = ${s.kh}u;
 const KW = ${s.kw}u;
 const KK = ${s.kh * s.kw}u;
 const STRIDE = ${s.stride}u;
 const PAD = ${s.pad};
+const M = ${g.M}u;
+const N = ${g.N}u;
+const K = ${g.K}u;
+const TILES_N = ${g.tilesN}u;
+const TILES = ${g.tiles}u;
 const BK = ${BK}u;
-const BM = ${bm}u;
+const BM = ${BM}u;
 const BN = ${bn}u;
-// +1 padding: a tile filled k-fastest would otherwise hit one bank per column.
-const AS = ${bm + 1}u;
-const BS = ${bn + 1}u;
-var<workgroup> tileA: array<f32, ${BK * (bm + 1)}>;
-var<workgroup> tileB: array<f32, ${BK * (bn + 1)}>;
-
+var<workgroup> tileA: array<vec4<f32>, ${(BK * BM) / 4}>;
+var<workgroup> tileB: array<${bVec ? 'vec4<f32>' : 'f32'}, ${bVec ? (BK * bn) / 4 : BK * bn}>;
 ${spec.loaders}
 
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${GRID}, ${GRID})
 fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
+  // A surplus workgroup of a folded dispatch has m0 ≥ M, so all its loads and stores are masked; no early
+  // return, which costs software adapters a slower barrier path.
   let tile = flatWorkgroupIndex(wid, nwg);
-  if (tile >= p.tiles) { return; }
-  let m0 = (tile / p.tilesN) * BM;
-  let n0 = (tile % p.tilesN) * BN;
+  let m0 = (tile / TILES_N) * BM;
+  let n0 = (tile % TILES_N) * BN;
   let tm = t % ${GRID}u;
   let tn = t / ${GRID}u;
-  ${accs.map((c) => `var ${c} = 0.0;`).join(' ')}
-  for (var k0 = 0u; k0 < p.K; k0 += BK) {
-    ${fill('tileA', spec.aFastM, 'm', 'AS', tm, 'loadA(m, k)')}
-    ${fill('tileB', spec.bFastN, 'n', 'BS', tn, 'loadB(k, n)')}
+  ${a.setup}
+  ${b.setup}
+  ${cols.map((j) => `var c${j} = vec4<f32>(0.0);`).join(' ')}
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    ${a.load}
+    ${b.load}
     workgroupBarrier();
     for (var kl = 0u; kl < BK; kl++) {
-      ${idx(tm)
-        .map((i) => `let a${i} = tileA[kl * AS + tm + ${i * GRID}u];`)
-        .join(' ')}
-      ${idx(tn)
-        .map((j) => `let b${j} = tileB[kl * BS + tn + ${j * GRID}u];`)
-        .join(' ')}
-      ${idx(tm)
-        .flatMap((i) => idx(tn).map((j) => `c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`))
-        .join('\n      ')}
+      let a = tileA[kl * ${BM / 4}u + tm];
+      ${bLoads}
+      ${cols.map((j) => `c${j} = fma(a, vec4<f32>(${bScalar(j)}), c${j});`).join('\n      ')}
     }
     workgroupBarrier();
   }
-  ${idx(tm)
-    .flatMap((i) =>
-      idx(tn).map(
-        (j) => `{
-    let m = m0 + tm + ${i * GRID}u;
-    let n = n0 + tn + ${j * GRID}u;
-    if (m < p.M && n < p.N) { storeC(m, n, c${i}_${j}); }
+  ${cols
+    .flatMap((j) =>
+      range(4).map(
+        (r) => `{
+    let m = m0 + 4u * tm + ${r}u;
+    let n = ${column(j)};
+    if (m < M && n < N) { storeC(m, n, c${j}.${'xyzw'[r]}); }
   }`,
       ),
     )
@@ -157,13 +197,8 @@ function checkShape(op: string, s: Conv2dShape): { ho: number; wo: number } {
   const ho = conv2dOutputSize(s.h, s.kh, s.stride, s.pad);
   const wo = conv2dOutputSize(s.w, s.kw, s.stride, s.pad);
   const dims = [s.batch, s.cin, s.h, s.w, s.cout, s.kh, s.kw, s.stride];
-  if (
-    dims.some((d) => !Number.isInteger(d) || d < 1) ||
-    !Number.isInteger(s.pad) ||
-    s.pad < 0 ||
-    ho < 1 ||
-    wo < 1
-  ) {
+  const bad = dims.some((d) => !Number.isInteger(d) || d < 1) || !Number.isInteger(s.pad) || s.pad < 0;
+  if (bad || ho < 1 || wo < 1) {
     throw new Error(`${op}: invalid shape ${JSON.stringify(s)} (output ${ho}×${wo})`);
   }
   return { ho, wo };
@@ -178,30 +213,14 @@ async function runGemm(
   accumulate: boolean,
 ): Promise<void> {
   const { ho, wo } = checkShape(spec.op, s);
-  const tm = tileWidth(dims.M);
   const tn = tileWidth(dims.N);
   const tilesN = ceilDiv(dims.N, GRID * tn);
-  const tiles = ceilDiv(dims.M, GRID * tm) * tilesN;
-  const label = `${spec.op}[k${s.kh}x${s.kw} s${s.stride} p${s.pad} t${tm}x${tn}]`;
-  const pipeline = await getPipeline(ctx, label, gemmShader(s, spec, tm, tn));
-  const params = uniformBuffer(ctx, label, [
-    s.batch,
-    s.cin,
-    s.h,
-    s.w,
-    s.cout,
-    ho,
-    wo,
-    accumulate ? 1 : 0,
-    dims.M,
-    dims.N,
-    dims.K,
-    tilesN,
-    tiles,
-  ]);
-  launch(ctx, { label, pipeline, buffers: [params, ...buffers], workgroups: dispatchFor(ctx, tiles) }, [
-    params,
-  ]);
+  const tiles = ceilDiv(dims.M, BM) * tilesN;
+  const g: GemmGeometry = { ho, wo, ...dims, tn, tilesN, tiles };
+  const shape = `${s.batch}x${s.cin}x${s.h}x${s.w}→${s.cout} k${s.kh}x${s.kw} s${s.stride} p${s.pad}`;
+  const label = `${spec.op}${accumulate ? '.accumulate' : ''}[${shape}]`;
+  const pipeline = await getPipeline(ctx, label, gemmShader(s, g, spec, accumulate));
+  launch(ctx, { label, pipeline, buffers, workgroups: dispatchFor(ctx, tiles) });
 }
 
 /** out[b, co, oy, ox] = bias[co] + Σ weight[co, ci, ky, kx] · x[b, ci, oy·s − p + ky, ox·s − p + kx]. */
@@ -211,30 +230,37 @@ export async function conv2d(
 ): Promise<void> {
   const { ho, wo } = checkShape('conv2d.forward', args);
   const hasBias = args.bias !== undefined;
-  // GEMM: m = output pixel (b, oy, ox), n = co, k = (ci, ky, kx) — the weight row is already [co][k].
+  // GEMM: m = output pixel (b, oy, ox), n = co, k = (ci, ky, kx) — a weight row is already [co][k].
   const spec: GemmSpec = {
     op: hasBias ? 'conv2d.forward.bias' : 'conv2d.forward',
     aFastM: true,
     bFastN: false,
     bindings: `
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${hasBias ? '@group(0) @binding(4) var<storage, read> bias: array<f32>;' : ''}`,
-    loaders: `${WGSL_INPUT_TAP}
-fn loadA(m: u32, k: u32) -> f32 {
-  let pix = p.ho * p.wo;
-  let b = m / pix;
-  let r = m - b * pix;
-  let oy = r / p.wo;
-  let ci = k / KK;
-  return inputTap(b, ci, oy, r - oy * p.wo, k - ci * KK);
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${hasBias ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;' : ''}`,
+    loaders: `${WGSL_INPUT_AT}
+/** Output pixel m: its sample's input base and the top-left input position of its receptive field. */
+struct ARow { base: u32, iy: i32, ix: i32 }
+fn aRow(m: u32) -> ARow {
+  let b = m / (HO * WO);
+  let r = m - b * HO * WO;
+  let oy = r / WO;
+  return ARow(b * CIN * H * W, i32(oy * STRIDE) - PAD, i32((r - oy * WO) * STRIDE) - PAD);
 }
-fn loadB(k: u32, n: u32) -> f32 { return weight[n * p.K + k]; }
+fn loadA(r: ARow, k: u32) -> f32 {
+  let ci = k / KK;
+  let kr = k - ci * KK;
+  let ky = kr / KW;
+  return inputAt(r.base + ci * H * W, r.iy + i32(ky), r.ix + i32(kr - ky * KW));
+}
+alias BRow = u32;
+fn bRow(n: u32) -> BRow { return n * K; }
+fn loadB(r: BRow, k: u32) -> f32 { return weight[r + k]; }
 fn storeC(m: u32, n: u32, v: f32) {
-  let pix = p.ho * p.wo;
-  let b = m / pix;
-  out[(b * p.cout + n) * pix + m - b * pix] = v${hasBias ? ' + bias[n]' : ''};
+  let b = m / (HO * WO);
+  out[(b * COUT + n) * HO * WO + m - b * HO * WO] = v${hasBias ? ' + bias[n]' : ''};
 }`,
   };
   const buffers = [args.x, args.weight, args.out, ...(args.bias ? [args.bias] : [])];
@@ -257,37 +283,40 @@ export async function conv2dBackwardInput(
     aFastM: true,
     bFastN: false,
     bindings: `
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-`,
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;`,
     loaders: `
-fn loadA(m: u32, k: u32) -> f32 {
-  let pix = p.h * p.w;
-  let b = m / pix;
-  let r = m - b * pix;
-  let iy = r / p.w;
-  let ix = r - iy * p.w;
+/** Input pixel m: its sample's dy base and its padded position (iy + p, ix + p). */
+struct ARow { base: u32, ty: i32, tx: i32 }
+fn aRow(m: u32) -> ARow {
+  let b = m / (H * W);
+  let r = m - b * H * W;
+  let iy = r / W;
+  return ARow(b * COUT * HO * WO, i32(iy) + PAD, i32(r - iy * W) + PAD);
+}
+fn loadA(r: ARow, k: u32) -> f32 {
   let co = k / KK;
   let kr = k - co * KK;
   let ky = kr / KW;
-  let ty = i32(iy) + PAD - i32(ky);
-  let tx = i32(ix) + PAD - i32(kr - ky * KW);
+  let ty = r.ty - i32(ky);
+  let tx = r.tx - i32(kr - ky * KW);
   if (ty < 0 || tx < 0) { return 0.0; }
   let oy = u32(ty) / STRIDE;
   let ox = u32(tx) / STRIDE;
-  if (oy * STRIDE != u32(ty) || ox * STRIDE != u32(tx) || oy >= p.ho || ox >= p.wo) { return 0.0; }
-  return dy[((b * p.cout + co) * p.ho + oy) * p.wo + ox];
+  if (oy * STRIDE != u32(ty) || ox * STRIDE != u32(tx) || oy >= HO || ox >= WO) { return 0.0; }
+  return dy[r.base + (co * HO + oy) * WO + ox];
 }
-fn loadB(k: u32, n: u32) -> f32 {
+alias BRow = u32;
+fn bRow(n: u32) -> BRow { return n * KK; }
+fn loadB(r: BRow, k: u32) -> f32 {
   let co = k / KK;
-  return weight[(co * p.cin + n) * KK + k - co * KK];
+  return weight[co * CIN * KK + r + k - co * KK];
 }
 fn storeC(m: u32, n: u32, v: f32) {
-  let pix = p.h * p.w;
-  let b = m / pix;
-  let i = (b * p.cin + n) * pix + m - b * pix;
-  if (p.accumulate != 0u) { dx[i] += v; } else { dx[i] = v; }
+  let b = m / (H * W);
+  let i = (b * CIN + n) * H * W + m - b * H * W;
+  if (ACCUMULATE) { dx[i] += v; } else { dx[i] = v; }
 }`,
   };
   const K = args.cout * args.kh * args.kw;
@@ -307,26 +336,33 @@ export async function conv2dBackwardWeight(
     aFastM: false,
     bFastN: false,
     bindings: `
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dweight: array<f32>;`,
-    loaders: `${WGSL_INPUT_TAP}
-fn loadA(m: u32, k: u32) -> f32 {
-  let pix = p.ho * p.wo;
-  let b = k / pix;
-  let r = k - b * pix;
-  let oy = r / p.wo;
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dweight: array<f32>;`,
+    loaders: `${WGSL_INPUT_AT}
+/** Tap m = (ci, ky, kx): its channel plane and its offset from an output pixel's receptive-field origin. */
+struct ARow { plane: u32, offY: i32, offX: i32 }
+fn aRow(m: u32) -> ARow {
   let ci = m / KK;
-  return inputTap(b, ci, oy, r - oy * p.wo, m - ci * KK);
+  let kr = m - ci * KK;
+  let ky = kr / KW;
+  return ARow(ci * H * W, i32(ky) - PAD, i32(kr - ky * KW) - PAD);
 }
-fn loadB(k: u32, n: u32) -> f32 {
-  let pix = p.ho * p.wo;
-  let b = k / pix;
-  return dy[(b * p.cout + n) * pix + k - b * pix];
+fn loadA(r: ARow, k: u32) -> f32 {
+  let b = k / (HO * WO);
+  let pix = k - b * HO * WO;
+  let oy = pix / WO;
+  return inputAt(b * CIN * H * W + r.plane, i32(oy * STRIDE) + r.offY, i32((pix - oy * WO) * STRIDE) + r.offX);
+}
+alias BRow = u32;
+fn bRow(n: u32) -> BRow { return n * HO * WO; }
+fn loadB(r: BRow, k: u32) -> f32 {
+  let b = k / (HO * WO);
+  return dy[b * COUT * HO * WO + r + k - b * HO * WO];
 }
 fn storeC(m: u32, n: u32, v: f32) {
-  let i = n * p.M + m;
-  if (p.accumulate != 0u) { dweight[i] += v; } else { dweight[i] = v; }
+  let i = n * M + m;
+  if (ACCUMULATE) { dweight[i] += v; } else { dweight[i] = v; }
 }`,
   };
   const dims = { M: args.cin * args.kh * args.kw, N: args.cout, K: args.batch * ho * wo };
@@ -372,9 +408,6 @@ export async function conv2dBackwardBias(
   const label = 'conv2d.backwardBias';
   const pipeline = await getPipeline(ctx, label, biasShader);
   const params = uniformBuffer(ctx, label, [args.batch, args.cout, ho * wo, args.accumulate ? 1 : 0]);
-  launch(
-    ctx,
-    { label, pipeline, buffers: [params, args.dy, args.dbias], workgroups: dispatchFor(ctx, args.cout) },
-    [params],
-  );
+  const buffers = [params, args.dy, args.dbias];
+  launch(ctx, { label, pipeline, buffers, workgroups: dispatchFor(ctx, args.cout) }, [params]);
 }
