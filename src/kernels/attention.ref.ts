@@ -130,26 +130,28 @@ export interface HeadsRefShape {
   headDim: number;
 }
 
-/** [B, N, H·d] → [B, H, N, d]. */
-export function splitHeadsRef(x: ArrayLike<number>, s: HeadsRefShape): Float64Array {
+/** Copies between the token-major [B, N, H·d] and head-major [B, H, N, d] layouts, either way. */
+function permuteHeads(x: ArrayLike<number>, s: HeadsRefShape, split: boolean): Float64Array {
   const { batch, tokens, heads, headDim: d } = s;
   const out = new Float64Array(batch * tokens * heads * d);
   for (let b = 0; b < batch; b++)
     for (let n = 0; n < tokens; n++)
       for (let h = 0; h < heads; h++)
-        for (let e = 0; e < d; e++)
-          out[((b * heads + h) * tokens + n) * d + e] = x[((b * tokens + n) * heads + h) * d + e];
+        for (let e = 0; e < d; e++) {
+          const tokenMajor = ((b * tokens + n) * heads + h) * d + e;
+          const headMajor = ((b * heads + h) * tokens + n) * d + e;
+          if (split) out[headMajor] = x[tokenMajor];
+          else out[tokenMajor] = x[headMajor];
+        }
   return out;
+}
+
+/** [B, N, H·d] → [B, H, N, d]. */
+export function splitHeadsRef(x: ArrayLike<number>, s: HeadsRefShape): Float64Array {
+  return permuteHeads(x, s, true);
 }
 
 /** [B, H, N, d] → [B, N, H·d]. */
 export function mergeHeadsRef(x: ArrayLike<number>, s: HeadsRefShape): Float64Array {
-  const { batch, tokens, heads, headDim: d } = s;
-  const out = new Float64Array(batch * tokens * heads * d);
-  for (let b = 0; b < batch; b++)
-    for (let n = 0; n < tokens; n++)
-      for (let h = 0; h < heads; h++)
-        for (let e = 0; e < d; e++)
-          out[((b * tokens + n) * heads + h) * d + e] = x[((b * heads + h) * tokens + n) * d + e];
-  return out;
+  return permuteHeads(x, s, false);
 }

@@ -292,16 +292,20 @@ fn probAndDs(qk: f32, dov: f32, rowLse: f32, rowDelta: f32, valid: bool) -> vec2
   return vec2<f32>(pr, pr * (dov - rowDelta));
 }`;
 
-/** dQ: a workgroup owns LINES query rows and streams keys/values STEP at a time. */
-function dqSource(d: number, dtype: AttentionDType): string {
-  const t = tilesFor('dq', d);
-  return /* wgsl */ `${preamble(dtype)}${constants(d, t)}
+/** Inputs shared by both backward kernels, at bindings 1–6. */
+const BACKWARD_BINDINGS = /* wgsl */ `
 @group(0) @binding(1) var<storage, read> q: array<E>;
 @group(0) @binding(2) var<storage, read> k: array<E>;
 @group(0) @binding(3) var<storage, read> v: array<E>;
 @group(0) @binding(4) var<storage, read> dOut: array<E>;
 @group(0) @binding(5) var<storage, read> lse: array<f32>;
-@group(0) @binding(6) var<storage, read> delta: array<f32>;
+@group(0) @binding(6) var<storage, read> delta: array<f32>;`;
+
+/** dQ: a workgroup owns LINES query rows and streams keys/values STEP at a time. */
+function dqSource(d: number, dtype: AttentionDType): string {
+  const t = tilesFor('dq', d);
+  return /* wgsl */ `${preamble(dtype)}${constants(d, t)}
+${BACKWARD_BINDINGS}
 @group(0) @binding(7) var<storage, read_write> dq: array<E>;
 var<workgroup> qs: array<f32, LINES * D>;
 var<workgroup> dos: array<f32, LINES * D>;
@@ -355,12 +359,7 @@ ${ENTRY}
 function dkdvSource(d: number, dtype: AttentionDType): string {
   const t = tilesFor('dkdv', d);
   return /* wgsl */ `${preamble(dtype)}${constants(d, t)}
-@group(0) @binding(1) var<storage, read> q: array<E>;
-@group(0) @binding(2) var<storage, read> k: array<E>;
-@group(0) @binding(3) var<storage, read> v: array<E>;
-@group(0) @binding(4) var<storage, read> dOut: array<E>;
-@group(0) @binding(5) var<storage, read> lse: array<f32>;
-@group(0) @binding(6) var<storage, read> delta: array<f32>;
+${BACKWARD_BINDINGS}
 @group(0) @binding(7) var<storage, read_write> dk: array<E>;
 @group(0) @binding(8) var<storage, read_write> dv: array<E>;
 var<workgroup> ks: array<f32, LINES * D>;
