@@ -6,6 +6,8 @@ export interface ByteSource {
   readonly size: number;
   /** Bytes [offset, offset + length); may return fewer only at end of file. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Releases an underlying file handle, where there is one. */
+  close?(): Promise<void>;
 }
 
 function checkRange(size: number, offset: number, length: number): void {
@@ -40,6 +42,7 @@ export function blobSource(blob: Blob): ByteSource {
 /** The part of Node's `fs/promises` FileHandle this needs; structural so the browser build never imports fs. */
 export interface FileHandleLike {
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close?(): Promise<void>;
 }
 
 // Node caps a single read at 2 GiB; stay well below.
@@ -49,6 +52,7 @@ const MAX_READ_CHUNK = 1 << 30;
 export function fileHandleSource(handle: FileHandleLike, size: number): ByteSource {
   return {
     size,
+    close: async () => handle.close?.(),
     async read(offset, length) {
       checkRange(size, offset, length);
       const want = Math.min(length, size - offset);
