@@ -1,0 +1,238 @@
+// LoRA² on the golden UNet, in one file so the slow pipeline compilation happens once: the PyTorch golden step
+// (GOLDEN.md §3: grads of A, B, ρ and the stepped values), LoRA file round trips, and trainer resume.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as ops from '../autograd/ops';
+import { backward, noGrad } from '../autograd/tape';
+import { relativeError } from '../autograd/testing';
+import { testGpu } from '../gpu/testing';
+import type { SafetensorsReader } from '../io/safetensors';
+import { Rng } from '../models/rng';
+import type { UNet2DConditionModel } from '../models/unet';
+import { Engine } from '../tensor/engine';
+import { exportKohya, exportPeft, importLora } from '../io/lora';
+import { DEFAULT_SCHEDULER, NoiseSchedule } from '../models/schedulers';
+import { memoryCheckpointStore } from '../train/checkpoint';
+import { DEFAULT_TRAINER_CONFIG, Trainer, type TrainData, type TrainerConfig } from '../train/trainer';
+import type { TrainProgress } from '../../workers/api';
+import { Lora2Adapter, lora2Settings, PlainLoraAdapter } from './adapter';
+import { goldenTensor, loadGolden, loadGoldenUNet, transpose, type GoldenJson } from './testing';
+
+const t0 = performance.now();
+/** Progress on stderr as it happens: the first UNet forward/backward compiles pipelines for minutes on lavapipe. */
+const mark = (what: string) =>
+  process.stderr.write(`[lora2 golden +${((performance.now() - t0) / 1000).toFixed(0)}s] ${what}\n`);
+
+describe('LoRA² adapter vs the PyTorch golden step', () => {
+  let engine: Engine;
+  let unet: UNet2DConditionModel;
+  let reader: SafetensorsReader;
+  let json: GoldenJson;
+  /** The 8 golden layers after their step: reused by the export test. */
+  const adapters: Lora2Adapter[] = [];
+
+  beforeAll(async () => {
+    engine = new Engine(await testGpu());
+    unet = await loadGoldenUNet(engine);
+    ({ reader, json } = await loadGolden());
+  }, 900_000);
+  afterAll(() => {
+    for (const a of adapters) a.release();
+    unet?.params.release();
+  });
+
+  it(
+    'gradients of A, B, ρ and the stepped values match (≤ 1e-2 relative)',
+    { timeout: 2_400_000 },
+    async () => {
+      const g = json.lora2;
+      const settings = lora2Settings({
+        quantile: g.k,
+        priorRank: g.r0,
+        rateSigma: g.sigma,
+        weightSigma: g.sigma_theta,
+        scale: g.s,
+        datasetSize: g.N,
+        maxRank: g.r_max,
+        lr: g.adamw.lr_ab,
+        rateLr: g.adamw.lr_rho,
+        beta1: g.adamw.betas[0],
+        beta2: g.adamw.betas[1],
+        eps: g.adamw.eps,
+        weightDecay: g.adamw.weight_decay,
+      });
+      for (const path of g.layers) {
+        const target = unet.linearTargets().find((t) => t.path === path)!;
+        const C = g.capacity;
+        const zeros = (n: number) => new Float32Array(n);
+        const a = await Lora2Adapter.fromState(engine, settings, {
+          ...target,
+          capacity: C,
+          rank: g.ranks_before[path],
+          step: 0,
+          rho: (await reader.readFloat32(`lora2.${path}.rho`))[0],
+          rhoM: 0,
+          rhoV: 0,
+          A: await reader.readFloat32(`lora2.${path}.A`),
+          Bt: transpose(await reader.readFloat32(`lora2.${path}.B`), target.outFeatures, C),
+          mA: zeros(C * target.inFeatures),
+          vA: zeros(C * target.inFeatures),
+          mB: zeros(C * target.outFeatures),
+          vB: zeros(C * target.outFeatures),
+          rng: new Rng(1).state(),
+        });
+        adapters.push(a);
+        unet.params.adapters.set(path, a);
+      }
+      try {
+        await engine.scope(async () => {
+          const sample = await goldenTensor(engine, reader, 'inputs.sample');
+          const ehs = await goldenTensor(engine, reader, 'inputs.encoder_hidden_states');
+          const target = await goldenTensor(engine, reader, 'inputs.target');
+          mark('forward');
+          const out = await unet.forward(sample, json.timesteps, ehs);
+          const mse = await ops.mseLoss(out, target);
+          expect(relativeError(await out.read(), await reader.readFloat32('lora2.out'))).toBeLessThan(1e-3);
+          mark('backward');
+          await backward(mse);
+          mark('backward done');
+          let ratePrior = 0;
+          let weightPrior = 0;
+          for (const a of adapters) {
+            ratePrior += a.ratePriorTerm();
+            weightPrior += await a.weightPriorSum();
+          }
+          const total = (await mse.read())[0] + (ratePrior + weightPrior) / g.N;
+          expect(ratePrior).toBeCloseTo((await reader.readFloat32('lora2.rank_prior'))[0], 4);
+          expect(weightPrior / (await reader.readFloat32('lora2.weight_prior'))[0]).toBeCloseTo(1, 5);
+          expect(total / (await reader.readFloat32('lora2.loss'))[0]).toBeCloseTo(1, 4);
+        });
+        const errs: string[] = [];
+        for (const a of adapters) {
+          const p = `lora2.${a.target.path}`;
+          const { outFeatures: outF } = a.target;
+          const C = a.capacity;
+          await a.prepareGradients();
+          const eA = relativeError(await a.A.grad!.read(), await reader.readFloat32(`${p}.grad.A`));
+          const eB = relativeError(
+            transpose(await a.Bt.grad!.read(), C, outF),
+            await reader.readFloat32(`${p}.grad.B`),
+          );
+          const wantRho = (await reader.readFloat32(`${p}.grad.rho`))[0];
+          const eRho = Math.abs(a.lastGradRho - wantRho) / Math.max(Math.abs(wantRho), 1e-6);
+          const info = await a.applyStep();
+          const sA = relativeError(await a.A.read(), await reader.readFloat32(`${p}.step.A`));
+          const sB = relativeError(
+            transpose(await a.Bt.read(), C, outF),
+            await reader.readFloat32(`${p}.step.B`),
+          );
+          const sRho = Math.abs(a.rho - (await reader.readFloat32(`${p}.step.rho`))[0]);
+          errs.push(
+            `${a.target.path.split('.').slice(-3).join('.')} D=${info.rank} grad A ${eA.toExponential(1)} B ${eB.toExponential(1)} ρ ${eRho.toExponential(1)}; step A ${sA.toExponential(1)} B ${sB.toExponential(1)} ρ ${sRho.toExponential(1)}`,
+          );
+          expect(eA).toBeLessThan(1e-2);
+          expect(eB).toBeLessThan(1e-2);
+          expect(eRho).toBeLessThan(1e-2);
+          // The step moves entries by ~lr = 3e-3 of values ~0.5: 1e-4 relative would catch a missing step.
+          expect(sA).toBeLessThan(1e-4);
+          expect(sB).toBeLessThan(1e-4);
+          expect(sRho).toBeLessThan(1e-5);
+          expect(info.rank).toBe(g.ranks_after_step[a.target.path]);
+          expect(a.capacity).toBe(g.capacity);
+        }
+        console.log(`[golden LoRA²]\n${errs.join('\n')}`);
+      } finally {
+        for (const a of adapters) unet.params.adapters.delete(a.target.path);
+      }
+    },
+  );
+
+  const goldenOutput = (): Promise<Float32Array> =>
+    engine.scope(() =>
+      noGrad(engine, async () => {
+        const sample = await goldenTensor(engine, reader, 'inputs.sample');
+        const ehs = await goldenTensor(engine, reader, 'inputs.encoder_hidden_states');
+        return (await unet.forward(sample, json.timesteps, ehs)).read();
+      }),
+    );
+
+  it('kohya and PEFT export → import → plain LoRA reproduce the trained adapters (≤ 1e-4)', async () => {
+    expect(adapters.length).toBe(8);
+    for (const a of adapters) unet.params.adapters.set(a.target.path, a);
+    const want = await goldenOutput();
+    for (const a of adapters) unet.params.adapters.delete(a.target.path);
+    const layers = await Promise.all(adapters.map((a) => a.exportLayer()));
+    expect(layers.map((l) => l.rank)).toEqual(adapters.map((a) => a.rank));
+    for (const bytes of [exportKohya(layers), exportPeft(layers)]) {
+      const file = await importLora(bytes);
+      const plain = await Promise.all(file.layers.map((l) => PlainLoraAdapter.create(engine, l)));
+      for (const p of plain) unet.params.adapters.set(p.path, p);
+      try {
+        const e = relativeError(await goldenOutput(), want);
+        mark(`${file.format} round trip rel err ${e.toExponential(2)}`);
+        expect(e).toBeLessThan(1e-4);
+      } finally {
+        for (const p of plain) {
+          unet.params.adapters.delete(p.path);
+          p.release();
+        }
+      }
+    }
+    // The LoRA changes the output: the comparison above could fail.
+    expect(relativeError(await goldenOutput(), want)).toBeGreaterThan(1e-4);
+  });
+
+  it('trainer: 4 steps straight = 2 steps, checkpoint, reload, 2 steps', { timeout: 2_400_000 }, async () => {
+    const imgs = await reader.readFloat32('inputs.sample');
+    const per = 3 * 16 * 16;
+    const ehs = await reader.readFloat32('inputs.encoder_hidden_states');
+    const data: TrainData = {
+      images: [imgs.slice(0, per), imgs.slice(per, 2 * per)],
+      imageShape: [3, 16, 16],
+      embedding: { data: ehs.slice(0, 7 * 20), shape: [1, 7, 20] },
+    };
+    const schedule = new NoiseSchedule(DEFAULT_SCHEDULER);
+    const config: TrainerConfig = {
+      ...DEFAULT_TRAINER_CONFIG,
+      sessionId: 's1',
+      steps: 4,
+      batchSize: 2,
+      seed: 7,
+      checkpointEvery: 0,
+      contributionsEvery: 2,
+      // chunk 2 so that ranks moving by one position exercise growth/release within 4 steps.
+      lora: lora2Settings({ lr: 3e-2, rateLr: 0.3, chunk: 2, releaseChunks: 1, initialRank: 2 }),
+    };
+    const events: TrainProgress[] = [];
+    const straight = await Trainer.create(engine, unet, schedule, data, config);
+    mark(`trainer: ${straight.adapters.length} layers`);
+    expect(await straight.run((p) => events.push(p))).toBe('done');
+    const want = await straight.checkpoint();
+    straight.release();
+    mark(`straight: ranks ${want.rankHistory.map((r) => r.join('')).join(' | ')}; loss ${want.lossHistory}`);
+    expect(events.map((e) => e.step)).toEqual([1, 2, 3, 4]);
+    expect(events[3].state).toBe('done');
+    expect(events[1].contributions?.length).toBe(want.layers.length);
+    expect(events[0].contributions).toBeUndefined();
+    expect(events[3].adapterBytes).toBeGreaterThan(0);
+    expect(events[3].fixedRankBytes).toBeGreaterThan(events[3].adapterBytes);
+    expect(events[3].peakGpuBytes).toBeGreaterThan(0);
+
+    const store = memoryCheckpointStore();
+    const first = await Trainer.create(engine, unet, schedule, data, config, store);
+    expect(await first.run(undefined, { untilStep: 2 })).toBe('running');
+    first.release();
+    expect(await store.pointer('s1')).toBe(2);
+    const resumed = await Trainer.create(engine, unet, schedule, data, config, store);
+    expect(resumed.step).toBe(2);
+    expect(await resumed.run()).toBe('done');
+    const got = await resumed.checkpoint();
+    resumed.release();
+    expect(got.rankHistory).toEqual(want.rankHistory);
+    expect(got.lossHistory).toEqual(want.lossHistory);
+    for (let i = 0; i < want.layers.length; i++) {
+      const [g, w] = [got.layers[i], want.layers[i]];
+      expect([g.capacity, g.rank, g.step, g.rho]).toEqual([w.capacity, w.rank, w.step, w.rho]);
+      for (const k of ['A', 'Bt', 'mA', 'vA', 'mB', 'vB'] as const) expect(g[k]).toEqual(w[k]);
+    }
+  });
+});
