@@ -13,7 +13,7 @@ import { OnnxTextEncoder } from '../src/models/textEncoder';
 import { loadTokenizer } from '../src/models/tokenizerFolder';
 import { UNet2DConditionModel } from '../src/models/unet';
 import { Engine } from '../src/tensor/engine';
-import { fileCheckpointStore } from '../src/train/checkpoint.node';
+import { fileCheckpointStore } from '../src/train/checkpointFiles';
 import { centerSquareCrop } from '../src/train/photos';
 import { DEFAULT_TRAINER_CONFIG, rgbaToModelInput, Trainer } from '../src/train/trainer';
 import type { TrainProgress } from '../workers/api';

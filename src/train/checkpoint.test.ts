@@ -10,7 +10,7 @@ import {
   type CheckpointStore,
   type TrainerCheckpoint,
 } from './checkpoint';
-import { fileCheckpointStore } from './checkpoint.node';
+import { fileCheckpointStore } from './checkpointFiles';
 
 function ckpt(step: number, schemaVersion = CHECKPOINT_SCHEMA_VERSION): TrainerCheckpoint {
   const f = (n: number) => Float32Array.from({ length: n }, (_, i) => step + i / 8);
