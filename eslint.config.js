@@ -5,7 +5,18 @@ import reactHooks from 'eslint-plugin-react-hooks';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist', 'node_modules', 'public', 'docs', 'test-results', 'tools/reference', '.e2e-profile', '.scratch'] },
+  {
+    ignores: [
+      'dist',
+      'node_modules',
+      'public',
+      'docs',
+      'test-results',
+      'tools/reference',
+      '.e2e-profile',
+      '.scratch',
+    ],
+  },
   {
     extends: [js.configs.recommended, ...tseslint.configs.recommended],
     files: ['**/*.{ts,tsx,js,mjs}'],
