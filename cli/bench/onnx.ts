@@ -26,13 +26,6 @@ class Writer {
     return this;
   }
 
-  float(field: number, v: number): this {
-    this.tag(field, 5);
-    const b = new Uint8Array(new Float32Array([v]).buffer);
-    this.bytes.push(...b);
-    return this;
-  }
-
   bytesField(field: number, data: Uint8Array): this {
     this.tag(field, 2);
     this.varint(data.length);

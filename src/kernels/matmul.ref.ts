@@ -1,16 +1,8 @@
 // Float64 CPU reference of batched matmul / linear, forward and backward: the oracle for matmul.gpu.test.ts.
+import type { MatmulShape } from './matmul';
 
-/** Same meaning as MatmulArgs in matmul.ts: op(A) is [m, k], op(B) is [k, n] per batch item. */
-export interface MatmulRefShape {
-  m: number;
-  n: number;
-  k: number;
-  batch?: number;
-  transposeA?: boolean;
-  transposeB?: boolean;
-  broadcastB?: boolean;
-  alpha?: number;
-}
+/** The shape of matmul.ts: op(A) is [m, k], op(B) is [k, n] per batch item. */
+export type MatmulRefShape = MatmulShape;
 
 /** Flat index helpers of the stored layouts. */
 function layout(s: MatmulRefShape) {

@@ -9,12 +9,7 @@ export type MatmulDType = 'f32' | 'f16';
  * Shapes are per batch item: op(A) is [m, k], op(B) is [k, n], out is [m, n]. A is stored [batch, m, k]
  * ([batch, k, m] when transposeA), B likewise ([n, k] when transposeB); all row-major and contiguous.
  */
-export interface MatmulArgs {
-  a: GPUBuffer;
-  b: GPUBuffer;
-  out: GPUBuffer;
-  /** [n], added to every row of the output. */
-  bias?: GPUBuffer;
+export interface MatmulShape {
   m: number;
   n: number;
   k: number;
@@ -24,10 +19,18 @@ export interface MatmulArgs {
   transposeB?: boolean;
   /** B has no batch dimension: one [k, n] (or [n, k]) matrix shared by every batch item (weights). */
   broadcastB?: boolean;
-  /** out += result instead of out = result. */
-  accumulate?: boolean;
   /** Scales op(A)·op(B) (not the bias). Default 1. */
   alpha?: number;
+}
+
+export interface MatmulArgs extends MatmulShape {
+  a: GPUBuffer;
+  b: GPUBuffer;
+  out: GPUBuffer;
+  /** [n], added to every row of the output. */
+  bias?: GPUBuffer;
+  /** out += result instead of out = result. */
+  accumulate?: boolean;
   /** Storage type of a, b, bias and out (f16 needs shader-f16; accumulation is f32 either way). */
   dtype?: MatmulDType;
 }
@@ -46,11 +49,11 @@ export interface MatmulTiling {
 }
 
 /**
- * 64×64 output tiles, 8×4 outputs per thread, 16-deep k tiles (8 KiB of workgroup memory). Chosen by a
- * sweep on lavapipe (BENCHMARKS.md): wider per-thread tiles ran up to 1.5× faster there but compile 2–4×
- * slower and hold more registers than suits real GPUs.
+ * 64×64 output tiles from 64 threads, 16×4 outputs per thread, 32-deep k tiles (16 KiB of workgroup memory,
+ * the engine's required minimum). Chosen by a sweep on lavapipe (BENCHMARKS.md), where every workgroup- or
+ * storage-memory read costs a per-lane load, so more outputs per loaded value and fewer barriers win.
  */
-export const MATMUL_TILING: MatmulTiling = { wgX: 16, wgY: 8, rowsPerThread: 8, bk: 16 };
+export const MATMUL_TILING: MatmulTiling = { wgX: 16, wgY: 4, rowsPerThread: 16, bk: 32 };
 
 function checkTiling(ctx: KernelContext, t: MatmulTiling): void {
   const threads = t.wgX * t.wgY;
@@ -64,26 +67,14 @@ function checkTiling(ctx: KernelContext, t: MatmulTiling): void {
 }
 
 /** The lowered form every launch takes: explicit element offsets and batch strides (0 = broadcast). */
-interface Gemm {
-  a: GPUBuffer;
-  b: GPUBuffer;
-  out: GPUBuffer;
+type Gemm = Required<Omit<MatmulArgs, 'bias' | 'broadcastB'>> & {
   bias?: GPUBuffer;
-  m: number;
-  n: number;
-  k: number;
-  batch: number;
-  transposeA: boolean;
-  transposeB: boolean;
   aOffset: number;
   bOffset: number;
   cOffset: number;
   aBatchStride: number;
   bBatchStride: number;
-  accumulate: boolean;
-  alpha: number;
-  dtype: MatmulDType;
-}
+};
 
 function lower(args: MatmulArgs): Gemm {
   const { m, n, k } = args;
@@ -92,7 +83,10 @@ function lower(args: MatmulArgs): Gemm {
     if (!Number.isInteger(v) || v < 0) throw new Error(`matmul: ${name}=${v} is not a non-negative integer`);
   }
   return {
-    ...args,
+    a: args.a,
+    b: args.b,
+    out: args.out,
+    bias: args.bias,
     m,
     n,
     k,
