@@ -203,43 +203,37 @@ function wgslFillTile(
   const slots = (bo * bk) / (vec ? 4 : 1);
   const fast = oFast ? bo : bk;
   const width = vec ? fast / 4 : fast;
-  let body: string;
+  // Tile coordinates of slot s; the contiguous dimension varies fastest across threads (coalesced reads).
+  const step = vec ? ' * 4u' : '';
+  const [ol, kl] = oFast
+    ? [`(s % ${width}u)${step}`, `s / ${width}u`]
+    : [`s / ${width}u`, `(s % ${width}u)${step}`];
+  const load = vec
+    ? `vec4<f32>(${operand}[${index('go', 'gk')} / 4u])`
+    : `f32(${operand}[${index('go', 'gk')}])`;
+  let store: string;
   if (vec && oFast) {
-    // Contiguous along o: one vec4 of four o at one k goes straight into the tile.
-    body = `
-      let kl = s / ${width}u;
-      let ol = (s % ${width}u) * 4u;
-      let go = ${o0} + ol;
-      let gk = k0 + kl;
-      var v = vec4<f32>(0.0);
-      if (go < ${oMax} && gk < p.k) { v = vec4<f32>(${operand}[${index('go', 'gk')} / 4u]); }
-      ${tile}[kl * ${bo / 4}u + ol / 4u] = v;`;
+    // Four o at one k go straight into the tile.
+    store = `${tile}[kl * ${bo / 4}u + ol / 4u] = v;`;
   } else if (vec) {
-    // Contiguous along k: four k at one o, scattered down a tile column.
-    body = `
-      let ol = s / ${width}u;
-      let kl = (s % ${width}u) * 4u;
-      let go = ${o0} + ol;
-      let gk = k0 + kl;
-      var v = vec4<f32>(0.0);
-      if (go < ${oMax} && gk < p.k) { v = vec4<f32>(${operand}[${index('go', 'gk')} / 4u]); }
-      let at = kl * ${bo / 4}u + ol / 4u;
+    // Four k at one o, scattered down a tile column.
+    store = `let at = kl * ${bo / 4}u + ol / 4u;
       let lane = ol % 4u;
       ${tile}[at][lane] = v.x;
       ${tile}[at + ${bo / 4}u][lane] = v.y;
       ${tile}[at + ${(2 * bo) / 4}u][lane] = v.z;
       ${tile}[at + ${(3 * bo) / 4}u][lane] = v.w;`;
   } else {
-    const [ol, kl] = oFast ? [`s % ${width}u`, `s / ${width}u`] : [`s / ${width}u`, `s % ${width}u`];
-    body = `
+    store = `${tile}[kl * ${bo / 4}u + ol / 4u][ol % 4u] = v;`;
+  }
+  const body = `
       let ol = ${ol};
       let kl = ${kl};
       let go = ${o0} + ol;
       let gk = k0 + kl;
-      var v = 0.0;
-      if (go < ${oMax} && gk < p.k) { v = f32(${operand}[${index('go', 'gk')}]); }
-      ${tile}[kl * ${bo / 4}u + ol / 4u][ol % 4u] = v;`;
-  }
+      var v = ${vec ? 'vec4<f32>(0.0)' : '0.0'};
+      if (go < ${oMax} && gk < p.k) { v = ${load}; }
+      ${store}`;
   return `
     for (var s = t; s < ${slots}u; s += ${threads}u) {${body}
     }`;
