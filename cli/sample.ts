@@ -4,9 +4,9 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { adapterName } from '../src/gpu/device';
-import { encodePng } from '../src/io/png';
+import { encodePng, type RgbaImage } from '../src/io/png';
 import { DirectoryFolder } from '../src/models/folderNode';
-import { DiffusionModel, type RgbaImage } from '../src/models/pipeline';
+import { DiffusionModel } from '../src/models/pipeline';
 import { Engine } from '../src/tensor/engine';
 
 const { values } = parseArgs({

@@ -1,12 +1,12 @@
 // Text-to-image sampling: prompt → tokenizer → text encoder (ORT) → scheduler loop with classifier-free
 // guidance over the WGSL UNet (plus any adapters) → image. Pixel-space models use the identity codec.
 import { noGrad } from '../autograd/tape';
+import type { RgbaImage } from '../io/png';
 import type { Engine } from '../tensor/engine';
 import type { ModelFolder } from './folder';
 import { Rng } from './rng';
 import { createSampler, guide, parseSchedulerConfig, type SchedulerConfig } from './schedulers';
-import type { OrtOptions } from './textEncoder';
-import { OnnxTextEncoder, type TextEmbeddings } from './textEncoder';
+import { OnnxTextEncoder, type OrtOptions, type TextEmbeddings } from './textEncoder';
 import type { Tokenizer } from './tokenizer';
 import { loadTokenizer } from './tokenizerFolder';
 import { UNet2DConditionModel } from './unet';
@@ -19,12 +19,6 @@ export interface GenerateOptions {
   guidance: number;
   sampler: 'ddim' | 'euler-a';
   onStep?: (step: number, total: number) => void;
-}
-
-export interface RgbaImage {
-  width: number;
-  height: number;
-  data: Uint8ClampedArray;
 }
 
 /** A loaded text-to-image model: UNet on the engine, tokenizer, text encoder, scheduler settings. */
@@ -118,14 +112,4 @@ export function toImage(x: Float32Array, channels: number, size: number): RgbaIm
     data[i * 4 + 3] = 255;
   }
   return { width: size, height: size, data };
-}
-
-/** RGBA bytes → [-1, 1] NCHW planes (the inverse of toImage, for training images). */
-export function fromImage(img: RgbaImage, channels = 3): Float32Array {
-  const plane = img.width * img.height;
-  const out = new Float32Array(channels * plane);
-  for (let i = 0; i < plane; i++) {
-    for (let ch = 0; ch < channels; ch++) out[ch * plane + i] = img.data[i * 4 + ch] / 127.5 - 1;
-  }
-  return out;
 }
