@@ -103,9 +103,8 @@ export class UNet2DConditionModel {
       if (!name.endsWith('.weight') || t.rank !== 2) continue;
       const path = name.slice(0, -'.weight'.length);
       if (!patterns.some((re) => re.test(path))) continue;
-      const block = path.startsWith('down_blocks') ? 'down' : path.startsWith('mid_block') ? 'mid' : 'up';
-      if (!path.startsWith('down_blocks') && !path.startsWith('mid_block') && !path.startsWith('up_blocks'))
-        continue;
+      const block = /^(down|mid|up)_block/.exec(path)?.[1] as LinearTarget['block'] | undefined;
+      if (!block) continue;
       out.push({ path, inFeatures: t.shape[1], outFeatures: t.shape[0], block });
     }
     return out;
