@@ -1,17 +1,9 @@
-// onnxruntime-web in Node for the kernel benchmark: its WebGPU execution provider on Dawn's adapter (the same
-// one our kernels use), with GPU-resident inputs and outputs, or its WASM EP when WebGPU cannot be set up.
+// onnxruntime-web in Node for the kernel benchmark: `navigator.gpu` = Dawn's GPU object, so its WebGPU EP
+// runs on the same adapter as our kernels.
 import path from 'node:path';
-import { onnxModel, type OnnxGraph } from './onnx';
+import { createOrtRunnerWith, type OrtRunner } from './ortRunner';
 
-type Ort = typeof import('onnxruntime-web/webgpu');
-
-export interface OrtRunner {
-  /** 'webgpu', or 'wasm' when the WebGPU EP failed (then `fallbackReason` says why). */
-  ep: 'webgpu' | 'wasm';
-  fallbackReason?: string;
-  /** Builds a session for the graph with random inputs; `run` executes it once and waits for the GPU. */
-  prepare(graph: OnnxGraph): Promise<{ run: () => Promise<void>; release: () => Promise<void> }>;
-}
+export type { OrtRunner } from './ortRunner';
 
 /**
  * Dawn's Node binding rejects queue.writeBuffer from a view on a SharedArrayBuffer ("Invalid argument"),
@@ -40,14 +32,6 @@ function allowSharedArrayBufferWrites(queue: GPUQueue): void {
   proto.__sabShim = true;
 }
 
-function randomData(n: number): Float32Array<ArrayBuffer> {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = Math.random() * 2 - 1;
-  return a;
-}
-
-const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
 /**
  * Loads onnxruntime-web with `navigator.gpu` = Dawn's GPU object. `ourQueue` (any queue of that GPU) is
  * used to install the SharedArrayBuffer workaround on the shared GPUQueue class.
@@ -55,68 +39,6 @@ const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 export async function createOrtRunner(gpuEntry: GPU, ourQueue: GPUQueue): Promise<OrtRunner> {
   Object.defineProperty(globalThis, 'navigator', { value: { gpu: gpuEntry }, configurable: true });
   allowSharedArrayBufferWrites(ourQueue);
-  const ort: Ort = await import('onnxruntime-web/webgpu');
-  ort.env.wasm.wasmPaths = path.join(process.cwd(), 'node_modules/onnxruntime-web/dist/');
-  ort.env.wasm.numThreads = 1;
-  ort.env.logLevel = 'error';
-
-  const webgpu = async (graph: OnnxGraph) => {
-    const session = await ort.InferenceSession.create(onnxModel(graph), {
-      executionProviders: ['webgpu'],
-      preferredOutputLocation: 'gpu-buffer',
-    });
-    // The EP makes its own device on the adapter; inputs must live on it.
-    const device = (await ort.env.webgpu.device) as unknown as GPUDevice;
-    const feeds: Record<string, import('onnxruntime-web').Tensor> = {};
-    const buffers: GPUBuffer[] = [];
-    for (const v of graph.inputs) {
-      const data = randomData(numel(v.shape));
-      const buf = device.createBuffer({
-        label: `bench.ort.${v.name}`,
-        // ORT's kernels bind at least 16 bytes, even for a 1-element tensor.
-        size: Math.max(16, Math.ceil(data.byteLength / 16) * 16),
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      });
-      device.queue.writeBuffer(buf, 0, data);
-      buffers.push(buf);
-      feeds[v.name] = ort.Tensor.fromGpuBuffer(buf as never, { dataType: 'float32', dims: v.shape });
-    }
-    const run = async () => {
-      const out = await session.run(feeds);
-      await device.queue.onSubmittedWorkDone();
-      for (const t of Object.values(out)) t.dispose();
-    };
-    const release = async () => {
-      await session.release();
-      for (const b of buffers) b.destroy();
-    };
-    return { run, release };
-  };
-
-  const wasm = async (graph: OnnxGraph) => {
-    const session = await ort.InferenceSession.create(onnxModel(graph), { executionProviders: ['wasm'] });
-    const feeds = Object.fromEntries(
-      graph.inputs.map((v) => [v.name, new ort.Tensor('float32', randomData(numel(v.shape)), v.shape)]),
-    );
-    return { run: async () => void (await session.run(feeds)), release: () => session.release() };
-  };
-
-  // Probe the WebGPU EP once on a tiny graph; anything that fails there fails everywhere.
-  const probe: OnnxGraph = {
-    name: 'probe',
-    nodes: [{ opType: 'MatMul', inputs: ['a', 'b'], outputs: ['y'] }],
-    inputs: [
-      { name: 'a', shape: [4, 4] },
-      { name: 'b', shape: [4, 4] },
-    ],
-    outputs: [{ name: 'y', shape: [4, 4] }],
-  };
-  try {
-    const p = await webgpu(probe);
-    await p.run();
-    await p.release();
-    return { ep: 'webgpu', prepare: webgpu };
-  } catch (e) {
-    return { ep: 'wasm', fallbackReason: String(e).split('\n')[0], prepare: wasm };
-  }
+  const ort = await import('onnxruntime-web/webgpu');
+  return createOrtRunnerWith(ort, path.join(process.cwd(), 'node_modules/onnxruntime-web/dist/'));
 }
