@@ -136,6 +136,67 @@ export function matchesTargets(path: string, patterns: readonly string[]): boole
   return patterns.some((p) => new RegExp(p).test(path));
 }
 
+/** The per-position multiplier of an adapter with raw rate ρ at rank D: s·f(i), or α/r for fixed rank. */
+export function positionScales(settings: Lora2Settings, rho: number, rank: number): Float64Array {
+  const s = settings;
+  if (s.fixedRank !== undefined) return new Float64Array(rank).fill((s.alpha ?? s.fixedRank) / s.fixedRank);
+  return importance(softplus(rho), rank).map((v) => v * s.scale);
+}
+
+type PositionRows = Pick<AdapterState, 'inFeatures' | 'outFeatures' | 'rank' | 'A' | 'Bt'>;
+
+/** A [≥D, in] and Bᵀ [≥D, out] → down [D, in] and up [out, D] = Bᵀ[:D]ᵀ·diag(scales). */
+function foldScales(w: PositionRows, scales: ArrayLike<number>): { down: Float32Array; up: Float32Array } {
+  const { rank: D, inFeatures: inF, outFeatures: outF, A, Bt } = w;
+  const up = new Float32Array(outF * D);
+  for (let i = 0; i < D; i++) for (let o = 0; o < outF; o++) up[o * D + i] = Bt[i * outF + o] * scales[i];
+  return { down: A.slice(0, D * inF), up };
+}
+
+/** A saved adapter as a plain LoRA at its rank D with its scales folded in (sampling from a checkpoint). */
+export function plainLayerFromState(settings: Lora2Settings, state: AdapterState): LoraLayerWeights {
+  const { path, inFeatures, outFeatures, rank } = state;
+  const folded = foldScales(state, positionScales(settings, state.rho, rank));
+  return { path, inFeatures, outFeatures, rank, ...folded };
+}
+
+/**
+ * The inverse of export: a plain LoRA layer (scale folded into up) as a fresh adapter state at capacity = rank
+ * whose exported layer is the same ΔW. LoRA² starts at the rate whose effective rank is the layer's rank;
+ * moments are zero, so training can continue from an imported file.
+ */
+export function adapterStateFromLayer(
+  settings: Lora2Settings,
+  layer: LoraLayerWeights,
+  seed: number,
+): AdapterState {
+  const { path, inFeatures: inF, outFeatures: outF, rank: D } = layer;
+  if (D < 1) throw new Error(`${path}: a LoRA layer needs rank ≥ 1`);
+  const rho = softplusInverse(rateForRank(D, settings.quantile));
+  const scales = positionScales(settings, rho, D);
+  const Bt = new Float32Array(D * outF);
+  for (let i = 0; i < D; i++)
+    for (let o = 0; o < outF; o++) Bt[i * outF + o] = layer.up[o * D + i] / scales[i];
+  return {
+    path,
+    inFeatures: inF,
+    outFeatures: outF,
+    capacity: D,
+    rank: D,
+    step: 0,
+    rho,
+    rhoM: 0,
+    rhoV: 0,
+    A: layer.down.slice(0, D * inF),
+    Bt,
+    mA: new Float32Array(D * inF),
+    vA: new Float32Array(D * inF),
+    mB: new Float32Array(D * outF),
+    vB: new Float32Array(D * outF),
+    rng: new RngImpl(seed).state(),
+  };
+}
+
 export class Lora2Adapter implements LinearAdapter {
   /** Allocated positions C ≥ D. */
   capacity: number;
@@ -268,10 +329,7 @@ export class Lora2Adapter implements LinearAdapter {
 
   /** The per-position multiplier s·f(i) (LoRA²) or α/r (fixed rank), i < D. */
   positionScales(): Float64Array {
-    const s = this.settings;
-    if (s.fixedRank !== undefined)
-      return new Float64Array(this.rank).fill((s.alpha ?? s.fixedRank) / s.fixedRank);
-    return importance(this.rate, this.rank).map((v) => v * s.scale);
+    return positionScales(this.settings, this.rho, this.rank);
   }
 
   async forward(x: Tensor): Promise<Tensor> {
@@ -421,14 +479,13 @@ export class Lora2Adapter implements LinearAdapter {
 
   /** Down [D, in] and up [out, D] with s·diag(f[:D]) folded in: a plain LoRA at rank D with scale 1. */
   async exportWeights(): Promise<{ down: Float32Array; up: Float32Array; rank: number }> {
-    const D = this.rank;
-    const { inFeatures: inF, outFeatures: outF } = this.target;
-    const A = await this.A.read();
-    const Bt = await this.Bt.read();
-    const f = this.positionScales();
-    const up = new Float32Array(outF * D);
-    for (let i = 0; i < D; i++) for (let o = 0; o < outF; o++) up[o * D + i] = Bt[i * outF + o] * f[i];
-    return { down: A.slice(0, D * inF), up, rank: D };
+    const { inFeatures, outFeatures } = this.target;
+    const [A, Bt] = [await this.A.read(), await this.Bt.read()];
+    const { down, up } = foldScales(
+      { inFeatures, outFeatures, rank: this.rank, A, Bt },
+      this.positionScales(),
+    );
+    return { down, up, rank: this.rank };
   }
 
   /** This layer as a plain LoRA at rank D (the input of exportKohya/exportPeft). */

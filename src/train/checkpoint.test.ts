@@ -73,6 +73,11 @@ describe.each([
     expect((await store.get('s', 4))?.step).toBe(4);
     expect(await store.get('s', 2)).toBeUndefined();
     expect(await store.get('other')).toBeUndefined();
+    const list = await store.list('s');
+    expect(list.map((c) => c.step)).toEqual([4, 6]);
+    // Each record's typed arrays: 3 × 4 + 3 × 6 floats.
+    for (const c of list) expect(c.bytes).toBeGreaterThan(30 * 4);
+    expect(await store.list('other')).toEqual([]);
   });
 
   it('refuses a checkpoint from a newer schema', async () => {

@@ -4,6 +4,7 @@
 import { createStore, del, get, set, type UseStore } from 'idb-keyval';
 import type { AdapterState, Lora2Settings } from '../lora/adapter';
 import type { RngState } from '../models/rng';
+import { valueBytes } from './sessionStore';
 
 export const CHECKPOINT_SCHEMA_VERSION = 1;
 
@@ -27,6 +28,34 @@ export interface CheckpointStore {
   put(ckpt: TrainerCheckpoint): Promise<void>;
   /** Step of the latest complete checkpoint. */
   pointer(sessionId: string): Promise<number | undefined>;
+  /** The checkpoints a resume can use (the latest and the one kept before it), oldest first. */
+  list(sessionId: string): Promise<CheckpointInfo[]>;
+}
+
+export interface CheckpointInfo {
+  step: number;
+  /** Stored size (typed arrays exactly, the rest estimated). */
+  bytes: number;
+}
+
+interface Pointer {
+  step: number;
+  previous?: number;
+}
+
+/** The records a pointer reaches, oldest first; a missing one (a torn write) is left out. */
+export async function reachableCheckpoints(
+  pointer: Pointer | undefined,
+  get: (step: number) => Promise<TrainerCheckpoint | undefined>,
+): Promise<CheckpointInfo[]> {
+  if (!pointer) return [];
+  const steps = [...new Set([pointer.previous, pointer.step])].filter((s) => s !== undefined);
+  const out: CheckpointInfo[] = [];
+  for (const step of steps.sort((a, b) => a - b)) {
+    const c = await get(step);
+    if (c) out.push({ step, bytes: valueBytes(c) });
+  }
+  return out;
 }
 
 export class CheckpointSchemaError extends Error {
@@ -76,12 +105,9 @@ interface Kv {
 }
 
 function keyValueCheckpointStore(kv: Kv): CheckpointStore {
-  const pointer = async (session: string) => {
-    const p = (await kv.get(checkpointKeys.pointer(session))) as
-      { step: number; previous?: number } | undefined;
-    return p;
-  };
-  return {
+  const pointer = async (session: string) =>
+    (await kv.get(checkpointKeys.pointer(session))) as Pointer | undefined;
+  const store: CheckpointStore = {
     async get(session, step) {
       const s = step ?? (await pointer(session))?.step;
       if (s === undefined) return undefined;
@@ -99,5 +125,9 @@ function keyValueCheckpointStore(kv: Kv): CheckpointStore {
     async pointer(session) {
       return (await pointer(session))?.step;
     },
+    async list(session) {
+      return reachableCheckpoints(await pointer(session), (step) => store.get(session, step));
+    },
   };
+  return store;
 }

@@ -3,7 +3,12 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import { checkCheckpoint, type CheckpointStore, type TrainerCheckpoint } from './checkpoint';
+import {
+  checkCheckpoint,
+  reachableCheckpoints,
+  type CheckpointStore,
+  type TrainerCheckpoint,
+} from './checkpoint';
 
 export function fileCheckpointStore(dir: string): CheckpointStore {
   const sessionDir = (s: string) => join(dir, s);
@@ -14,7 +19,7 @@ export function fileCheckpointStore(dir: string): CheckpointStore {
       return undefined;
     }
   };
-  return {
+  const store: CheckpointStore = {
     async get(session, step) {
       const s = step ?? (await readPointer(session))?.step;
       if (s === undefined) return undefined;
@@ -40,5 +45,9 @@ export function fileCheckpointStore(dir: string): CheckpointStore {
     async pointer(session) {
       return (await readPointer(session))?.step;
     },
+    async list(session) {
+      return reachableCheckpoints(await readPointer(session), (step) => store.get(session, step));
+    },
   };
+  return store;
 }

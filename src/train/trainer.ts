@@ -193,24 +193,33 @@ export class Trainer {
         (ended || (this.config.checkpointEvery > 0 && this.step % this.config.checkpointEvery === 0))
       )
         await this.save();
-      onProgress({
-        sessionId: this.config.sessionId,
-        step: this.step,
-        total,
-        loss,
-        layers: this.layerStates(),
-        contributions,
-        adapterBytes: this.adapterBytes,
-        fixedRankBytes: this.fixedRankBytes,
-        peakGpuBytes: this.engine.stats().peakAllocatedBytes,
-        stepMs,
-        elapsedMs: this.elapsedMs,
-        etaMs: (this.elapsedMs / Math.max(1, this.lossHistory.length)) * (total - this.step),
-        state,
-      });
+      onProgress(this.progress(state, { loss, stepMs, contributions }));
       if (state !== 'running') break;
     }
     return state;
+  }
+
+  /** The progress event for the current step (the last step's loss unless given). */
+  progress(
+    state: TrainProgress['state'],
+    at: { loss?: number; stepMs?: number; contributions?: number[][] } = {},
+  ): TrainProgress {
+    const total = this.config.steps;
+    return {
+      sessionId: this.config.sessionId,
+      step: this.step,
+      total,
+      loss: at.loss ?? this.lossHistory.at(-1) ?? NaN,
+      layers: this.layerStates(),
+      contributions: at.contributions,
+      adapterBytes: this.adapterBytes,
+      fixedRankBytes: this.fixedRankBytes,
+      peakGpuBytes: this.engine.stats().peakAllocatedBytes,
+      stepMs: at.stepMs ?? 0,
+      elapsedMs: this.elapsedMs,
+      etaMs: (this.elapsedMs / Math.max(1, this.lossHistory.length)) * Math.max(0, total - this.step),
+      state,
+    };
   }
 
   async checkpoint(): Promise<TrainerCheckpoint> {

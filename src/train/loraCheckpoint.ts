@@ -1,0 +1,47 @@
+// An imported LoRA file (kohya or PEFT) as a session's checkpoint: each layer becomes a fresh adapter state
+// whose export is the file's ΔW, so sampling, export and further training treat it like a trained one.
+import { LoraFormatError, type LoraLayerWeights } from '../io/lora';
+import { adapterStateFromLayer, type AdapterTarget, type Lora2Settings } from '../lora/adapter';
+import { Rng } from '../models/rng';
+import { CHECKPOINT_SCHEMA_VERSION, type TrainerCheckpoint } from './checkpoint';
+
+/** Every layer must sit on a linear of the model with the same shape. */
+export function checkLayersFit(layers: LoraLayerWeights[], targets: readonly AdapterTarget[]): void {
+  if (layers.length === 0) throw new LoraFormatError('the file has no LoRA layers');
+  const byPath = new Map(targets.map((t) => [t.path, t]));
+  for (const l of layers) {
+    const t = byPath.get(l.path);
+    if (!t) throw new LoraFormatError(`${l.path}: this model has no such linear layer`);
+    if (t.inFeatures !== l.inFeatures || t.outFeatures !== l.outFeatures)
+      throw new LoraFormatError(
+        `${l.path}: the file's layer is ${l.outFeatures}×${l.inFeatures}, the model's ${t.outFeatures}×${t.inFeatures}`,
+      );
+  }
+}
+
+/**
+ * The checkpoint that replaces the session's latest (`base`): at base's step, with base's RNG and settings,
+ * and its loss/rank history when the layers are the same ones (else the history starts empty).
+ */
+export function checkpointFromLora(
+  sessionId: string,
+  layers: LoraLayerWeights[],
+  opts: { base?: TrainerCheckpoint; settings: Lora2Settings; seed: number; source?: string },
+): TrainerCheckpoint {
+  const { base, settings, seed } = opts;
+  const init = new Rng(seed ^ 0x1a7047);
+  const states = layers.map((l) => adapterStateFromLayer(settings, l, init.nextU32()));
+  const sameLayers =
+    base !== undefined && base.layers.map((l) => l.path).join() === layers.map((l) => l.path).join();
+  return {
+    schemaVersion: CHECKPOINT_SCHEMA_VERSION,
+    sessionId,
+    step: base?.step ?? 0,
+    settings: { ...base?.settings, lora: settings, importedFrom: opts.source ?? 'LoRA file' },
+    rng: base?.rng ?? new Rng(seed).state(),
+    layers: states,
+    rankHistory: sameLayers ? base.rankHistory : [],
+    lossHistory: sameLayers ? base.lossHistory : [],
+    elapsedMs: base?.elapsedMs ?? 0,
+  };
+}
