@@ -1,13 +1,12 @@
 // LoRA² vs fixed-rank LoRA on the synthetic rank task in Node on Dawn: one run of each, side by side, as a
 // Markdown report (ranks, final MSE and fit error per layer, adapter size, peak GPU bytes, time).
-// Usage: npm run bench:lora [-- --steps 300 --fixed 4,8,16 --seed 3]
+// Usage: npm run bench:lora [-- --steps 300 --fixed 4,8,16 --seed 3 --n 1024]
 import os from 'node:os';
 import { adapterName } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
-import { lora2Settings } from '../src/lora/adapter';
-import { SYNTHETIC_BATCH, SYNTHETIC_DIM, SYNTHETIC_GAIN, SYNTHETIC_SETTINGS } from '../src/lora/synthetic';
+import { SYNTHETIC_BATCH, SYNTHETIC_DIM, SYNTHETIC_GAIN } from '../src/lora/synthetic';
 import { Engine } from '../src/tensor/engine';
-import { loraReportTable, parseLoraBenchArgs, runLoraBench } from './bench/lora';
+import { benchSettings, loraReportTable, parseLoraBenchArgs, runLoraBench } from './bench/lora';
 
 async function main(): Promise<void> {
   const opts = parseLoraBenchArgs(process.argv.slice(2));
@@ -17,7 +16,7 @@ async function main(): Promise<void> {
   const load0 = os.loadavg();
   const rows = await runLoraBench(engine, opts, (s) => process.stderr.write(s));
   const load1 = os.loadavg();
-  const s = lora2Settings(SYNTHETIC_SETTINGS);
+  const s = benchSettings(opts);
   console.log(`## LoRA² vs fixed-rank LoRA, synthetic task (${started.toISOString()})
 
 - adapter: ${adapterName(gpu.adapter)}${gpu.adapter.isFallback ? ' (software)' : ''}

@@ -1,7 +1,7 @@
 // LoRA² against fixed-rank LoRA on the synthetic rank task (src/lora/synthetic.ts): the same layers, inputs,
 // steps and priors; per method the learned ranks, final MSE and fit error per layer, exported size and the
 // run's peak GPU bytes, as a Markdown table.
-import { lora2Settings } from '../../src/lora/adapter';
+import { lora2Settings, type Lora2Settings } from '../../src/lora/adapter';
 import {
   SYNTHETIC_SETTINGS,
   SYNTHETIC_TRUE_RANKS,
@@ -15,11 +15,13 @@ export interface LoraBenchOptions {
   /** Ranks of the fixed-rank LoRA baselines (scale α/r = 1). */
   fixedRanks: number[];
   seed: number;
+  /** N of both priors (datasetSize); undefined = the task's (SYNTHETIC_SETTINGS). */
+  datasetSize?: number;
 }
 
 export const DEFAULT_LORA_BENCH: LoraBenchOptions = { steps: 300, fixedRanks: [4, 8, 16], seed: 3 };
 
-/** `--steps 300 --fixed 4,8,16 --seed 3` over the defaults. */
+/** `--steps 300 --fixed 4,8,16 --seed 3 --n 1024` over the defaults. */
 export function parseLoraBenchArgs(argv: string[], defaults = DEFAULT_LORA_BENCH): LoraBenchOptions {
   const opts = { ...defaults, fixedRanks: [...defaults.fixedRanks] };
   for (let i = 0; i < argv.length; i++) {
@@ -27,11 +29,19 @@ export function parseLoraBenchArgs(argv: string[], defaults = DEFAULT_LORA_BENCH
     if (a === '--steps') opts.steps = Number(argv[++i]);
     else if (a === '--fixed') opts.fixedRanks = argv[++i].split(',').filter(Boolean).map(Number);
     else if (a === '--seed') opts.seed = Number(argv[++i]);
+    else if (a === '--n') opts.datasetSize = Number(argv[++i]);
     else throw new Error(`bench-lora: unknown argument ${a}`);
   }
-  if (!(opts.steps > 0) || opts.fixedRanks.some((r) => !(r >= 1)) || !Number.isInteger(opts.seed))
-    throw new Error('bench-lora: bad --steps/--fixed/--seed');
+  const badN = opts.datasetSize !== undefined && !(opts.datasetSize > 0);
+  if (!(opts.steps > 0) || opts.fixedRanks.some((r) => !(r >= 1)) || !Number.isInteger(opts.seed) || badN)
+    throw new Error('bench-lora: bad --steps/--fixed/--seed/--n');
   return opts;
+}
+
+/** The task's settings with the bench's N, then `over`. */
+export function benchSettings(opts: LoraBenchOptions, over: Partial<Lora2Settings> = {}): Lora2Settings {
+  const n = opts.datasetSize === undefined ? {} : { datasetSize: opts.datasetSize };
+  return lora2Settings({ ...SYNTHETIC_SETTINGS, ...n, ...over });
 }
 
 export interface LoraBenchRow {
@@ -46,10 +56,10 @@ export async function runLoraBench(
   log: (text: string) => void,
 ): Promise<LoraBenchRow[]> {
   const runs = [
-    { method: 'LoRA²', settings: lora2Settings(SYNTHETIC_SETTINGS) },
+    { method: 'LoRA²', settings: benchSettings(opts) },
     ...opts.fixedRanks.map((r) => ({
       method: `fixed r = ${r}`,
-      settings: lora2Settings({ ...SYNTHETIC_SETTINGS, fixedRank: r }),
+      settings: benchSettings(opts, { fixedRank: r }),
     })),
   ];
   // Pipelines compile on first use (seconds on lavapipe): a few untimed steps of each kind first.
