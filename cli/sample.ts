@@ -4,6 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { adapterName } from '../src/gpu/device';
+import { imageGrid, upscale } from '../src/io/imageGrid';
 import { encodePng, type RgbaImage } from '../src/io/png';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
@@ -69,38 +70,7 @@ for (const prompt of prompts) {
 }
 process.stdout.write('\n');
 const scale = Number(values.scale);
-const out = values.grid ? grid(images, seeds.length, scale) : upscale(images[0], scale);
+const out = values.grid ? imageGrid(images, seeds.length, scale) : upscale(images[0], scale);
 await writeFile(values.out!, await encodePng(out));
 console.log(`wrote ${values.out} (${out.width}×${out.height})`);
 process.exit(0);
-
-/** Nearest-neighbour upscale, so 32×32 samples are visible. */
-function upscale(img: RgbaImage, s: number): RgbaImage {
-  const w = img.width * s;
-  const h = img.height * s;
-  const data = new Uint8ClampedArray(w * h * 4);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      const src = (Math.floor(y / s) * img.width + Math.floor(x / s)) * 4;
-      data.set(img.data.subarray(src, src + 4), (y * w + x) * 4);
-    }
-  return { width: w, height: h, data };
-}
-
-/** Rows of `cols` images (one row per prompt), 2 px gutters. */
-function grid(imgs: RgbaImage[], cols: number, s: number): RgbaImage {
-  const tiles = imgs.map((i) => upscale(i, s));
-  const tw = tiles[0].width + 2;
-  const th = tiles[0].height + 2;
-  const rows = Math.ceil(tiles.length / cols);
-  const w = cols * tw;
-  const h = rows * th;
-  const data = new Uint8ClampedArray(w * h * 4).fill(255);
-  tiles.forEach((t, k) => {
-    const ox = (k % cols) * tw;
-    const oy = Math.floor(k / cols) * th;
-    for (let y = 0; y < t.height; y++)
-      data.set(t.data.subarray(y * t.width * 4, (y + 1) * t.width * 4), ((oy + y) * w + ox) * 4);
-  });
-  return { width: w, height: h, data };
-}

@@ -1,17 +1,18 @@
 // Headless LoRA² training in Node (Dawn WebGPU): npm run train -- --photos DIR --prompt "<v1> dog face" --steps N
-// [--fixed-rank R] [--out DIR] [--model DIR] [--batch B] [--seed S]. Writes the kohya LoRA and a JSON report.
+// [--fixed-rank R] [--out DIR] [--model DIR] [--batch B] [--seed S] [--samples 4] [--sample-steps 20].
+// Writes the kohya LoRA, a JSON report, and samples.png: the photos, then the prompt rendered by the base model
+// and with the LoRA (same seeds), one row each.
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { exportKohya } from '../src/io/lora';
-import { decodePng, type RgbaImage } from '../src/io/png';
+import { imageGrid } from '../src/io/imageGrid';
+import { decodePng, encodePng, type RgbaImage } from '../src/io/png';
 import { lora2Settings } from '../src/lora/adapter';
 import { DirectoryFolder } from '../src/models/folderNode';
-import { DEFAULT_SCHEDULER, NoiseSchedule, parseSchedulerConfig } from '../src/models/schedulers';
-import { OnnxTextEncoder } from '../src/models/textEncoder';
-import { loadTokenizer } from '../src/models/tokenizerFolder';
-import { UNet2DConditionModel } from '../src/models/unet';
+import { DiffusionModel } from '../src/models/pipeline';
+import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { fileCheckpointStore } from '../src/train/checkpointFiles';
 import { centerSquareCrop } from '../src/train/photos';
@@ -28,6 +29,9 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: 'public/models/emoji-tiny' },
     batch: { type: 'string', default: '1' },
     seed: { type: 'string', default: '0' },
+    samples: { type: 'string', default: '4' },
+    'sample-steps': { type: 'string', default: '20' },
+    guidance: { type: 'string', default: '4' },
   },
 });
 
@@ -76,27 +80,21 @@ async function main(): Promise<void> {
   const fixedRank = args['fixed-rank'] !== undefined ? Number(args['fixed-rank']) : undefined;
 
   const engine = new Engine(await acquireNodeGpu());
-  const unet = await UNet2DConditionModel.load(engine, folder);
+  const model = await DiffusionModel.load(engine, folder);
+  const unet = model.unet;
   // Training resolution: the model's sample_size (emoji-tiny: 32), square.
-  const size = unet.config.sampleSize?.[0] ?? 32;
-  const schedule = new NoiseSchedule(
-    (await folder.has('scheduler_config.json'))
-      ? parseSchedulerConfig(await folder.json('scheduler_config.json'))
-      : DEFAULT_SCHEDULER,
-  );
+  const size = model.resolution;
+  const schedule = new NoiseSchedule(model.scheduler);
 
   const names = (await readdir(args.photos!)).filter((n) => /\.png$/i.test(n)).sort();
   if (names.length === 0) fail(`no .png photos in ${args.photos}`);
-  const images = [];
+  const photos: RgbaImage[] = [];
   for (const n of names) {
     const img = await decodePng(new Uint8Array(await readFile(join(args.photos!, n))));
-    images.push(rgbaToModelInput(cropResize(img, size), size, size));
+    photos.push({ width: size, height: size, data: cropResize(img, size) });
   }
-
-  const tokenizer = await loadTokenizer(folder);
-  const encoder = await OnnxTextEncoder.load(await folder.bytes('text_encoder.onnx'));
-  const embedding = await encoder.encode(tokenizer.encode(args.prompt!).ids, 1);
-  await encoder.dispose();
+  const images = photos.map((p) => rgbaToModelInput(p.data, size, size));
+  const embedding = await model.embed(args.prompt!);
 
   const outDir = resolve(args.out!);
   await mkdir(outDir, { recursive: true });
@@ -136,6 +134,25 @@ async function main(): Promise<void> {
   process.stdout.write('\n');
   process.off('SIGINT', stop);
 
+  // Samples: the prompt with the LoRA attached, then (detached) with the base model, same seeds.
+  const seeds = Array.from({ length: Number(args.samples) }, (_, i) => i + 1);
+  const render = async (label: string) => {
+    const out: RgbaImage[] = [];
+    for (const seed of seeds) {
+      process.stdout.write(`\rsampling (${label}) seed ${seed}/${seeds.length}   `);
+      out.push(
+        await model.generate({
+          prompt: args.prompt!,
+          seed,
+          steps: Number(args['sample-steps']),
+          guidance: Number(args.guidance),
+          sampler: 'ddim',
+        }),
+      );
+    }
+    return out;
+  };
+  const tuned = seeds.length ? await render('with the LoRA') : [];
   const layers = await trainer.exportLayers();
   const lora = exportKohya(layers, {
     prompt: args.prompt,
@@ -166,8 +183,26 @@ async function main(): Promise<void> {
     rankHistory: trainer.rankHistory,
   };
   await writeFile(join(outDir, 'report.json'), JSON.stringify(report, null, 1));
-  console.log(`wrote ${join(outDir, 'lora.safetensors')} (${lora.byteLength} bytes) and report.json`);
   trainer.release();
+  if (seeds.length) {
+    const base = await render('base model');
+    process.stdout.write('\n');
+    const cols = Math.max(seeds.length, photos.length);
+    const pad = (row: RgbaImage[]) => [
+      ...row.slice(0, cols),
+      ...Array.from({ length: cols - Math.min(cols, row.length) }, () => ({
+        width: size,
+        height: size,
+        data: new Uint8ClampedArray(size * size * 4).fill(255),
+      })),
+    ];
+    const sheet = imageGrid([...pad(photos), ...pad(base), ...pad(tuned)], cols, 4);
+    await writeFile(join(outDir, 'samples.png'), await encodePng(sheet));
+  }
+  console.log(
+    `wrote ${join(outDir, 'lora.safetensors')} (${lora.byteLength} bytes), report.json` +
+      (seeds.length ? ', samples.png (rows: photos, base model, with the LoRA)' : ''),
+  );
   unet.params.release();
   engine.destroy();
 }
