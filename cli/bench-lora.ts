@@ -1,35 +1,231 @@
-// LoRA² vs fixed-rank LoRA on the synthetic rank task in Node on Dawn: one run of each, side by side, as a
-// Markdown report (ranks, final MSE and fit error per layer, adapter size, peak GPU bytes, time).
-// Usage: npm run bench:lora [-- --steps 300 --fixed 4,8,16 --seed 3 --n 1024]
+// LoRA² vs fixed-rank LoRA on the default model, same subject, steps and seed (issue #5's benchmark):
+// npm run bench:lora -- [--emoji 1f916] [--steps 150] [--ranks 4,16,64] [--seed 0] [--eval 48] [--out DIR]
+// The subject is a held-out emoji design composited on varied backgrounds (src/train/subject.ts). "Final loss"
+// is measured on a fixed evaluation set — the same (photo, timestep, noise) triples for every run, drawn
+// once from the seed — because the last training losses are single noisy draws. Prints a Markdown report and
+// writes report.json (per-layer final ranks) under --out.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ops from '../src/autograd/ops';
+import { noGrad } from '../src/autograd/tape';
 import { adapterName } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
-import { SYNTHETIC_BATCH, SYNTHETIC_DIM, SYNTHETIC_GAIN } from '../src/lora/synthetic';
+import { decodePng } from '../src/io/png';
+import { lora2Settings, type Lora2Settings } from '../src/lora/adapter';
+import { DirectoryFolder } from '../src/models/folderNode';
+import { DiffusionModel } from '../src/models/pipeline';
+import { Rng } from '../src/models/rng';
+import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
-import { benchSettings, loraReportTable, parseLoraBenchArgs, runLoraBench } from './bench/lora';
+import { compositeSubject } from '../src/train/subject';
+import { DEFAULT_TRAINER_CONFIG, rgbaToModelInput, Trainer, type TrainData } from '../src/train/trainer';
+import { holdoutItem } from './make-subject';
+
+const { values: args } = parseArgs({
+  options: {
+    emoji: { type: 'string', default: '1f916' },
+    photos: { type: 'string', default: '6' },
+    steps: { type: 'string', default: '150' },
+    ranks: { type: 'string', default: '4,16,64' },
+    seed: { type: 'string', default: '0' },
+    eval: { type: 'string', default: '48' },
+    model: { type: 'string', default: 'public/models/emoji-tiny' },
+    out: { type: 'string', default: 'out/bench-lora' },
+  },
+});
+
+interface EvalItem {
+  image: number;
+  t: number;
+  noise: Float32Array;
+}
+
+interface RunResult {
+  name: string;
+  evalLoss: number;
+  trainLossLast20: number;
+  ranks: { layer: string; block: string; rank: number }[];
+  params: number;
+  bytes: number;
+  peakGpuBytes: number;
+  medianStepMs: number;
+  seconds: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** Mean MSE of the UNet (with whatever adapters are attached) over the fixed evaluation set, 8 at a time. */
+async function evalLoss(
+  engine: Engine,
+  model: DiffusionModel,
+  schedule: NoiseSchedule,
+  data: TrainData,
+  set: EvalItem[],
+): Promise<number> {
+  const [c, h, w] = data.imageShape;
+  const per = c * h * w;
+  const [, S, D] = data.embedding.shape;
+  let sum = 0;
+  for (let i = 0; i < set.length; i += 8) {
+    const chunk = set.slice(i, i + 8);
+    const B = chunk.length;
+    const x0 = new Float32Array(B * per);
+    const noise = new Float32Array(B * per);
+    const ehs = new Float32Array(B * S * D);
+    chunk.forEach((it, b) => {
+      x0.set(data.images[it.image], b * per);
+      noise.set(it.noise, b * per);
+      ehs.set(data.embedding.data.subarray(0, S * D), b * S * D);
+    });
+    const ts = chunk.map((it) => it.t);
+    const noisy = schedule.addNoise(x0, noise, ts);
+    const target = schedule.target(x0, noise, ts);
+    const loss = await noGrad(engine, () =>
+      engine.scope(async () => {
+        const out = await model.unet.forward(
+          engine.fromArray(noisy, [B, c, h, w]),
+          ts,
+          engine.fromArray(ehs, [B, S, D]),
+        );
+        const l = await ops.mseLoss(out, engine.fromArray(target, [B, c, h, w]));
+        return (await l.read())[0];
+      }),
+    );
+    sum += loss * B;
+  }
+  return sum / set.length;
+}
 
 async function main(): Promise<void> {
-  const opts = parseLoraBenchArgs(process.argv.slice(2));
+  const steps = Number(args.steps);
+  const seed = Number(args.seed);
+  const ranks = args.ranks!.split(',').filter(Boolean).map(Number);
   const gpu = await acquireNodeGpu({ label: 'bench-lora' });
   const engine = new Engine(gpu);
+  const model = await DiffusionModel.load(engine, new DirectoryFolder(resolve(args.model!)));
+  const size = model.resolution;
+  const schedule = new NoiseSchedule(model.scheduler);
+  const item = await holdoutItem(args.emoji!);
+  const subject = await decodePng(new Uint8Array(await readFile(item.image)));
+  const photos = compositeSubject(subject, { size, count: Number(args.photos), seed: seed + 1 });
+  const prompt = `<v1> ${item.label}`;
+  const data: TrainData = {
+    images: photos.map((p) => rgbaToModelInput(p.data, size, size)),
+    imageShape: [model.unet.config.inChannels, size, size],
+    embedding: await model.embed(prompt),
+  };
+  const per = data.imageShape.reduce((a, b) => a * b, 1);
+  const evalRng = new Rng(seed + 0x0e7a1);
+  const evalSet: EvalItem[] = Array.from({ length: Number(args.eval) }, (_, k) => ({
+    image: k % photos.length,
+    t: schedule.sampleTimesteps(evalRng, 1)[0],
+    noise: evalRng.normals(per),
+  }));
+  const blocks = new Map(model.unet.linearTargets().map((t) => [t.path, t.block]));
   const started = new Date();
   const load0 = os.loadavg();
-  const rows = await runLoraBench(engine, opts, (s) => process.stderr.write(s));
+  process.stderr.write(`subject ${item.code} (${item.label}), prompt "${prompt}", ${steps} steps per run\n`);
+  const baseLoss = await evalLoss(engine, model, schedule, data, evalSet);
+  process.stderr.write(`base model eval loss ${baseLoss.toFixed(5)}\n`);
+
+  const configs: { name: string; lora: Lora2Settings }[] = [
+    { name: 'LoRA²', lora: lora2Settings() },
+    ...ranks.map((r) => ({ name: `fixed rank ${r}`, lora: lora2Settings({ fixedRank: r }) })),
+  ];
+  const results: RunResult[] = [];
+  for (const cfg of configs) {
+    const t0 = performance.now();
+    const trainer = await Trainer.create(engine, model.unet, schedule, data, {
+      ...DEFAULT_TRAINER_CONFIG,
+      sessionId: `bench-${cfg.name}`,
+      steps,
+      batchSize: 1,
+      seed,
+      contributionsEvery: 0,
+      checkpointEvery: 0,
+      lora: cfg.lora,
+    });
+    const stepMs: number[] = [];
+    let peak = 0;
+    await trainer.run((p) => {
+      stepMs.push(p.stepMs);
+      peak = Math.max(peak, p.peakGpuBytes);
+      if (p.step % 10 === 0 || p.step === steps)
+        process.stderr.write(`\r  ${cfg.name}: step ${p.step}/${steps} loss ${p.loss.toFixed(4)}   `);
+    });
+    const ev = await evalLoss(engine, model, schedule, data, evalSet);
+    const layers = trainer.adapters.map((a) => ({
+      layer: a.target.path,
+      block: blocks.get(a.target.path) ?? '?',
+      rank: a.rank,
+    }));
+    const params = trainer.adapters.reduce(
+      (s, a) => s + a.rank * (a.target.inFeatures + a.target.outFeatures),
+      0,
+    );
+    results.push({
+      name: cfg.name,
+      evalLoss: ev,
+      trainLossLast20: mean(trainer.lossHistory.slice(-20)),
+      ranks: layers,
+      params,
+      bytes: params * 4,
+      peakGpuBytes: peak,
+      medianStepMs: median(stepMs),
+      seconds: (performance.now() - t0) / 1000,
+    });
+    process.stderr.write(`\n  ${cfg.name}: eval loss ${ev.toFixed(5)}\n`);
+    trainer.release();
+  }
+
   const load1 = os.loadavg();
-  const s = benchSettings(opts);
-  console.log(`## LoRA² vs fixed-rank LoRA, synthetic task (${started.toISOString()})
+  const ref = results.find((r) => r.name === `fixed rank ${Math.max(...ranks)}`);
+  const lora2 = results[0];
+  const rankSummary = (r: RunResult) => {
+    const by = (b: string) => r.ranks.filter((l) => l.block === b).map((l) => l.rank);
+    const fmt = (xs: number[]) =>
+      xs.length ? `${Math.min(...xs)}–${Math.max(...xs)} (mean ${mean(xs).toFixed(1)})` : '—';
+    return `down ${fmt(by('down'))}, mid ${fmt(by('mid'))}, up ${fmt(by('up'))}`;
+  };
+  const rows = results.map(
+    (r) =>
+      `| ${r.name} | ${r.evalLoss.toFixed(5)} | ${(((baseLoss - r.evalLoss) / baseLoss) * 100).toFixed(1)}% | ` +
+      `${r.trainLossLast20.toFixed(4)} | ${r.params.toLocaleString('en-US')} | ${(r.bytes / 1024).toFixed(1)} KiB | ` +
+      `${ref ? (r.bytes / ref.bytes).toFixed(3) : '—'} | ${(r.peakGpuBytes / 2 ** 20).toFixed(1)} MiB | ` +
+      `${r.medianStepMs.toFixed(0)} ms | ${rankSummary(r)} |`,
+  );
+  const verdict = ref
+    ? `LoRA² eval loss ${lora2.evalLoss.toFixed(5)} vs ${ref.name} ${ref.evalLoss.toFixed(5)} ` +
+      `(${(((lora2.evalLoss - ref.evalLoss) / ref.evalLoss) * 100).toFixed(1)}%; target ≤ +5%) with ` +
+      `${((lora2.bytes / ref.bytes) * 100).toFixed(1)}% of its adapter bytes (target ≤ 25%): ` +
+      `${lora2.evalLoss <= ref.evalLoss * 1.05 && lora2.bytes <= ref.bytes / 4 ? 'met' : 'NOT met'}`
+    : 'no rank-64 reference run';
+  console.log(`## LoRA² vs fixed-rank LoRA on the default model (${started.toISOString()})
 
-- adapter: ${adapterName(gpu.adapter)}${gpu.adapter.isFallback ? ' (software)' : ''}
-- host: ${os.cpus().length} CPUs, load average ${load0[0].toFixed(1)} at start, ${load1[0].toFixed(1)} at end; Node ${process.version}
-- task: 3 independent ${SYNTHETIC_DIM}×${SYNTHETIC_DIM} linear maps, W − W0 of rank 1 / 4 / 16 (gain ${SYNTHETIC_GAIN}), ${SYNTHETIC_BATCH} fresh Gaussian inputs per layer per step, seed ${opts.seed}, ${opts.steps} steps
-- shared: N = ${s.datasetSize}, σ_θ = ${s.weightSigma}, AdamW lr ${s.lr} (A, B), β = ${s.beta1}/${s.beta2}
-- LoRA²: k = ${s.quantile}, r₀ = ${s.priorRank}, σ = ${s.rateSigma}, s = ${s.scale}, ρ lr ${s.rateLr}, r_init = ${s.initialRank}, chunk ${s.chunk}; fixed rank: f ≡ 1, α = r
-- final MSE: the last step's batch; fit error: ‖ΔW − (W − W0)‖_F / ‖W − W0‖_F of the exported adapter; params/bytes: exported (Σ D·(in + out), f32); peak GPU bytes: live pool bytes of the whole run (task matrices, adapters with moments, activations)
+- adapter: ${adapterName(gpu.adapter)}; host: ${os.cpus().length} CPUs, load average ${load0[0].toFixed(1)} at start, ${load1[0].toFixed(1)} at end
+- model: ${args.model}; subject: held-out ${item.code} (${item.label}), ${photos.length} composited photos at ${size}×${size}; prompt "${prompt}"
+- every run: ${steps} steps, batch 1, seed ${seed}, the same timesteps/noise draws; LoRA² at the defaults (k 0.9, r₀ 2, σ 0.3, r_init 4, R_max 64, s 1, lr 3e-3 / ρ 1e-2); fixed rank: same module with f ≡ 1 and α/r scale
+- eval loss: mean ε-MSE over ${evalSet.length} fixed (photo, timestep, noise) triples; base model (no adapter): ${baseLoss.toFixed(5)}
+- bytes: exported adapter parameters Σ D_ℓ·(in+out) in f32; peak GPU bytes: the engine's buffer pool during training
 
-${loraReportTable(rows)}
+| run | eval loss | vs base | train loss (last 20) | adapter params | bytes | bytes ÷ largest fixed | peak GPU | step (median) | final ranks |
+|---|---|---|---|---|---|---|---|---|---|
+${rows.join('\n')}
+
+${verdict}
 `);
+  const out = resolve(args.out!);
+  await mkdir(out, { recursive: true });
+  await writeFile(
+    join(out, 'report.json'),
+    JSON.stringify({ baseLoss, prompt, steps, seed, results }, null, 1),
+  );
+  model.unet.params.release();
+  await model.textEncoder.dispose();
   engine.destroy();
-  gpu.destroy();
   process.exit(0);
 }
 

@@ -1,9 +1,9 @@
-// bench:lora's argument parsing and report table (the runs themselves need a GPU: npm run bench:lora).
+// bench:lora:synthetic's argument parsing and report table (the runs themselves need a GPU: npm run bench:lora:synthetic).
 import { describe, expect, it } from 'vitest';
 import type { SyntheticResult } from '../../src/lora/synthetic';
 import { benchSettings, DEFAULT_LORA_BENCH, loraReportTable, parseLoraBenchArgs } from './lora';
 
-describe('bench:lora', () => {
+describe('bench:lora:synthetic', () => {
   it('parses options over the defaults and refuses bad ones', () => {
     expect(parseLoraBenchArgs([])).toEqual(DEFAULT_LORA_BENCH);
     const o = parseLoraBenchArgs(['--steps', '50', '--fixed', '2,32', '--seed', '7', '--n', '1024']);

@@ -1,6 +1,6 @@
 // The synthetic rank task of DESIGN.md §5's prototype: independent 64×64 linear maps whose targets differ from
 // W0 by rank 1, 4 and 16, fitted by LoRA² (or fixed-rank LoRA) on fresh Gaussian inputs every step. Shared by
-// the rank tests and `npm run bench:lora`; synthetic.ref.ts is the same run in float64 on the CPU.
+// the rank tests and `npm run bench:lora:synthetic`; synthetic.ref.ts is the same run in float64 on the CPU.
 import * as ops from '../autograd/ops';
 import { backward } from '../autograd/tape';
 import { Rng } from '../models/rng';

@@ -76,6 +76,9 @@ def main():
     ap.add_argument('--ckpt-seconds', type=float, default=240)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--min-snr', type=float, default=0,
+                    help='Min-SNR-gamma loss weighting (Hang et al. 2023): weight each item by min(SNR, gamma)/SNR; '
+                         '0 = plain epsilon MSE. Down-weights the easy low-noise timesteps.')
     ap.add_argument('--resume', action='store_true')
     ap.add_argument('--no-export', action='store_true')
     ap.add_argument('--ckpt', default=CKPT)
@@ -121,7 +124,9 @@ def main():
     settings = dict(vars(args), optimizer='AdamW(betas=(0.9,0.999), weight_decay=0.01)',
                     lr_schedule=f'linear warmup {args.warmup} steps then constant',
                     ema=f'decay min({args.ema}, (1+step)/(10+step)) on UNet and text encoder',
-                    objective='DDPM epsilon MSE, t ~ U{0..999}', flips='none')
+                    objective='DDPM epsilon MSE, t ~ U{0..999}' + (
+                        f', Min-SNR-{args.min_snr:g} weights min(SNR, {args.min_snr:g})/SNR' if args.min_snr else ''),
+                    flips='none')
 
     def save():
         ck = dict(unet=unet.state_dict(), text=text.state_dict(), ema_unet=ema_unet.state_dict(),
@@ -147,7 +152,15 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / args.warmup)
         for g in opt.param_groups:
             g['lr'] = lr
-        loss = F.mse_loss(unet(xt, t, text(ids)), noise)
+        if args.min_snr:
+            snr = acp[t] / (1 - acp[t])
+            w = torch.clamp(snr, max=args.min_snr) / snr
+            per_item = (unet(xt, t, text(ids)) - noise).pow(2).mean(dim=(1, 2, 3))
+            loss = (w * per_item).mean()
+            mse = per_item.mean().item()  # logged unweighted, comparable with the plain objective
+        else:
+            loss = F.mse_loss(unet(xt, t, text(ids)), noise)
+            mse = loss.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -156,7 +169,7 @@ def main():
         decay = min(args.ema, (1 + step) / (10 + step))
         ema_update(ema_unet, unet, decay)
         ema_update(ema_text, text, decay)
-        window.append(loss.item())
+        window.append(mse)
         if len(window) == 20:
             elapsed = wall_before + time.time() - t_start
             history.append({'step': step, 'loss': float(np.mean(window)), 'wall_seconds': round(elapsed, 1)})
