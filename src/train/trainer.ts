@@ -24,6 +24,13 @@ export interface TrainerConfig {
   contributionsEvery: number;
   /** Recompute block activations in backward (less memory, ~1.3× the time). */
   gradientCheckpointing: boolean;
+  /**
+   * N in the priors' 1/N (DESIGN.md §5). Default: photos × values per photo (C·H·W). The diffusion loss is a
+   * per-element mean, so the data's log-likelihood it stands for sums over every element of every photo; with
+   * N = photos alone (3–20) the weight prior's θ/N outweighs the data gradient and, while B is still zero,
+   * decays A to nothing within tens of steps (see src/lora/synthetic.ts for the same arithmetic).
+   */
+  priorCount?: number;
 }
 
 export const DEFAULT_TRAINER_CONFIG: Omit<TrainerConfig, 'sessionId' | 'lora'> = {
@@ -80,7 +87,8 @@ export class Trainer {
     config: TrainerConfig,
     store?: CheckpointStore,
   ): Promise<Trainer> {
-    const lora = { ...config.lora, datasetSize: data.images.length };
+    const perImage = data.imageShape[0] * data.imageShape[1] * data.imageShape[2];
+    const lora = { ...config.lora, datasetSize: config.priorCount ?? data.images.length * perImage };
     const cfg = { ...config, lora };
     const saved = await store?.get(config.sessionId);
     if (saved) {
