@@ -1,22 +1,54 @@
 // The trainer worker: owns the GPU device and exposes the typed TrainerApi through comlink.
 import * as Comlink from 'comlink';
+import { createStore } from 'idb-keyval';
 import { acquireBrowserGpu } from '../src/gpu/browser';
 import { adapterName, compileShader, type Gpu } from '../src/gpu/device';
 import { serializeGpuError } from '../src/gpu/errors';
-import type { GpuInfo, InitResult, SelfTestResult, TrainerImplementation, TrainerMethod } from './api';
-import { matmulSelfTest } from './selftest';
+import { exportKohya, exportPeft, importLora as readLoraFile } from '../src/io/lora';
+import { lora2Settings, PlainLoraAdapter, plainLayerFromState } from '../src/lora/adapter';
 import { UrlFolder } from '../src/models/folder';
 import { DiffusionModel } from '../src/models/pipeline';
+import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
-import type { GenerateRequest, GeneratedImage, ModelInfo } from './api';
+import { idbCheckpointStore } from '../src/train/checkpoint';
+import { checkLayersFit, checkpointFromLora } from '../src/train/loraCheckpoint';
+import { DB_NAME, STORE_NAME } from '../src/train/sessionStore';
+import { rgbaToModelInput, Trainer } from '../src/train/trainer';
+import { trainerConfig } from '../src/train/trainerConfig';
+import type {
+  GenerateRequest,
+  GeneratedImage,
+  GpuInfo,
+  InitResult,
+  ModelInfo,
+  PreviewEvent,
+  SelfTestResult,
+  TrainerImplementation,
+  TrainerMethod,
+  TrainingImage,
+  TrainProgress,
+  TrainSettings,
+  WorkerError,
+} from './api';
+import { matmulSelfTest } from './selftest';
 
 let gpuPromise: Promise<Gpu> | undefined;
 
 function gpu(): Promise<Gpu> {
   if (!gpuPromise) {
-    gpuPromise = acquireBrowserGpu({ label: 'trainer-worker' });
+    const p = acquireBrowserGpu({ label: 'trainer-worker' }).then((g) => {
+      // A lost device takes the model (its weights and pipelines) with it: the next call starts afresh.
+      void g.lost.then(() => {
+        if (gpuPromise === p) gpuPromise = undefined;
+        if (model?.gpu === g) model = undefined;
+      });
+      return g;
+    });
     // A failed acquisition may succeed later (e.g. after the user enables WebGPU); don't cache failure.
-    gpuPromise.catch(() => (gpuPromise = undefined));
+    p.catch(() => {
+      if (gpuPromise === p) gpuPromise = undefined;
+    });
+    gpuPromise = p;
   }
   return gpuPromise;
 }
@@ -25,7 +57,7 @@ function describe(g: Gpu): GpuInfo {
   return { adapter: g.adapter, name: adapterName(g.adapter), features: g.features, limits: g.limits };
 }
 
-function toPlainError(e: unknown): NonNullable<SelfTestResult['error']> {
+function toPlainError(e: unknown): WorkerError {
   return (
     serializeGpuError(e) ?? {
       name: (e as Error)?.name ?? 'Error',
@@ -34,24 +66,199 @@ function toPlainError(e: unknown): NonNullable<SelfTestResult['error']> {
   );
 }
 
-let model: { url: string; promise: Promise<DiffusionModel> } | undefined;
+/**
+ * Runs a trainer method and throws its error as plain data: comlink would pass an Error as name + message
+ * only, and the UI needs the typed GPU errors' kind and advice.
+ */
+async function plainErrors<T>(body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (e) {
+    throw toPlainError(e);
+  }
+}
 
-/** Loads (once per URL) a model folder onto the worker's device; ORT's wasm is served from /ort/. */
+let model: { url: string; gpu?: Gpu; promise: Promise<DiffusionModel> } | undefined;
+
+/**
+ * Loads (once per URL) a model folder onto the worker's device. onnxruntime-web's bundle finds its wasm by
+ * itself (the build emits it as an asset beside the worker); a wasmPaths prefix would also move its .mjs.
+ */
 function loadDiffusionModel(url: string): Promise<DiffusionModel> {
   if (!model || model.url !== url) {
-    const promise = gpu().then(async (g) => {
-      const base = new URL(url, self.location.origin).toString();
-      return DiffusionModel.load(new Engine(g), new UrlFolder(base), {
-        wasmPaths: new URL('/ort/', self.location.origin).toString(),
-      });
+    const entry: NonNullable<typeof model> = {
+      url,
+      promise: gpu().then(async (g) => {
+        entry.gpu = g;
+        const base = new URL(url, self.location.origin).toString();
+        return DiffusionModel.load(new Engine(g), new UrlFolder(base));
+      }),
+    };
+    entry.promise.catch(() => {
+      if (model === entry) model = undefined;
     });
-    promise.catch(() => (model = undefined));
-    model = { url, promise };
+    model = entry;
   }
   return model.promise;
 }
 
 const DEFAULT_MODEL_URL = '/models/emoji-tiny/';
+
+/** The model loadModel loaded last (the default one when none was asked for). */
+const currentModel = () => loadDiffusionModel(model?.url ?? DEFAULT_MODEL_URL);
+
+// ---- training ---------------------------------------------------------------------------------------------
+
+/** Checkpoints live beside the studio's sessions (`ckpt:<session>:<step>`), so deleting a session drops them. */
+const checkpoints = idbCheckpointStore(createStore(DB_NAME, STORE_NAME));
+
+/** Sampling steps of a training preview (DDIM): enough to see the subject appear, cheap beside training. */
+const PREVIEW_STEPS = 10;
+const PREVIEW_GUIDANCE = 5;
+
+/** The run in progress; pause/stop requests wait here until its trainer exists. */
+interface ActiveRun {
+  sessionId: string;
+  trainer?: Trainer;
+  request?: 'pause' | 'stop';
+}
+let activeRun: ActiveRun | undefined;
+
+/** Photos at the model's resolution → model input; the prompt → its text embedding. */
+async function trainData(m: DiffusionModel, images: TrainingImage[], prompt: string) {
+  const size = m.resolution;
+  if (images.length === 0) throw new Error('Training needs at least one photo.');
+  for (const img of images) {
+    if (img.width !== size || img.height !== size || img.rgba.length !== size * size * 4)
+      throw new Error(
+        `${img.name} is ${img.width}×${img.height}; this model trains on ${size}×${size} RGBA.`,
+      );
+  }
+  return {
+    images: images.map((img) => rgbaToModelInput(img.rgba, size, size)),
+    imageShape: [m.unet.config.inChannels, size, size] as [number, number, number],
+    embedding: await m.embed(prompt),
+  };
+}
+
+/** When the device was lost, the typed device-lost error explains a failure better than its symptom does. */
+async function causeOf(e: unknown, g: Gpu | undefined): Promise<unknown> {
+  if (!g) return e;
+  const lost =
+    g.lostError ?? (await Promise.race([g.lost, new Promise<undefined>((r) => setTimeout(r, 250))]));
+  return lost ?? e;
+}
+
+/** A callback through comlink answers with a promise; one that fails (the page went away) is no error here. */
+function notify(call: () => unknown): void {
+  void Promise.resolve(call()).catch(() => undefined);
+}
+
+/**
+ * Trains in chunks that end at preview steps (the UNet samples a preview between them); the last progress
+ * event sent is always terminal (paused, stopped, done or error) and goes out before this resolves.
+ */
+async function train(
+  sessionId: string,
+  images: TrainingImage[],
+  settings: TrainSettings,
+  onProgress: (p: TrainProgress) => void,
+  onPreview: (p: PreviewEvent) => void,
+): Promise<void> {
+  if (activeRun) throw new Error(`Training is already running (session ${activeRun.sessionId}).`);
+  const run: ActiveRun = { sessionId };
+  activeRun = run;
+  let g: Gpu | undefined;
+  let last: TrainProgress | undefined;
+  const progress = (p: TrainProgress) => {
+    last = p;
+    notify(() => onProgress(p));
+  };
+  try {
+    const m = await currentModel();
+    g = model?.gpu;
+    const config = trainerConfig(sessionId, settings);
+    const data = await trainData(m, images, settings.prompt);
+    const schedule = new NoiseSchedule(m.scheduler);
+    const trainer = await Trainer.create(m.unet.engine, m.unet, schedule, data, config, checkpoints);
+    run.trainer = trainer;
+    try {
+      let state: TrainProgress['state'] = 'running';
+      while (state === 'running') {
+        if (run.request) {
+          // Asked while the trainer was being built or a preview sampled: the checkpoint is current.
+          state = run.request === 'pause' ? 'paused' : 'stopped';
+          progress(last ? { ...last, state, contributions: undefined } : trainer.progress(state));
+          break;
+        }
+        if (trainer.step >= config.steps) {
+          // Resumed at (or past) the last step: nothing to train.
+          state = 'done';
+          progress(trainer.progress(state));
+          break;
+        }
+        const every = settings.previewEvery;
+        const previewAt = every > 0 ? (Math.floor(trainer.step / every) + 1) * every : undefined;
+        state = await trainer.run(progress, { untilStep: previewAt });
+        // A pause or stop at a preview step ends the run now, without the preview.
+        if (trainer.step === previewAt && (state === 'running' || state === 'done'))
+          await preview(m, trainer, settings, onPreview);
+      }
+    } catch (e) {
+      const error = toPlainError(await causeOf(e, g));
+      progress({ ...trainer.progress('error'), error });
+    } finally {
+      trainer.release();
+    }
+  } catch (e) {
+    throw await causeOf(e, g);
+  } finally {
+    activeRun = undefined;
+  }
+}
+
+/** Samples the training prompt with the adapters as they are now (they stay attached to the UNet). */
+async function preview(
+  m: DiffusionModel,
+  trainer: Trainer,
+  settings: TrainSettings,
+  onPreview: (p: PreviewEvent) => void,
+): Promise<void> {
+  const img = await m.generate({
+    prompt: settings.prompt,
+    seed: settings.seed,
+    steps: PREVIEW_STEPS,
+    guidance: PREVIEW_GUIDANCE,
+    sampler: 'ddim',
+  });
+  // Sampling uploaded the importance vectors without gradients; training uploads its own.
+  for (const a of trainer.adapters) a.releaseImportance();
+  const image = { width: img.width, height: img.height, rgba: img.data };
+  const event = { sessionId: trainer.config.sessionId, step: trainer.step, prompt: settings.prompt, image };
+  notify(() => onPreview(Comlink.transfer(event, [img.data.buffer])));
+}
+
+/** The session's latest checkpoint as plain LoRA layers (scales folded in, each at its own rank). */
+async function sessionLayers(sessionId: string) {
+  const ckpt = await checkpoints.get(sessionId);
+  if (!ckpt) throw new Error('This session has no trained LoRA yet: train it or import a LoRA first.');
+  return { ckpt, layers: ckpt.layers.map((l) => plainLayerFromState(ckpt.settings.lora, l)) };
+}
+
+/** Attaches the session's LoRA to the UNet at `strength`; returns the detach. */
+async function attachSessionLora(m: DiffusionModel, sessionId: string, strength: number) {
+  const { layers } = await sessionLayers(sessionId);
+  checkLayersFit(layers, m.unet.linearTargets([/./]));
+  const adapters: PlainLoraAdapter[] = [];
+  for (const l of layers) adapters.push(await PlainLoraAdapter.create(m.unet.engine, l, strength));
+  for (const a of adapters) m.unet.params.adapters.set(a.path, a);
+  return () => {
+    for (const a of adapters) {
+      if (m.unet.params.adapters.get(a.path) === a) m.unet.params.adapters.delete(a.path);
+      a.release();
+    }
+  };
+}
 
 const api: TrainerImplementation = {
   async loadModel(url: string): Promise<ModelInfo> {
@@ -77,19 +284,76 @@ const api: TrainerImplementation = {
     req: GenerateRequest,
     onStep?: (step: number, total: number) => void,
   ): Promise<GeneratedImage> {
-    if (req.sessionId)
-      throw new Error('Generating with a trained LoRA needs the trainer, which is not in this build yet');
-    const m = await loadDiffusionModel(model?.url ?? DEFAULT_MODEL_URL);
-    const img = await m.generate({
-      prompt: req.prompt,
-      negativePrompt: req.negativePrompt,
-      seed: req.seed,
-      steps: req.steps,
-      guidance: req.guidance,
-      sampler: req.sampler,
-      onStep: onStep ? (s, n) => void onStep(s, n) : undefined,
+    return plainErrors(async () => {
+      // The run's adapters sit on the same UNet: sampling between its steps would mix the two.
+      if (activeRun) throw new Error('Training is running: pause it to generate images.');
+      const m = await currentModel();
+      const detach =
+        req.sessionId && req.loraStrength !== 0
+          ? await attachSessionLora(m, req.sessionId, req.loraStrength)
+          : undefined;
+      try {
+        const img = await m.generate({
+          prompt: req.prompt,
+          negativePrompt: req.negativePrompt,
+          seed: req.seed,
+          steps: req.steps,
+          guidance: req.guidance,
+          sampler: req.sampler,
+          onStep: onStep ? (s, n) => notify(() => onStep(s, n)) : undefined,
+        });
+        return Comlink.transfer({ width: img.width, height: img.height, rgba: img.data }, [img.data.buffer]);
+      } finally {
+        detach?.();
+      }
     });
-    return Comlink.transfer({ width: img.width, height: img.height, rgba: img.data }, [img.data.buffer]);
+  },
+
+  async startTraining(sessionId, images, settings, onProgress, onPreview) {
+    return plainErrors(() => train(sessionId, images, settings, onProgress, onPreview));
+  },
+
+  async pause() {
+    if (!activeRun) return;
+    activeRun.request ??= 'pause';
+    activeRun.trainer?.pause();
+  },
+
+  async stop() {
+    if (!activeRun) return;
+    activeRun.request = 'stop';
+    activeRun.trainer?.stop();
+  },
+
+  async exportLora(sessionId, format) {
+    return plainErrors(async () => {
+      const { ckpt, layers } = await sessionLayers(sessionId);
+      const extra = { lora2_settings: ckpt.settings.lora, steps: ckpt.step };
+      const bytes = format === 'peft' ? exportPeft(layers, extra) : exportKohya(layers, extra);
+      return Comlink.transfer(bytes, [bytes.buffer]);
+    });
+  },
+
+  async importLora(sessionId, bytes) {
+    return plainErrors(async () => {
+      const m = await currentModel();
+      const targets = m.unet.linearTargets([/./]);
+      const file = await readLoraFile(
+        bytes,
+        targets.map((t) => t.path),
+      );
+      checkLayersFit(file.layers, targets);
+      const base = await checkpoints.get(sessionId);
+      const settings = base?.settings.lora ?? lora2Settings();
+      const seed = Number(base?.settings.seed ?? 0);
+      await checkpoints.put(
+        checkpointFromLora(sessionId, file.layers, { base, settings, seed, source: `${file.format} file` }),
+      );
+    });
+  },
+
+  async listCheckpoints(sessionId) {
+    return plainErrors(() => checkpoints.list(sessionId));
   },
 
   async init(): Promise<InitResult> {

@@ -95,6 +95,7 @@ export function GenerateView() {
               min={1}
               max={200}
               value={form.steps}
+              data-testid="gen-steps"
               onChange={(e) => set({ steps: Math.max(1, Math.floor(Number(e.target.value) || 1)) })}
             />
           </Field>
