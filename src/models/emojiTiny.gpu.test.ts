@@ -1,0 +1,91 @@
+// The shipped default model (public/models/emoji-tiny) against what PyTorch computed when it was exported
+// (tools/reference/export_default.py → golden/emoji_tiny_forward.safetensors, text_encoder_check.json): the
+// word-level tokenizer, the ONNX text encoder in onnxruntime-web, the f16 UNet on the WGSL engine, and a
+// seeded generation being reproducible.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { noGrad } from '../autograd/tape';
+import { testGpu } from '../gpu/testing';
+import { SafetensorsReader } from '../io/safetensors';
+import { bytesSource } from '../io/sources';
+import { Engine } from '../tensor/engine';
+import { DirectoryFolder } from './folderNode';
+import { DiffusionModel } from './pipeline';
+
+const GOLDEN = 'tools/reference/golden';
+
+function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num = Math.max(num, Math.abs(got[i] - want[i]));
+    den = Math.max(den, Math.abs(want[i]));
+  }
+  return num / den;
+}
+
+describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeout: 900_000 }, () => {
+  let engine: Engine;
+  let model: DiffusionModel;
+  let golden: SafetensorsReader;
+  beforeAll(async () => {
+    engine = new Engine(await testGpu());
+    model = await DiffusionModel.load(engine, new DirectoryFolder('public/models/emoji-tiny'));
+    golden = await SafetensorsReader.open(
+      bytesSource(new Uint8Array(readFileSync(`${GOLDEN}/emoji_tiny_forward.safetensors`))),
+    );
+  });
+  afterAll(async () => {
+    model?.unet.params.release();
+    await model?.textEncoder.dispose();
+    engine?.destroy();
+  });
+
+  it('tokenizes and encodes prompts like torch did', async () => {
+    const check = JSON.parse(readFileSync(`${GOLDEN}/text_encoder_check.json`, 'utf8')) as {
+      prompts: string[];
+      input_ids: number[][];
+      last_hidden_state_first8: number[];
+    };
+    check.prompts.forEach((p, i) =>
+      expect(Array.from(model.tokenizer.encode(p).ids)).toEqual(check.input_ids[i]),
+    );
+    // inputs.encoder_hidden_states = torch's encoder on ("grinning face", "").
+    const want = await golden.readFloat32('inputs.encoder_hidden_states');
+    const half = want.length / 2;
+    const cond = await model.embed('grinning face');
+    const uncond = await model.embed('');
+    expect(cond.shape).toEqual([1, 16, 128]);
+    expect(relErr(cond.data, want.subarray(0, half))).toBeLessThan(1e-4);
+    expect(relErr(uncond.data, want.subarray(half))).toBeLessThan(1e-4);
+  });
+
+  it('the f16 UNet on WGSL matches the torch forward (≤ 1e-3 relative)', async () => {
+    const sample = golden.info('inputs.sample');
+    const ehs = golden.info('inputs.encoder_hidden_states');
+    const timesteps = Array.from(await golden.readFloat32('inputs.timestep'));
+    const got = await noGrad(engine, () =>
+      engine.scope(async () => {
+        const out = await model.unet.forward(
+          engine.fromArray(await golden.readFloat32('inputs.sample'), sample.shape),
+          timesteps,
+          engine.fromArray(await golden.readFloat32('inputs.encoder_hidden_states'), ehs.shape),
+        );
+        return out.read();
+      }),
+    );
+    const err = relErr(got, await golden.readFloat32('forward.out'));
+    console.log(`emoji-tiny forward rel err ${err.toExponential(2)}`);
+    expect(err).toBeLessThan(1e-3);
+  });
+
+  it('generates the same image twice from the same seed, and a different one from another', async () => {
+    const opts = { prompt: 'red heart', seed: 5, steps: 2, guidance: 4, sampler: 'ddim' as const };
+    const a = await model.generate(opts);
+    const b = await model.generate(opts);
+    const c = await model.generate({ ...opts, seed: 6 });
+    expect([a.width, a.height]).toEqual([32, 32]);
+    expect(a.data).toEqual(b.data);
+    expect(a.data).not.toEqual(c.data);
+  });
+});
