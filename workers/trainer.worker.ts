@@ -336,6 +336,9 @@ const api: TrainerImplementation = {
 
   async importLora(sessionId, bytes) {
     return plainErrors(async () => {
+      // The run would write its next checkpoint over the imported one.
+      if (activeRun?.sessionId === sessionId)
+        throw new Error('Training is running: pause it to import a LoRA.');
       const m = await currentModel();
       const targets = m.unet.linearTargets([/./]);
       const file = await readLoraFile(
