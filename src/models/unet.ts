@@ -68,11 +68,13 @@ export class UNet2DConditionModel {
     file = 'unet.safetensors',
   ): Promise<UNet2DConditionModel> {
     const config = parseUNetConfig(await folder.json('config.json'));
-    return UNet2DConditionModel.fromReader(
-      engine,
-      config,
-      await SafetensorsReader.open(await folder.source(file)),
-    );
+    const source = await folder.source(file);
+    try {
+      return await UNet2DConditionModel.fromReader(engine, config, await SafetensorsReader.open(source));
+    } finally {
+      // The weights are on the GPU now (or loading failed): let go of the file handle.
+      await source.close?.();
+    }
   }
 
   /** Checks every key and shape against the config first, then uploads the weights one tensor at a time. */
