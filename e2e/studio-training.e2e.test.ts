@@ -273,12 +273,12 @@ describe('studio training', () => {
       if (skipWithoutTrainer(ctx)) return;
       const { page } = studio;
       await studio.context.setOffline(false);
+      await page.getByTestId('tab-train').click();
       if ((await page.getByTestId('photo-thumb').count()) === 0) {
         // Run alone: a fresh session with photos.
         await modelLoaded(page);
         await dropFiles(page, '[data-testid="dropzone"]', ['1f436', '1f415'].map(emojiPng));
       } else {
-        await page.getByTestId('tab-train').click();
         await page.getByTestId('train-again').click();
         await expect
           .poll(() => page.getByTestId('session-name').inputValue(), { timeout: 30_000 })
