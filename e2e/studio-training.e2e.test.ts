@@ -76,6 +76,12 @@ describe('studio training', () => {
 
   /** Skips (saying why) while the worker lacks a method this flow needs. */
   const skipWithoutTrainer = (ctx: { skip(note: string): void }) => {
+    if (process.env.LORA2_E2E_TRAINING !== '1') {
+      // Real training on SwiftShader takes 15–30 min (a ~3 min pipeline compile per fresh worker, ~20 s per
+      // step), too long for the default suite; and its no-long-task check still fails under CPU load (README).
+      ctx.skip('real-training e2e is opt-in: npm run test:e2e:training (LORA2_E2E_TRAINING=1)');
+      return true;
+    }
     const missing = NEEDED.filter((m) => !caps.includes(m));
     if (missing.length)
       ctx.skip(
