@@ -181,15 +181,20 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     expect(relativeError(await goldenOutput(), want)).toBeGreaterThan(1e-4);
   });
 
-  it('trainer: 4 steps straight = 2 steps, checkpoint, reload, 2 steps', { timeout: 2_400_000 }, async () => {
+  /** Two golden 16×16 samples as training photos and the first prompt's embedding. */
+  const goldenTrainData = async (): Promise<TrainData> => {
     const imgs = await reader.readFloat32('inputs.sample');
     const per = 3 * 16 * 16;
     const ehs = await reader.readFloat32('inputs.encoder_hidden_states');
-    const data: TrainData = {
+    return {
       images: [imgs.slice(0, per), imgs.slice(per, 2 * per)],
       imageShape: [3, 16, 16],
       embedding: { data: ehs.slice(0, 7 * 20), shape: [1, 7, 20] },
     };
+  };
+
+  it('trainer: 4 steps straight = 2 steps, checkpoint, reload, 2 steps', { timeout: 2_400_000 }, async () => {
+    const data = await goldenTrainData();
     const schedule = new NoiseSchedule(DEFAULT_SCHEDULER);
     const config: TrainerConfig = {
       ...DEFAULT_TRAINER_CONFIG,
@@ -239,14 +244,7 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
   });
 
   it('priors count every value the loss averages over, so the adapters learn (N = photos × C·H·W)', async () => {
-    const imgs = await reader.readFloat32('inputs.sample');
-    const per = 3 * 16 * 16;
-    const ehs = await reader.readFloat32('inputs.encoder_hidden_states');
-    const data: TrainData = {
-      images: [imgs.slice(0, per), imgs.slice(per, 2 * per)],
-      imageShape: [3, 16, 16],
-      embedding: { data: ehs.slice(0, 7 * 20), shape: [1, 7, 20] },
-    };
+    const data = await goldenTrainData();
     const schedule = new NoiseSchedule(DEFAULT_SCHEDULER);
     /** Mean Frobenius norm of the adapters' B after `steps` steps, and the N the priors used. */
     const normB = async (priorCount: number | undefined) => {
@@ -275,7 +273,7 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     mark(
       `mean |B| after 10 steps: N = ${dflt.n}: ${dflt.b.toExponential(2)}, N = 2: ${photosOnly.b.toExponential(2)}`,
     );
-    expect(dflt.n).toBe(2 * per);
+    expect(dflt.n).toBe(2 * 3 * 16 * 16);
     // With N = 2 the weight prior's θ/N outweighs the data gradient and B stays near zero (measured ~10× apart
     // on emoji-tiny after 10 steps).
     expect(dflt.b).toBeGreaterThan(3 * photosOnly.b);

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { noGrad } from '../autograd/tape';
+import { relativeError } from '../autograd/testing';
 import { testGpu } from '../gpu/testing';
 import { SafetensorsReader } from '../io/safetensors';
 import { bytesSource } from '../io/sources';
@@ -13,16 +14,6 @@ import { DirectoryFolder } from './folderNode';
 import { DiffusionModel } from './pipeline';
 
 const GOLDEN = 'tools/reference/golden';
-
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - want[i]));
-    den = Math.max(den, Math.abs(want[i]));
-  }
-  return num / den;
-}
 
 describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeout: 900_000 }, () => {
   let engine: Engine;
@@ -56,8 +47,8 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
     const cond = await model.embed('grinning face');
     const uncond = await model.embed('');
     expect(cond.shape).toEqual([1, 16, 128]);
-    expect(relErr(cond.data, want.subarray(0, half))).toBeLessThan(1e-4);
-    expect(relErr(uncond.data, want.subarray(half))).toBeLessThan(1e-4);
+    expect(relativeError(cond.data, want.subarray(0, half))).toBeLessThan(1e-4);
+    expect(relativeError(uncond.data, want.subarray(half))).toBeLessThan(1e-4);
   });
 
   it('the f16 UNet on WGSL matches the torch forward (≤ 1e-3 relative)', async () => {
@@ -74,7 +65,7 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
         return out.read();
       }),
     );
-    const err = relErr(got, await golden.readFloat32('forward.out'));
+    const err = relativeError(got, await golden.readFloat32('forward.out'));
     console.log(`emoji-tiny forward rel err ${err.toExponential(2)}`);
     expect(err).toBeLessThan(1e-3);
   });

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as ops from '../autograd/ops';
 import { backward, zeroGrad } from '../autograd/tape';
+import { relativeError } from '../autograd/testing';
 import { testGpu } from '../gpu/testing';
 import { bytesSource } from '../io/sources';
 import { SafetensorsReader } from '../io/safetensors';
@@ -15,17 +16,6 @@ import { parseUNetConfig } from './config';
 import { UNet2DConditionModel } from './unet';
 
 const DIR = 'tools/reference/golden';
-
-/** max |a − b| / max |b|: a scale-aware relative error that small reference entries cannot blow up. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - want[i]));
-    den = Math.max(den, Math.abs(want[i]));
-  }
-  return num / den;
-}
 
 describe('UNet2DConditionModel vs PyTorch golden', { timeout: 900_000 }, () => {
   let engine: Engine;
@@ -63,7 +53,7 @@ describe('UNet2DConditionModel vs PyTorch golden', { timeout: 900_000 }, () => {
   it('forward output and loss match (relative error ≤ 1e-3)', async () => {
     await engine.scope(async () => {
       const { out, loss } = await forwardLoss();
-      const e = relErr(await out.read(), await golden.readFloat32('forward.out'));
+      const e = relativeError(await out.read(), await golden.readFloat32('forward.out'));
       console.log(`[golden] UNet forward rel err ${e.toExponential(2)}`);
       expect(e).toBeLessThan(1e-3);
       const l = (await loss.read())[0];
@@ -87,12 +77,12 @@ describe('UNet2DConditionModel vs PyTorch golden', { timeout: 900_000 }, () => {
         zeroGrad([sample]);
       });
     }
-    const e = relErr(grads[0], want);
+    const e = relativeError(grads[0], want);
     console.log(
       `[golden] ∂loss/∂sample rel err ${e.toExponential(2)}; peak bytes plain ${peaks[0]}, checkpointed ${peaks[1]}`,
     );
     expect(e).toBeLessThan(1e-2);
-    expect(relErr(grads[1], grads[0])).toBeLessThan(1e-5);
+    expect(relativeError(grads[1], grads[0])).toBeLessThan(1e-5);
     expect(peaks[1]).toBeLessThan(peaks[0]);
   });
 
@@ -107,10 +97,10 @@ describe('UNet2DConditionModel vs PyTorch golden', { timeout: 900_000 }, () => {
       unet.params.adapters.set(path, adapter);
       try {
         const { out, loss } = await forwardLoss();
-        expect(relErr(await out.read(), await golden.readFloat32('lora.out'))).toBeLessThan(1e-3);
+        expect(relativeError(await out.read(), await golden.readFloat32('lora.out'))).toBeLessThan(1e-3);
         await backward(loss);
-        const eA = relErr(await A.grad!.read(), await golden.readFloat32('lora.grad.A'));
-        const eB = relErr(await B.grad!.read(), await golden.readFloat32('lora.grad.B'));
+        const eA = relativeError(await A.grad!.read(), await golden.readFloat32('lora.grad.A'));
+        const eB = relativeError(await B.grad!.read(), await golden.readFloat32('lora.grad.B'));
         console.log(`[golden] LoRA grad rel err A ${eA.toExponential(2)} B ${eB.toExponential(2)}`);
         expect(eA).toBeLessThan(1e-2);
         expect(eB).toBeLessThan(1e-2);
