@@ -1,6 +1,6 @@
 // The studio shell in real Chromium: the page loads, the worker's WebGPU self-test passes, adapter shown.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { launchStudio, screenshot, type Studio } from './support/browser';
+import { GPU_PROCESS_NICE, gpuProcessNices, launchStudio, screenshot, type Studio } from './support/browser';
 
 describe('studio shell in Chromium', () => {
   let studio: Studio;
@@ -28,6 +28,16 @@ describe('studio shell in Chromium', () => {
     expect(await selftest.textContent()).toMatch(/in a worker/);
     await screenshot(page, 'shell');
   });
+
+  it.runIf(process.platform === 'linux')(
+    'runs the software GPU process below the page, as a hardware GPU would leave the CPU to it',
+    async () => {
+      // The self-test above started the GPU process; its threads are lowered within a second.
+      await expect
+        .poll(() => gpuProcessNices(studio.profileDir), { timeout: 10_000 })
+        .toSatisfy((n: number[]) => n.length > 0 && n.every((v) => v === GPU_PROCESS_NICE));
+    },
+  );
 
   it('reports a broken shader as the typed compile error with the compiler message', async () => {
     const err = await studio.page.evaluate(async () => {

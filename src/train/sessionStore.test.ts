@@ -7,6 +7,7 @@ import {
   blockOfLayer,
   memoryKeyValueStore,
   migrateSession,
+  requestedModelUrl,
   SCHEMA_VERSION,
   SchemaTooNewError,
   SessionStore,
@@ -204,5 +205,18 @@ describe('session store', () => {
     expect(valueBytes(new Float32Array(10))).toBe(40);
     expect(valueBytes(png(123))).toBe(123);
     expect(valueBytes({ a: 'xy' })).toBe(8 + 2 + 4);
+  });
+});
+
+describe('requestedModelUrl', () => {
+  it('maps ?model=NAME to the shipped folder and ignores other parameters', () => {
+    expect(requestedModelUrl('?model=micro-test')).toBe('/models/micro-test/');
+    expect(requestedModelUrl('?x=1&model=emoji-tiny')).toBe('/models/emoji-tiny/');
+    expect(requestedModelUrl('')).toBeUndefined();
+    expect(requestedModelUrl('?x=1')).toBeUndefined();
+  });
+  it('refuses names that would leave /models/', () => {
+    for (const bad of ['?model=../secrets', '?model=a/b', '?model=', '?model=http://x'])
+      expect(() => requestedModelUrl(bad)).toThrow(/letters, digits and dashes/);
   });
 });

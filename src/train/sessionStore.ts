@@ -262,6 +262,18 @@ export function migrateSample(raw: unknown): SampleRecord {
 
 export const DEFAULT_MODEL_URL = '/models/emoji-tiny/';
 
+/**
+ * The model folder a page's query asks for: `?model=NAME` means `/models/NAME/` (one of the folders the app
+ * ships under public/models; NAME is letters, digits and dashes). Undefined when the query names none.
+ */
+export function requestedModelUrl(search: string): string | undefined {
+  const name = new URLSearchParams(search).get('model');
+  if (name === null) return undefined;
+  if (!/^[a-z0-9][a-z0-9-]{0,63}$/i.test(name))
+    throw new Error(`?model=${name}: a model name is letters, digits and dashes, e.g. ?model=emoji-tiny`);
+  return `/models/${name}/`;
+}
+
 /** The key/value operations the store needs: idb-keyval in the browser, a Map in tests. */
 export interface KeyValueStore {
   get(key: string): Promise<unknown>;

@@ -42,13 +42,14 @@ export function App() {
   const tab = useStudio((s) => s.tab);
   const notice = useStudio((s) => s.notice);
   const offline = useStudio((s) => s.offlineReady);
+  const modelUrl = useStudio((s) => s.session?.modelUrl);
   useEffect(() => {
     void start();
     void loadCapabilities();
   }, [start]);
   useEffect(() => {
-    if (gpuPhase === 'ready') void loadModel();
-  }, [gpuPhase]);
+    if (gpuPhase === 'ready' && modelUrl) void loadModel();
+  }, [gpuPhase, modelUrl]);
 
   return (
     <div className="app">

@@ -15,11 +15,23 @@ export async function loadCapabilities(): Promise<void> {
 }
 
 let loading: Promise<void> | undefined;
+let loadingUrl: string | undefined;
 
-/** Loads the session's model onto the worker's GPU (once; again after a lost device). */
+/**
+ * Loads the open session's model onto the worker's GPU: once per model folder, again after a lost device or
+ * when a session that trains another model is opened. Waits for the session when none is open yet.
+ */
 export function loadModel(force = false): Promise<void> {
-  if (loading && !force) return loading;
+  const session = useStudio.getState().session;
+  if (!session) return Promise.resolve(); // called again once initStudio has opened one (App's effect)
+  const url = session.modelUrl ?? DEFAULT_MODEL_URL;
+  if (loading && !force && loadingUrl === url) return loading;
+  loadingUrl = url;
+  const previous = loading;
   loading = (async () => {
+    // One load at a time on the worker; a load superseded while it waited does not run.
+    await previous;
+    if (loadingUrl !== url) return;
     await loadCapabilities();
     if (!useStudio.getState().caps?.has('loadModel')) {
       useStudio.setState({
@@ -27,7 +39,6 @@ export function loadModel(force = false): Promise<void> {
       });
       return;
     }
-    const url = useStudio.getState().session?.modelUrl ?? DEFAULT_MODEL_URL;
     useStudio.setState({ model: { phase: 'loading' } });
     try {
       const info = await trainer().loadModel(url);

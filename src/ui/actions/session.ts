@@ -2,12 +2,14 @@
 // whole sessions, and keep settings saved (debounced) so a reload finds them.
 import type { TrainSettings } from '../../../workers/api';
 import { decodePhoto } from '../../train/photos';
-import { formatBytes, type SessionRecord } from '../../train/sessionStore';
+import { formatBytes, requestedModelUrl, type SessionRecord } from '../../train/sessionStore';
 import { SESSION_FILE_EXTENSION } from '../../train/sessionFile';
 import { describeError } from '../errorText';
 import { metrics, sessionStore } from '../services';
 import { isTraining, showNotice, useStudio, type PhotoItem, type SampleItem } from '../studioStore';
 import { saveBlob } from '../download';
+import { trainer } from '../trainerClient';
+import { trainerCapabilities } from '../trainerCaps';
 
 const CURRENT_KEY = 'lora2.currentSession';
 const SETTINGS_SAVE_MS = 400;
@@ -93,16 +95,35 @@ async function show(rec: SessionRecord): Promise<void> {
       phase: interrupted ? 'paused' : rec.state === 'done' || rec.state === 'stopped' ? rec.state : 'idle',
     },
     resumeOffer: interrupted ? { step: rec.step, reason: 'reload' } : undefined,
+    adapterReady: rec.step > 0,
   });
+  if (rec.step === 0) void checkImportedAdapter(rec.id);
 }
 
-/** Opens the session used last (or the newest, or a new one). */
+/** A session that never trained may still hold a LoRA imported from a file: its checkpoint says so. */
+async function checkImportedAdapter(id: string): Promise<void> {
+  try {
+    if (!(await trainerCapabilities()).has('listCheckpoints')) return;
+    const list = await trainer().listCheckpoints(id);
+    if (list.length > 0 && useStudio.getState().session?.id === id)
+      useStudio.setState({ adapterReady: true });
+  } catch (e) {
+    console.error('listCheckpoints failed', e); // the Generate tab then offers the base model only
+  }
+}
+
+/**
+ * Opens the session used last (or the newest, or a new one). With `?model=NAME` in the address, the session
+ * is one that trains that model: the last one used if it does, else the newest that does, else a new one.
+ */
 export async function initStudio(): Promise<void> {
   try {
+    const model = requestedModelUrl(location.search);
+    const fits = (r: SessionRecord | undefined) => r && (!model || r.modelUrl === model);
     const id = localStorage.getItem(CURRENT_KEY);
     let rec = id ? await sessionStore.get(id) : undefined;
-    rec ??= (await sessionStore.list())[0];
-    rec ??= await sessionStore.create();
+    if (!fits(rec)) rec = (await sessionStore.list()).find(fits);
+    rec ??= await sessionStore.create({ modelUrl: model });
     await show(rec);
   } catch (e) {
     report(e);
@@ -132,7 +153,8 @@ export async function newSession(): Promise<void> {
   await flushSettings();
   try {
     // A new session starts from the current settings: people iterate on one subject.
-    await show(await sessionStore.create({ settings: useStudio.getState().settings }));
+    const { settings, session } = useStudio.getState();
+    await show(await sessionStore.create({ settings, modelUrl: session?.modelUrl }));
     useStudio.setState({ tab: 'train' });
     void refreshSessions();
   } catch (e) {
