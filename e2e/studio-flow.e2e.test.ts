@@ -164,4 +164,31 @@ describe('studio training flow (fake trainer)', () => {
     expect((await ckptKeys()).filter((k) => k.startsWith(`ckpt:${sessionId}:`))).toEqual([]);
     expect((await ckptKeys()).length).toBeGreaterThan(0); // the first session's checkpoints stay
   });
+
+  it('offers a LoRA imported into a session that never trained to the Generate tab, after a reload too', async () => {
+    const { page } = studio;
+    await page.getByTestId('tab-train').click();
+    await page.getByTestId('new-session').click();
+    await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(0);
+    await page.getByTestId('tab-generate').click();
+    const useLora = page.getByTestId('gen-use-lora');
+    expect(await useLora.isDisabled()).toBe(true);
+    await page.getByTestId('tab-train').click();
+    await page.locator('input[type="file"][accept=".safetensors"]').setInputFiles({
+      name: 'someone-else.safetensors',
+      mimeType: 'application/octet-stream',
+      buffer: Buffer.from([0]), // the fake trainer stores any bytes
+    });
+    await expect
+      .poll(() => page.getByTestId('notice').textContent(), { timeout: 30_000 })
+      .toMatch(/LoRA imported/);
+    await page.getByTestId('tab-generate').click();
+    await expect.poll(() => useLora.isEnabled()).toBe(true);
+    expect(await page.locator('.switch', { has: useLora }).textContent()).toMatch(
+      /imported from a LoRA file/,
+    );
+    await page.reload();
+    await page.getByTestId('tab-generate').click();
+    await expect.poll(() => page.getByTestId('gen-use-lora').isEnabled(), { timeout: 30_000 }).toBe(true);
+  });
 });

@@ -24,7 +24,9 @@ export function GenerateView() {
   const gen = useStudio((s) => s.generating);
   const samples = useStudio((s) => s.samples);
   const training = useStudio((s) => isTraining(s.train.phase));
-  const trained = (session?.step ?? 0) > 0;
+  const steps = session?.step ?? 0;
+  const adapterReady = useStudio((s) => s.adapterReady);
+  const trained = steps > 0 || adapterReady;
   const [form, setForm] = useState(() => ({
     prompt: session?.settings.prompt ?? '',
     negativePrompt: '',
@@ -124,12 +126,19 @@ export function GenerateView() {
             type="checkbox"
             checked={form.useLora && trained}
             disabled={!trained}
+            data-testid="gen-use-lora"
             onChange={(e) => set({ useLora: e.target.checked })}
           />
           <span className="track" />
           <span>
             Use this session’s LoRA{' '}
-            <small>{trained ? `trained to step ${session?.step}` : 'not trained yet: base model'}</small>
+            <small>
+              {steps > 0
+                ? `trained to step ${steps}`
+                : trained
+                  ? 'imported from a LoRA file'
+                  : 'not trained yet: base model'}
+            </small>
           </span>
         </label>
         <Field label={`LoRA strength ${form.loraStrength.toFixed(2)}`}>

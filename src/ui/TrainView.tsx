@@ -22,7 +22,7 @@ function SessionTitle() {
         onBlur={(e) => e.target.value !== session?.name && void renameSession(e.target.value)}
         onKeyDown={(e) => e.key === 'Enter' && (e.target as HTMLInputElement).blur()}
       />
-      <button className="ghost small" onClick={() => void newSession()}>
+      <button className="ghost small" onClick={() => void newSession()} data-testid="new-session">
         New
       </button>
     </div>

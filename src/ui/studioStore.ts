@@ -67,6 +67,8 @@ export interface StudioState {
   train: { phase: TrainPhase; error?: ReadableError; message?: string };
   /** Offered after a reload mid-training or a lost device: resume from the last checkpoint. */
   resumeOffer?: { step: number; reason: 'reload' | 'device-lost' };
+  /** The session has a LoRA checkpoint to generate with: trained steps, or a LoRA file imported into it. */
+  adapterReady: boolean;
   samples: SampleItem[];
   generating: { busy: boolean; step: number; total: number; error?: ReadableError; latest?: number };
   sessions: { items: SessionListItem[]; usage?: number; quota?: number; orphans: string[]; loading: boolean };
@@ -84,6 +86,7 @@ export const useStudio = create<StudioState>(() => ({
   settings: { ...DEFAULT_TRAIN_SETTINGS },
   settingsSaved: true,
   train: { phase: 'idle' },
+  adapterReady: false,
   samples: [],
   generating: { busy: false, step: 0, total: 0 },
   sessions: { items: [], orphans: [], loading: false },

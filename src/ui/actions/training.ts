@@ -318,6 +318,7 @@ export async function importLora(file: File): Promise<void> {
     await requireTrainerMethod('importLora');
     const bytes = new Uint8Array(await file.arrayBuffer());
     await trainer().importLora(session.id, Comlink.transfer(bytes, [bytes.buffer]));
+    if (useStudio.getState().session?.id === session.id) useStudio.setState({ adapterReady: true });
     showNotice(
       {
         title: 'LoRA imported',
