@@ -79,6 +79,12 @@ def main():
     ap.add_argument('--min-snr', type=float, default=0,
                     help='Min-SNR-gamma loss weighting (Hang et al. 2023): weight each item by min(SNR, gamma)/SNR; '
                          '0 = plain epsilon MSE. Down-weights the easy low-noise timesteps.')
+    ap.add_argument('--focus-categories', default='',
+                    help='comma-separated emojibase categories drawn with probability --focus-frac (the rest of the '
+                         'corpus with 1 - focus-frac); empty = uniform over the whole corpus')
+    ap.add_argument('--focus-frac', type=float, default=0.0)
+    ap.add_argument('--probe-every', type=int, default=200,
+                    help='every N steps log the text probe: EMA-model loss with matched vs shuffled prompts')
     ap.add_argument('--resume', action='store_true')
     ap.add_argument('--no-export', action='store_true')
     ap.add_argument('--ckpt', default=CKPT)
@@ -136,12 +142,44 @@ def main():
         torch.save(ck, ckpt + '.tmp')
         os.replace(ckpt + '.tmp', ckpt)
 
+    focus = [c for c in args.focus_categories.split(',') if c]
+    focus_idx = [i for i, it in enumerate(items) if it['category'] in focus]
+    rest_idx = [i for i, it in enumerate(items) if it['category'] not in focus]
+    if focus:
+        log(f'focus: {len(focus_idx)} images in {focus} drawn with p={args.focus_frac}, {len(rest_idx)} others')
+
+    def draw_batch():
+        if not focus:
+            return rng.sample(range(len(items)), args.batch)
+        n_focus = sum(rng.random() < args.focus_frac for _ in range(args.batch))
+        return rng.sample(focus_idx, n_focus) + rng.sample(rest_idx, args.batch - n_focus)
+
+    # Text probe: does the model use the prompt? Fixed 64 images, t = 500, fixed noise; loss with each image's label
+    # vs with the labels shuffled among them. A gap near 0 means the prompt is ignored.
+    probe_rng = random.Random(1234)
+    probe_idx = torch.tensor(probe_rng.sample(range(len(items)), 64))
+    probe_perm = list(range(64))
+    probe_rng.shuffle(probe_perm)
+    probe_noise = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(1234))
+
+    def text_probe():
+        with torch.no_grad():
+            x0 = images[probe_idx]
+            t = torch.full((64,), 500)
+            a = acp[t].view(-1, 1, 1, 1)
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * probe_noise
+            labels = [items[i]['label'] for i in probe_idx.tolist()]
+            out = {}
+            for name, ps in (('matched', labels), ('shuffled', [labels[j] for j in probe_perm])):
+                out[name] = (ema_unet(xt, t, ema_text(tok(ps))) - probe_noise).pow(2).mean().item()
+        return out
+
     t_start = time.time()
     last_ckpt = t_start
     window = []
     deadline = t_start + args.minutes * 60
     while time.time() < deadline:
-        idx = torch.tensor(rng.sample(range(len(items)), args.batch))
+        idx = torch.tensor(draw_batch())
         x0 = images[idx]
         prompts = ['' if rng.random() < args.text_dropout else sample_prompt(items[i], rng) for i in idx.tolist()]
         ids = tok(prompts)
@@ -175,6 +213,13 @@ def main():
             history.append({'step': step, 'loss': float(np.mean(window)), 'wall_seconds': round(elapsed, 1)})
             log(f'step {step} loss {np.mean(window):.4f} lr {lr:.2e} elapsed {elapsed / 60:.1f} min')
             window = []
+        if args.probe_every and step % args.probe_every == 0:
+            p = text_probe()
+            gap = (p['shuffled'] - p['matched']) / p['shuffled']
+            if history:
+                history[-1].update(probe_matched=p['matched'], probe_shuffled=p['shuffled'])
+            log(f'text probe at step {step}: t=500 loss matched {p["matched"]:.5f} shuffled {p["shuffled"]:.5f} '
+                f'(prompt lowers it by {100 * gap:.1f}%)')
         if time.time() - last_ckpt > args.ckpt_seconds:
             save()
             last_ckpt = time.time()
