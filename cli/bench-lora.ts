@@ -1,5 +1,6 @@
 // LoRA² vs fixed-rank LoRA on the default model, same subject, steps and seed (issue #5's benchmark):
 // npm run bench:lora -- [--emoji 1f916] [--steps 150] [--ranks 4,16,64] [--seed 0] [--eval 48] [--out DIR]
+//   [--lora2 rateSigma=1,scale=4]   (LoRA² settings other than the defaults, numeric fields of Lora2Settings)
 // The subject is a held-out emoji design composited on varied backgrounds (src/train/subject.ts). "Final loss"
 // is measured on a fixed evaluation set — the same (photo, timestep, noise) triples for every run, drawn
 // once from the seed — because the last training losses are single noisy draws. Prints a Markdown report and
@@ -33,8 +34,22 @@ const { values: args } = parseArgs({
     eval: { type: 'string', default: '48' },
     model: { type: 'string', default: 'public/models/emoji-tiny' },
     out: { type: 'string', default: 'out/bench-lora' },
+    lora2: { type: 'string', default: '' },
   },
 });
+
+/** `--lora2 k=v,k=v`: numeric LoRA² settings that differ from the defaults (unknown or non-numeric: error). */
+function parseLora2Overrides(spec: string): Partial<Lora2Settings> {
+  const out: Record<string, number> = {};
+  const defaults = lora2Settings() as unknown as Record<string, unknown>;
+  for (const part of spec.split(',').filter(Boolean)) {
+    const [key, value] = part.split('=');
+    if (typeof defaults[key] !== 'number' || value === undefined || !Number.isFinite(Number(value)))
+      throw new Error(`--lora2 ${part}: expected <numeric LoRA² setting>=<number>, e.g. rateSigma=1`);
+    out[key] = Number(value);
+  }
+  return out as Partial<Lora2Settings>;
+}
 
 interface EvalItem {
   image: number;
@@ -103,6 +118,7 @@ async function main(): Promise<void> {
   const steps = Number(args.steps);
   const seed = Number(args.seed);
   const ranks = args.ranks!.split(',').filter(Boolean).map(Number);
+  const overrides = parseLora2Overrides(args.lora2!);
   const gpu = await acquireNodeGpu({ label: 'bench-lora' });
   const engine = new Engine(gpu);
   const model = await DiffusionModel.load(engine, new DirectoryFolder(resolve(args.model!)));
@@ -132,7 +148,7 @@ async function main(): Promise<void> {
   process.stderr.write(`base model eval loss ${baseLoss.toFixed(5)}\n`);
 
   const configs: { name: string; lora: Lora2Settings }[] = [
-    { name: 'LoRA²', lora: lora2Settings() },
+    { name: 'LoRA²', lora: lora2Settings(overrides) },
     ...ranks.map((r) => ({ name: `fixed rank ${r}`, lora: lora2Settings({ fixedRank: r }) })),
   ];
   const results: RunResult[] = [];
@@ -207,7 +223,7 @@ async function main(): Promise<void> {
 
 - adapter: ${adapterName(gpu.adapter)}; host: ${os.cpus().length} CPUs, load average ${load0[0].toFixed(1)} at start, ${load1[0].toFixed(1)} at end
 - model: ${args.model}; subject: held-out ${item.code} (${item.label}), ${photos.length} composited photos at ${size}×${size}; prompt "${prompt}"
-- every run: ${steps} steps, batch 1, seed ${seed}, the same timesteps/noise draws; LoRA² at the defaults (k 0.9, r₀ 2, σ 0.3, r_init 4, R_max 64, s 1, lr 3e-3 / ρ 1e-2); fixed rank: same module with f ≡ 1 and α/r scale
+- every run: ${steps} steps, batch 1, seed ${seed}, the same timesteps/noise draws; LoRA² at the defaults (k 0.9, r₀ 2, σ 0.3, r_init 4, R_max 64, s 1, lr 3e-3 / ρ 1e-2)${args.lora2 ? ` except ${args.lora2}` : ''}; fixed rank: same module with f ≡ 1 and α/r scale
 - eval loss: mean ε-MSE over ${evalSet.length} fixed (photo, timestep, noise) triples; base model (no adapter): ${baseLoss.toFixed(5)}
 - bytes: exported adapter parameters Σ D_ℓ·(in+out) in f32; peak GPU bytes: the engine's buffer pool during training
 
