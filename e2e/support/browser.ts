@@ -61,57 +61,65 @@ export async function launchStudio(
 export const GPU_PROCESS_NICE = 10;
 
 /**
- * Without a GPU, Chromium's "GPU" is SwiftShader: the GPU process compiles and runs every shader on the CPU,
- * and Chromium raises that process's main thread to nice -8. On a 2-core machine it then takes the CPU from
- * the page's main thread, and a 30 ms task of ours is measured as a 300 ms long task. On a real GPU that
- * work is not on the CPU at all. So the tests lower every thread of their own browser's GPU process (found by
- * its --user-data-dir) to nice GPU_PROCESS_NICE, checking each second for new threads: the page's main thread
- * (nice 0) then runs when it has work, as it would beside a hardware GPU, and the GPU work still gets all the
- * CPU the page does not use. Linux only; elsewhere, or without /proc, it does nothing.
+ * The threads (/proc/PID/task/TID paths) of the test browser's GPU process, found by its --user-data-dir
+ * (Linux; [] when it has none or there is no /proc). Chromium rewrites a child's /proc cmdline as one
+ * space-separated string, hence the split on spaces too.
  */
-/**
- * Nice values of every thread of the browser's GPU process (Linux; [] when it has none or no /proc).
- * Chromium rewrites a child's /proc cmdline as one space-separated string, hence the split on spaces too.
- */
-export function gpuProcessNices(profileDir: string): number[] {
-  const out: number[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+function gpuProcessThreads(profileDir: string): string[] {
+  const out: string[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return out;
+  }
+  for (const pid of pids) {
     try {
       const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
       if (!args.includes('--type=gpu-process') || !args.includes(`--user-data-dir=${profileDir}`)) continue;
-      for (const tid of readdirSync(`/proc/${pid}/task`)) {
-        // stat: "tid (comm) state ppid …": the 19th field is the nice value; comm may hold spaces.
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        out.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
-      }
+      for (const tid of readdirSync(`/proc/${pid}/task`)) out.push(`/proc/${pid}/task/${tid}`);
     } catch {
-      // ended meanwhile
+      // the process ended meanwhile
     }
   }
   return out;
 }
 
+/** Nice values of every thread of the browser's GPU process ([] when it has none or no /proc). */
+export function gpuProcessNices(profileDir: string): number[] {
+  const out: number[] = [];
+  for (const task of gpuProcessThreads(profileDir)) {
+    try {
+      // stat: "tid (comm) state ppid …": the 19th field is the nice value; comm may hold spaces.
+      const stat = readFileSync(`${task}/stat`, 'utf8');
+      out.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Without a GPU, Chromium's "GPU" is SwiftShader: the GPU process compiles and runs every shader on the CPU,
+ * and Chromium raises that process's main thread to nice -8. On a 2-core machine it then takes the CPU from
+ * the page's main thread, and a 30 ms task of ours is measured as a 300 ms long task. On a real GPU that
+ * work is not on the CPU at all. So the tests lower every thread of their own browser's GPU process to nice
+ * GPU_PROCESS_NICE, checking each second for new threads: the page's main thread (nice 0) then runs when it
+ * has work, as it would beside a hardware GPU, and the GPU work still gets all the CPU the page does not use.
+ * Linux only; elsewhere, or without /proc, it does nothing.
+ */
 function yieldGpuProcess(profileDir: string): ReturnType<typeof setInterval> | undefined {
   if (process.platform !== 'linux') return undefined;
-  const done = new Set<number>();
+  const done = new Set<string>();
   const pass = () => {
-    let pids: string[];
-    try {
-      pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-    } catch {
-      return;
-    }
-    for (const pid of pids) {
+    for (const task of gpuProcessThreads(profileDir)) {
+      if (done.has(task)) continue;
       try {
-        const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
-        if (!args.includes('--type=gpu-process') || !args.includes(`--user-data-dir=${profileDir}`)) continue;
-        for (const tid of readdirSync(`/proc/${pid}/task`).map(Number)) {
-          if (done.has(tid)) continue;
-          setPriority(tid, GPU_PROCESS_NICE);
-          done.add(tid);
-        }
+        setPriority(Number(task.slice(task.lastIndexOf('/') + 1)), GPU_PROCESS_NICE);
+        done.add(task);
       } catch {
-        // the process or thread ended meanwhile
+        // the thread ended meanwhile
       }
     }
   };
