@@ -18,3 +18,12 @@ export function trainerCapabilities(): Promise<ReadonlySet<TrainerMethod>> {
 export async function requireTrainerMethod(method: TrainerMethod): Promise<void> {
   if (!(await trainerCapabilities()).has(method)) throw new TrainerMissingError(method);
 }
+
+/** Step of the session's newest checkpoint (trained or imported); undefined when it has none or cannot say. */
+export async function lastCheckpointStep(id: string): Promise<number | undefined> {
+  if (!(await trainerCapabilities()).has('listCheckpoints')) return undefined;
+  const list = await trainer()
+    .listCheckpoints(id)
+    .catch(() => []);
+  return list.length ? Math.max(...list.map((c) => c.step)) : undefined;
+}

@@ -8,8 +8,7 @@ import { describeError } from '../errorText';
 import { metrics, sessionStore } from '../services';
 import { isTraining, showNotice, useStudio, type PhotoItem, type SampleItem } from '../studioStore';
 import { saveBlob } from '../download';
-import { trainer } from '../trainerClient';
-import { trainerCapabilities } from '../trainerCaps';
+import { lastCheckpointStep } from '../trainerCaps';
 
 const CURRENT_KEY = 'lora2.currentSession';
 const SETTINGS_SAVE_MS = 400;
@@ -102,14 +101,9 @@ async function show(rec: SessionRecord): Promise<void> {
 
 /** A session that never trained may still hold a LoRA imported from a file: its checkpoint says so. */
 async function checkImportedAdapter(id: string): Promise<void> {
-  try {
-    if (!(await trainerCapabilities()).has('listCheckpoints')) return;
-    const list = await trainer().listCheckpoints(id);
-    if (list.length > 0 && useStudio.getState().session?.id === id)
-      useStudio.setState({ adapterReady: true });
-  } catch (e) {
-    console.error('listCheckpoints failed', e); // the Generate tab then offers the base model only
-  }
+  const step = await lastCheckpointStep(id).catch(() => undefined);
+  if (step !== undefined && useStudio.getState().session?.id === id)
+    useStudio.setState({ adapterReady: true });
 }
 
 /**

@@ -12,7 +12,7 @@ import { metrics, sessionStore } from '../services';
 import { isTraining, showNotice, useStudio, type TrainPhase } from '../studioStore';
 import { throttle } from '../throttle';
 import { trainer } from '../trainerClient';
-import { requireTrainerMethod, trainerCapabilities } from '../trainerCaps';
+import { lastCheckpointStep, requireTrainerMethod } from '../trainerCaps';
 import { loadModel } from './model';
 import { fileStem, flushSettings, openSession, sampleItem } from './session';
 
@@ -121,14 +121,6 @@ async function savePreview(sessionId: string, e: PreviewEvent): Promise<void> {
   } catch (err) {
     showNotice(describeError(err));
   }
-}
-
-async function lastCheckpointStep(id: string): Promise<number | undefined> {
-  if (!(await trainerCapabilities()).has('listCheckpoints')) return undefined;
-  const list = await trainer()
-    .listCheckpoints(id)
-    .catch(() => []);
-  return list.length ? Math.max(...list.map((c) => c.step)) : undefined;
 }
 
 async function decodeForTraining(resolution: number): Promise<TrainingImage[]> {
