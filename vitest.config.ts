@@ -10,6 +10,7 @@ export default defineConfig({
           include: ['src/**/*.test.ts', 'cli/**/*.test.ts', 'workers/**/*.test.ts'],
           exclude: ['**/*.gpu.test.ts', 'node_modules/**'],
           environment: 'node',
+          setupFiles: ['scripts/yield-to-browser.ts'],
           testTimeout: 60_000,
         },
       },
@@ -18,6 +19,8 @@ export default defineConfig({
           name: 'gpu',
           include: ['src/**/*.gpu.test.ts', 'cli/**/*.gpu.test.ts'],
           environment: 'node',
+          // Both Node tiers yield the CPU to the browser the e2e tier measures (see the file).
+          setupFiles: ['scripts/yield-to-browser.ts'],
           // One Dawn device at a time: software Vulkan on 2 cores gains nothing from parallel files.
           fileParallelism: false,
           pool: 'forks',

@@ -4,6 +4,7 @@ import { setPriority } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { threadNice } from '../../scripts/thread-nice';
 
 export const CHROMIUM = process.env.LORA2_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -89,13 +90,8 @@ function gpuProcessThreads(profileDir: string): string[] {
 export function gpuProcessNices(profileDir: string): number[] {
   const out: number[] = [];
   for (const task of gpuProcessThreads(profileDir)) {
-    try {
-      // stat: "tid (comm) state ppid …": the 19th field is the nice value; comm may hold spaces.
-      const stat = readFileSync(`${task}/stat`, 'utf8');
-      out.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
-    } catch {
-      // the thread ended meanwhile
-    }
+    const nice = threadNice(task);
+    if (nice !== undefined) out.push(nice);
   }
   return out;
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { acquireGpu, adapterName, compileShader, withGpuErrorScopes } from './device';
 import { DeviceLostError, GpuOutOfMemoryError, WebGpuUnavailableError, WgslCompileError } from './errors';
 import { acquireNodeGpu } from './node';
+import { NODE_TIER_NICE, ownThreadNices } from '../../scripts/thread-nice';
 import { testGpu } from './testing';
 
 describe('gpu device (Node, Dawn)', () => {
@@ -14,6 +15,19 @@ describe('gpu device (Node, Dawn)', () => {
     expect(gpu.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
     expect(gpu.limits.maxComputeInvocationsPerWorkgroup).toBeGreaterThanOrEqual(256);
   });
+
+  it.runIf(process.platform === 'linux' && !process.env.LORA2_NO_YIELD)(
+    'runs every thread of the tier, Dawn and the driver included, below the browser the e2e tier measures',
+    async () => {
+      await testGpu();
+      // The setup file re-checks each second for threads the device started.
+      await new Promise((r) => setTimeout(r, 1500));
+      const nices = ownThreadNices();
+      console.log(`[gpu tier] ${nices.length} threads, nice ${Math.min(...nices)}..${Math.max(...nices)}`);
+      expect(nices.length).toBeGreaterThan(1);
+      expect(nices.filter((n) => n < NODE_TIER_NICE)).toEqual([]);
+    },
+  );
 
   it('turns a broken WGSL shader into WgslCompileError with the compiler message and line', async () => {
     const gpu = await testGpu();

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { TrainProgress } from '../../workers/api';
 import { describeError, TrainerMissingError } from './errorText';
 import { colormap, EMPTY_RGB, heatmapPixels, luminance, scaleContribution } from './heatmapScale';
-import { formatDuration, MAX_SNAPSHOTS, MetricsHistory } from './metrics';
+import { formatDuration, indexAtStep, MAX_SNAPSHOTS, MetricsHistory, stepChanges } from './metrics';
 import { manualClock, throttle } from './throttle';
 
 function progress(step: number, ranks: number[], extra: Partial<TrainProgress> = {}): TrainProgress {
@@ -59,6 +59,47 @@ describe('throttle', () => {
     t.cancel();
     clock.advance(1000);
     expect(n).toBe(2);
+  });
+});
+
+describe('rank chart points', () => {
+  it('keeps the first and last step and every step where some rank changes', () => {
+    const steps = [1, 2, 3, 4, 5, 6, 7];
+    const a = [4, 4, 5, 5, 5, 5, 5];
+    const b = [4, 4, 4, 4, 3, 3, 3];
+    expect(stepChanges(steps, [a, b])).toEqual([
+      [1, 3, 5, 7],
+      [4, 5, 5, 5],
+      [4, 4, 3, 3],
+    ]);
+  });
+
+  it('redraws the same stepped lines: every step reads the value of the last kept point at or before it', () => {
+    const steps = Array.from({ length: 500 }, (_, i) => i + 1);
+    const series = [0, 1, 2].map((l) => steps.map((s) => 2 + l + Math.floor(Math.sqrt(s * (l + 1)) / 3)));
+    const [xs, ...kept] = stepChanges(steps, series);
+    expect(xs.length).toBeLessThan(60);
+    for (let t = 0; t < steps.length; t++) {
+      const k = indexAtStep(xs, steps[t]);
+      series.forEach((s, l) => expect(kept[l][k]).toBe(s[t]));
+    }
+  });
+
+  it('handles one step, no steps and missing values', () => {
+    expect(stepChanges([7], [[3]])).toEqual([[7], [3]]);
+    expect(stepChanges([], [[]])).toEqual([[], []]);
+    expect(stepChanges([1, 2, 3], [[NaN, NaN, 2]])).toEqual([
+      [1, 3],
+      [NaN, 2],
+    ]);
+  });
+
+  it('finds the last recorded step at or before a step', () => {
+    expect(indexAtStep([2, 4, 6], 1)).toBe(-1);
+    expect(indexAtStep([2, 4, 6], 2)).toBe(0);
+    expect(indexAtStep([2, 4, 6], 5)).toBe(1);
+    expect(indexAtStep([2, 4, 6], 60)).toBe(2);
+    expect(indexAtStep([], 3)).toBe(-1);
   });
 });
 

@@ -1,12 +1,14 @@
 // Each layer's effective rank D_ℓ over steps, one stepped line per layer coloured by UNet block; hovering
 // near a line focuses it and names the layer and its rank at that step.
 import uPlot from 'uplot';
+import { indexAtStep, stepChanges } from '../metrics';
 import { metrics } from '../services';
 import { axes, BLOCK_LABEL, blockColor, layerColors } from './chartTheme';
 import { LiveChart } from './LiveChart';
 
 const signature = () => metrics.layers.map((l) => l.name).join('|');
-const data = (): uPlot.AlignedData => [metrics.steps, ...metrics.ranks];
+// Only the steps where some rank changes: the stepped lines look the same, and redraws stay cheap on long runs.
+const data = (): uPlot.AlignedData => stepChanges(metrics.steps, metrics.ranks) as uPlot.AlignedData;
 const stepped = uPlot.paths.stepped!({ align: 1 });
 
 function options(width: number, height: number): uPlot.Options {
@@ -25,12 +27,16 @@ function options(width: number, height: number): uPlot.Options {
       return;
     }
     const layer = metrics.layers[focused - 1];
-    const rank = u.data[focused][idx];
+    // The chart holds only the steps where a rank changes; name the hovered step and read its rank from
+    // the full history.
+    const t = indexAtStep(metrics.steps, Math.round(u.posToVal(left, 'x')));
+    const at = Math.max(0, t);
+    const rank = metrics.ranks[focused - 1]?.[at];
     tip.hidden = false;
     tip.replaceChildren(
       Object.assign(document.createElement('b'), { textContent: layer.name }),
       Object.assign(document.createElement('span'), {
-        textContent: `${BLOCK_LABEL[layer.block]} · step ${u.data[0][idx]} · rank ${rank ?? '–'}`,
+        textContent: `${BLOCK_LABEL[layer.block]} · step ${metrics.steps[at]} · rank ${rank ?? '–'}`,
       }),
     );
     tip.style.borderColor = colors[focused - 1];
