@@ -61,7 +61,13 @@ interface RunResult {
   name: string;
   evalLoss: number;
   trainLossLast20: number;
-  ranks: { layer: string; block: string; rank: number }[];
+  ranks: {
+    layer: string;
+    block: string;
+    rank: number;
+    /** The task's ∂L/∂ρ over the run: mean and t = mean/(sd/√n) (> 0: the data asks for more rank). */
+    taskGradRho?: { mean: number; t: number };
+  }[];
   params: number;
   bytes: number;
   peakGpuBytes: number;
@@ -71,6 +77,33 @@ interface RunResult {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** Mean and t statistic of a gradient from its running sums. */
+function gradStats(g: { n: number; sum: number; sumSq: number }): { mean: number; t: number } {
+  const m = g.sum / g.n;
+  const sd = Math.sqrt(Math.max(0, g.sumSq / g.n - m * m));
+  return { mean: m, t: sd > 0 ? m / (sd / Math.sqrt(g.n)) : 0 };
+}
+
+/**
+ * Whether the data pushes each layer's rate: how many layers' task ∂L/∂ρ has |t| > 2 over the run (more
+ * rank: ρ goes down), per block.
+ */
+function gradSummary(r: RunResult): string {
+  const withStats = r.ranks.filter((l) => l.taskGradRho);
+  if (withStats.length === 0) return '';
+  const count = (b: string, sign: number) =>
+    withStats.filter((l) => l.block === b && sign * l.taskGradRho!.t > 2).length;
+  const of = (b: string) => withStats.filter((l) => l.block === b).length;
+  const ts = withStats.map((l) => l.taskGradRho!.t);
+  return (
+    `${r.name}: the task's ∂L/∂ρ asks for more rank (t > 2) in ` +
+    ['down', 'mid', 'up'].map((b) => `${count(b, 1)}/${of(b)} ${b}`).join(', ') +
+    ` layers and for less (t < −2) in ` +
+    ['down', 'mid', 'up'].map((b) => `${count(b, -1)}/${of(b)} ${b}`).join(', ') +
+    `; t ranges ${Math.min(...ts).toFixed(1)} … ${Math.max(...ts).toFixed(1)}`
+  );
+}
 
 /** Mean MSE of the UNet (with whatever adapters are attached) over the fixed evaluation set, 8 at a time. */
 async function evalLoss(
@@ -177,6 +210,7 @@ async function main(): Promise<void> {
       layer: a.target.path,
       block: blocks.get(a.target.path) ?? '?',
       rank: a.rank,
+      taskGradRho: a.fixed ? undefined : gradStats(a.taskGradStats),
     }));
     const params = trainer.adapters.reduce(
       (s, a) => s + a.rank * (a.target.inFeatures + a.target.outFeatures),
@@ -232,6 +266,7 @@ async function main(): Promise<void> {
 ${rows.join('\n')}
 
 ${verdict}
+${results.map(gradSummary).filter(Boolean).join('\n')}
 `);
   const out = resolve(args.out!);
   await mkdir(out, { recursive: true });

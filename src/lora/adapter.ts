@@ -51,6 +51,12 @@ export interface Lora2Settings {
   weightDecay: number;
   /** r_init: ρ starts at the rate whose effective rank is this. */
   initialRank: number;
+  /**
+   * Optimizer steps before ρ starts to move (ranks stay at r_init meanwhile). B starts at zero, so early on
+   * the task sends ρ almost no gradient while the rank prior's is steady; Adam scales any steady gradient to
+   * full-size steps, so without a warm-up every layer walks to the prior rank before the data can speak.
+   */
+  rateWarmup: number;
   /** R_max: cap on rank and capacity. */
   maxRank: number;
   /** Capacity grows and shrinks by this many positions. */
@@ -83,6 +89,7 @@ export const DEFAULT_LORA2_SETTINGS: Readonly<Lora2Settings> = Object.freeze({
   eps: 1e-8,
   weightDecay: 0,
   initialRank: 4,
+  rateWarmup: 0,
   maxRank: 64,
   chunk: 8,
   releaseChunks: 2,
@@ -127,6 +134,9 @@ export interface AdapterState {
 /** Per-step numbers of one layer after its optimizer step. */
 export interface AdapterStepInfo {
   gradRho: number;
+  /** The task's part of gradRho (through f) and the rank prior's. */
+  gradRhoTask: number;
+  gradRhoPrior: number;
   rankBefore: number;
   rank: number;
   capacity: number;
@@ -206,6 +216,11 @@ export class Lora2Adapter implements LinearAdapter {
   step = 0;
   /** ∂L/∂ρ of the last prepared step (task through f, plus the rank prior). */
   lastGradRho = 0;
+  /** The task's and the prior's parts of lastGradRho. */
+  lastGradRhoTask = 0;
+  lastGradRhoPrior = 0;
+  /** Running sums of the task's ∂L/∂ρ since this adapter was created or restored (diagnostics, not saved). */
+  readonly taskGradStats = { n: 0, sum: 0, sumSq: 0 };
   A!: Tensor;
   Bt!: Tensor;
   private mA!: Tensor;
@@ -368,21 +383,27 @@ export class Lora2Adapter implements LinearAdapter {
       }
     });
     if (this.fixed) return;
-    let g = 0;
+    let task = 0;
+    let prior = 0;
     const f = this.fLeaf;
     if (f?.grad) {
       // The leaf is s·f, so ∂L/∂f = s·∂L/∂(s·f).
       const gf = Array.from(await f.grad.read(), (v) => v * s.scale);
-      g += rateGradFromImportanceGrad(this.rho, gf);
+      task = rateGradFromImportanceGrad(this.rho, gf);
     }
     if (s.rankPrior) {
-      g += ratePriorLoss(this.rho, {
+      prior = ratePriorLoss(this.rho, {
         mean: priorRate(s.priorRank, s.quantile),
         sigma: s.rateSigma,
         datasetSize: s.datasetSize,
       }).gradRho;
     }
-    this.lastGradRho = g;
+    this.lastGradRhoTask = task;
+    this.lastGradRhoPrior = prior;
+    this.lastGradRho = task + prior;
+    this.taskGradStats.n++;
+    this.taskGradStats.sum += task;
+    this.taskGradStats.sumSq += task * task;
   }
 
   /** AdamW on A and Bᵀ (GPU), Adam on ρ (f64), then the rank controller. Clears the gradients. */
@@ -413,18 +434,27 @@ export class Lora2Adapter implements LinearAdapter {
     zeroGrad([this.A, this.Bt]);
     this.releaseImportance();
     const rankBefore = this.rank;
-    if (!this.fixed) {
+    if (!this.fixed && t > s.rateWarmup) {
       const g = this.lastGradRho;
       this.rhoM = s.beta1 * this.rhoM + (1 - s.beta1) * g;
       this.rhoV = s.beta2 * this.rhoV + (1 - s.beta2) * g * g;
-      const mHat = this.rhoM / (1 - s.beta1 ** t);
-      const vHat = this.rhoV / (1 - s.beta2 ** t);
+      // ρ's own step count starts after the warm-up (its moments are empty until then).
+      const tr = t - s.rateWarmup;
+      const mHat = this.rhoM / (1 - s.beta1 ** tr);
+      const vHat = this.rhoV / (1 - s.beta2 ** tr);
       this.rho -= (s.rateLr * mHat) / (Math.sqrt(vHat) + s.eps);
       this.rank = effectiveRank(this.rate, s.quantile, s.maxRank);
       const cap = planCapacity(this.rank, this.capacity, this.policy);
       if (cap !== this.capacity) await this.resize(cap);
     }
-    return { gradRho: this.lastGradRho, rankBefore, rank: this.rank, capacity: this.capacity };
+    return {
+      gradRho: this.lastGradRho,
+      gradRhoTask: this.lastGradRhoTask,
+      gradRhoPrior: this.lastGradRhoPrior,
+      rankBefore,
+      rank: this.rank,
+      capacity: this.capacity,
+    };
   }
 
   /** prepareGradients + applyStep. */

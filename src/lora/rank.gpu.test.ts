@@ -44,6 +44,22 @@ describe('LoRA² rank recovery (synthetic)', () => {
     expect(worstLoss).toBeLessThan(1e-2);
   });
 
+  it('holds ρ during the rate warm-up, then follows the float64 reference', async () => {
+    const steps = 40;
+    const over = settings({ rateWarmup: 25 });
+    const gpu = await trainSynthetic(engine, over, { steps, trace: true });
+    const ref = trainSyntheticRef(over, { steps, trace: true });
+    const start = gpu.trace[0].rates;
+    for (let t = 0; t < 25; t++) expect(gpu.trace[t].rates, `step ${t + 1}`).toEqual(start);
+    expect(gpu.trace[25].rates.every((r, l) => r !== start[l])).toBe(true);
+    for (let t = 0; t < steps; t++) {
+      expect(gpu.trace[t].ranks, `step ${t + 1}`).toEqual(ref.trace[t].ranks);
+      gpu.trace[t].rates.forEach((r, l) =>
+        expect(Math.abs(r - ref.trace[t].rates[l]) / ref.trace[t].rates[l]).toBeLessThan(1e-3),
+      );
+    }
+  });
+
   it('recovers ranks 1, 4, 16 in order, each within 2×', async () => {
     const { layers, ms } = await trainSynthetic(engine, settings(), { steps: 300 });
     const ranks = layers.map((l) => l.rank);

@@ -159,6 +159,7 @@ function optimizerStepRef(
   const hyper = { lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay };
   adamwRef({ param: a.A, m: a.mA, v: a.vA }, gA, hyper, t);
   adamwRef({ param: a.Bt, m: a.mB, v: a.vB }, gBt, hyper, t);
+  if (t <= s.rateWarmup) return;
   let g = rateGradFromImportanceGrad(a.rho, gradF);
   if (s.rankPrior)
     g += ratePriorLoss(a.rho, {
@@ -168,8 +169,8 @@ function optimizerStepRef(
     }).gradRho;
   a.rhoM = s.beta1 * a.rhoM + (1 - s.beta1) * g;
   a.rhoV = s.beta2 * a.rhoV + (1 - s.beta2) * g * g;
-  const mHat = a.rhoM / (1 - s.beta1 ** t);
-  const vHat = a.rhoV / (1 - s.beta2 ** t);
+  const mHat = a.rhoM / (1 - s.beta1 ** (t - s.rateWarmup));
+  const vHat = a.rhoV / (1 - s.beta2 ** (t - s.rateWarmup));
   a.rho -= (s.rateLr * mHat) / (Math.sqrt(vHat) + s.eps);
   a.rank = effectiveRank(softplus(a.rho), s.quantile, s.maxRank);
   const cap = planCapacity(a.rank, a.capacity, policy(s));

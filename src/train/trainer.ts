@@ -4,7 +4,7 @@
 import * as ops from '../autograd/ops';
 import { backward } from '../autograd/tape';
 import type { LoraLayerWeights } from '../io/lora';
-import { Lora2Adapter, matchesTargets, type Lora2Settings } from '../lora/adapter';
+import { DEFAULT_LORA2_SETTINGS, Lora2Adapter, matchesTargets, type Lora2Settings } from '../lora/adapter';
 import { Rng } from '../models/rng';
 import type { NoiseSchedule } from '../models/schedulers';
 import type { UNet2DConditionModel } from '../models/unet';
@@ -88,7 +88,12 @@ export class Trainer {
     store?: CheckpointStore,
   ): Promise<Trainer> {
     const perImage = data.imageShape[0] * data.imageShape[1] * data.imageShape[2];
-    const lora = { ...config.lora, datasetSize: config.priorCount ?? data.images.length * perImage };
+    // Defaults first: settings saved by an older version lack the fields added since.
+    const lora = {
+      ...DEFAULT_LORA2_SETTINGS,
+      ...config.lora,
+      datasetSize: config.priorCount ?? data.images.length * perImage,
+    };
     const cfg = { ...config, lora };
     const saved = await store?.get(config.sessionId);
     if (saved) {
