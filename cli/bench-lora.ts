@@ -1,6 +1,6 @@
 // LoRA² vs fixed-rank LoRA on the default model, same subject, steps and seed (issue #5's benchmark):
 // npm run bench:lora -- [--emoji 1f916] [--steps 150] [--ranks 4,16,64] [--seed 0] [--eval 48] [--out DIR]
-//   [--lora2 rateSigma=1,scale=4]   (LoRA² settings other than the defaults, numeric fields of Lora2Settings)
+//   [--lora2 rateSigma=1,scale=4,rankPrior=0]   (LoRA² settings other than the defaults: numbers, on/off as 0/1)
 // The subject is a held-out emoji design composited on varied backgrounds (src/train/subject.ts). "Final loss"
 // is measured on a fixed evaluation set — the same (photo, timestep, noise) triples for every run, drawn
 // once from the seed — because the last training losses are single noisy draws. Prints a Markdown report and
@@ -38,15 +38,22 @@ const { values: args } = parseArgs({
   },
 });
 
-/** `--lora2 k=v,k=v`: numeric LoRA² settings that differ from the defaults (unknown or non-numeric: error). */
+/**
+ * `--lora2 k=v,k=v`: LoRA² settings that differ from the defaults: numeric ones, and on/off ones as 0/1
+ * (e.g. rankPrior=0). Anything else is an error.
+ */
 function parseLora2Overrides(spec: string): Partial<Lora2Settings> {
-  const out: Record<string, number> = {};
+  const out: Record<string, number | boolean> = {};
   const defaults = lora2Settings() as unknown as Record<string, unknown>;
   for (const part of spec.split(',').filter(Boolean)) {
     const [key, value] = part.split('=');
-    if (typeof defaults[key] !== 'number' || value === undefined || !Number.isFinite(Number(value)))
-      throw new Error(`--lora2 ${part}: expected <numeric LoRA² setting>=<number>, e.g. rateSigma=1`);
-    out[key] = Number(value);
+    if (typeof defaults[key] === 'boolean' && (value === '0' || value === '1')) out[key] = value === '1';
+    else if (typeof defaults[key] === 'number' && value !== undefined && Number.isFinite(Number(value)))
+      out[key] = Number(value);
+    else
+      throw new Error(
+        `--lora2 ${part}: expected <LoRA² setting>=<number>, or =0/1 for an on/off one, e.g. rateSigma=1`,
+      );
   }
   return out as Partial<Lora2Settings>;
 }

@@ -179,14 +179,27 @@ export class MetricsHistory {
     for (const l of this.listeners) l();
   }
 
-  /** Calls `listener` at most every `intervalMs` after changes (and once right away). */
+  /**
+   * Calls `listener` at most every `intervalMs` after changes (and once right away), each time in a task of
+   * its own: never inside push (the trainer's message handler), and never in the same task as another
+   * subscriber, so the charts' redraws do not add up to one long task.
+   */
   subscribe(listener: () => void, intervalMs = CHART_INTERVAL_MS): () => void {
     const t = throttle(listener, intervalMs, this.clock);
-    this.listeners.add(t.call);
+    let hop: unknown;
+    const onChange = () => {
+      if (hop !== undefined) return;
+      hop = this.clock.setTimeout(() => {
+        hop = undefined;
+        t.call();
+      }, 0);
+    };
+    this.listeners.add(onChange);
     t.call();
     return () => {
       t.cancel();
-      this.listeners.delete(t.call);
+      if (hop !== undefined) this.clock.clearTimeout(hop);
+      this.listeners.delete(onChange);
     };
   }
 }
