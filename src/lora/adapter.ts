@@ -18,6 +18,7 @@ import {
   priorRate,
   rateForRank,
   rateGradFromImportanceGrad,
+  scaleFreeRateGrad,
   ratePriorLoss,
   softplus,
   softplusInverse,
@@ -57,6 +58,11 @@ export interface Lora2Settings {
    * full-size steps, so without a warm-up every layer walks to the prior rank before the data can speak.
    */
   rateWarmup: number;
+  /**
+   * ρ follows scaleFreeRateGrad instead of the exact task gradient: the part of ∂L/∂λ that only asks for a
+   * larger f overall (which lowering the rank also gives) is taken out. Off: the exact gradient (DESIGN §5).
+   */
+  scaleFreeRate: boolean;
   /** R_max: cap on rank and capacity. */
   maxRank: number;
   /** Capacity grows and shrinks by this many positions. */
@@ -90,6 +96,7 @@ export const DEFAULT_LORA2_SETTINGS: Readonly<Lora2Settings> = Object.freeze({
   weightDecay: 0,
   initialRank: 4,
   rateWarmup: 0,
+  scaleFreeRate: false,
   maxRank: 64,
   chunk: 8,
   releaseChunks: 2,
@@ -389,7 +396,7 @@ export class Lora2Adapter implements LinearAdapter {
     if (f?.grad) {
       // The leaf is s·f, so ∂L/∂f = s·∂L/∂(s·f).
       const gf = Array.from(await f.grad.read(), (v) => v * s.scale);
-      task = rateGradFromImportanceGrad(this.rho, gf);
+      task = s.scaleFreeRate ? scaleFreeRateGrad(this.rho, gf) : rateGradFromImportanceGrad(this.rho, gf);
     }
     if (s.rankPrior) {
       prior = ratePriorLoss(this.rho, {

@@ -9,6 +9,7 @@ import {
   rateForRank,
   rateGradFromImportanceGrad,
   ratePriorLoss,
+  scaleFreeRateGrad,
   softplus,
   softplusInverse,
 } from './importance';
@@ -77,5 +78,32 @@ describe('capacity planning', () => {
     expect(planCapacity(10, 24, p)).toBe(24); // one spare chunk: keep
     expect(planCapacity(3, 24, p)).toBe(16); // two spare chunks: release down to needed + one chunk
     expect(planCapacity(3, 16, p)).toBe(16);
+  });
+});
+
+describe('scale-free ρ gradient', () => {
+  const rho = softplusInverse(0.4);
+  const f = importance(0.4, 6);
+
+  it('is the exact gradient minus its "all of f larger" part', () => {
+    // A loss that only wants every f_i scaled up alike: ∂L/∂f_i ∝ 1/f_i (d/dε of L(f·(1+ε))).
+    const scaleOnly = Array.from(f, (v) => -1 / v);
+    expect(Math.abs(rateGradFromImportanceGrad(rho, scaleOnly))).toBeGreaterThan(0.5);
+    expect(scaleFreeRateGrad(rho, scaleOnly)).toBeCloseTo(0, 12);
+    // Adding such a part changes the exact gradient and leaves the scale-free one as it was.
+    const g = [0.3, -0.2, 0.1, 0.05, -0.4, 0.2];
+    const mixed = g.map((v, i) => v + scaleOnly[i]);
+    expect(scaleFreeRateGrad(rho, mixed)).toBeCloseTo(scaleFreeRateGrad(rho, g), 12);
+  });
+
+  it('asks for more rank (positive: ρ goes down) when the later positions would pay more', () => {
+    const lateWantsMore = Array.from(f, (_, i) => (i >= 3 ? -1 : 0));
+    const earlyWantsMore = Array.from(f, (_, i) => (i < 3 ? -1 : 0));
+    expect(scaleFreeRateGrad(rho, lateWantsMore)).toBeGreaterThan(0);
+    expect(scaleFreeRateGrad(rho, earlyWantsMore)).toBeLessThan(0);
+  });
+
+  it('is zero at rank 1, where there is nothing to compare', () => {
+    expect(scaleFreeRateGrad(rho, [-3])).toBe(0);
   });
 });

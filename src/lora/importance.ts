@@ -78,3 +78,20 @@ export function rateGradFromImportanceGrad(rho: number, gradF: ArrayLike<number>
   for (let i = 0; i < gradF.length; i++) s += gradF[i] * dfdl[i];
   return s * sigmoid(rho);
 }
+
+/**
+ * The scale-free variant of rateGradFromImportanceGrad. ∂f_i/∂λ = f_i·(e^{−λ}/(1 − e^{−λ}) − i): the first
+ * term is the same for every position, so part of ∂L/∂λ only says "all of f larger" — which an underfit
+ * adapter always wants, and which raising λ delivers by shrinking the rank (f(0) = 1 − e^{−λ}). With the
+ * mean of that factor over the D positions taken out, the factor becomes (D − 1)/2 − i and the gradient
+ * only compares later positions with earlier ones: more rank when the later ones would pay more.
+ * The output scale stays with B (and s). Zero at D = 1 (nothing to compare): the rank prior decides there.
+ */
+export function scaleFreeRateGrad(rho: number, gradF: ArrayLike<number>): number {
+  const lambda = softplus(rho);
+  const D = gradF.length;
+  const f = importance(lambda, D);
+  let s = 0;
+  for (let i = 0; i < D; i++) s += gradF[i] * f[i] * ((D - 1) / 2 - i);
+  return s * sigmoid(rho);
+}

@@ -44,9 +44,9 @@ describe('LoRA² rank recovery (synthetic)', () => {
     expect(worstLoss).toBeLessThan(1e-2);
   });
 
-  it('holds ρ during the rate warm-up, then follows the float64 reference', async () => {
+  it('holds ρ during the rate warm-up, then follows the float64 reference (scale-free ρ gradient)', async () => {
     const steps = 40;
-    const over = settings({ rateWarmup: 25 });
+    const over = settings({ rateWarmup: 25, scaleFreeRate: true });
     const gpu = await trainSynthetic(engine, over, { steps, trace: true });
     const ref = trainSyntheticRef(over, { steps, trace: true });
     const start = gpu.trace[0].rates;

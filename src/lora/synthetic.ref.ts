@@ -11,6 +11,7 @@ import {
   priorRate,
   rateForRank,
   rateGradFromImportanceGrad,
+  scaleFreeRateGrad,
   ratePriorLoss,
   softplus,
   softplusInverse,
@@ -160,7 +161,7 @@ function optimizerStepRef(
   adamwRef({ param: a.A, m: a.mA, v: a.vA }, gA, hyper, t);
   adamwRef({ param: a.Bt, m: a.mB, v: a.vB }, gBt, hyper, t);
   if (t <= s.rateWarmup) return;
-  let g = rateGradFromImportanceGrad(a.rho, gradF);
+  let g = s.scaleFreeRate ? scaleFreeRateGrad(a.rho, gradF) : rateGradFromImportanceGrad(a.rho, gradF);
   if (s.rankPrior)
     g += ratePriorLoss(a.rho, {
       mean: priorRate(s.priorRank, s.quantile),
