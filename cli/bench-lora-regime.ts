@@ -3,7 +3,7 @@
 // (s = 1, lr 3e-3, ρ lr 1e-2) and N as large as a 6-photo 32×32 subject gives (6·3·32·32), so the priors
 // are weak — rather than the task's tuned ones. It shows the two regimes: while the adapter is underfit the
 // ranks fall towards 2–3 in every layer, and they separate only once the first components are fitted.
-// Variants: rate warm-up, scale-free ρ gradient. Prints a Markdown table of D per layer at a few steps.
+// Variants: rate warm-up, scale-free ρ gradient, no rank prior, a larger scale and learning rates. Prints a Markdown table of D per layer at a few steps.
 // Usage: npm run bench:lora:regime [-- --steps 600 --n 18432 --seed 3]
 import { parseArgs } from 'node:util';
 import { lora2Settings, type Lora2Settings } from '../src/lora/adapter';
@@ -28,6 +28,7 @@ const variants: { name: string; over: Partial<Lora2Settings> }[] = [
   { name: 'rate warm-up 50 steps', over: { rateWarmup: 50 } },
   { name: 'scale-free ∂L/∂ρ', over: { scaleFreeRate: true } },
   { name: 'no rank prior', over: { rankPrior: false } },
+  { name: 's 4, lr 1e-2 / ρ 3e-2 (fits faster)', over: { scale: 4, lr: 1e-2, rateLr: 3e-2 } },
 ];
 const marks = [10, 50, 150, 300, 600, 1200, 2400].filter((m) => m < steps).concat(steps);
 
