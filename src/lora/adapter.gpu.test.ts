@@ -229,7 +229,11 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     expect(await first.run(undefined, { untilStep: 2 })).toBe('running');
     first.release();
     expect(await store.pointer('s1')).toBe(2);
-    const resumed = await Trainer.create(engine, unet, schedule, data, config, store);
+    // Resumed with settings as an older version saved them, without the fields added since (rateWarmup,
+    // scaleFreeRate): the trainer fills in their defaults, so the run continues exactly as before.
+    const { rateWarmup: _w, scaleFreeRate: _s, ...olderLora } = config.lora;
+    const older = { ...config, lora: olderLora as typeof config.lora };
+    const resumed = await Trainer.create(engine, unet, schedule, data, older, store);
     expect(resumed.step).toBe(2);
     expect(await resumed.run()).toBe('done');
     const got = await resumed.checkpoint();
