@@ -31,8 +31,9 @@ export default defineConfig({
       {
         test: {
           name: 'e2e',
-          // After unit and gpu (group 0), alone: its long-task checks time the page's main thread, and on
-          // two cores lavapipe beside it stretches 10 ms chart redraws to 150-370 ms.
+          // A group of its own, so it never runs beside the gpu tier (vitest runs it before gpu here): its
+          // long-task checks time the page's main thread, and on two cores lavapipe beside it stretched 10 ms
+          // chart redraws to 150-370 ms.
           sequence: { groupOrder: 1 },
           include: ['e2e/**/*.e2e.test.ts'],
           environment: 'node',

@@ -1,4 +1,4 @@
-// Vitest setup for the Node tiers (unit, gpu). `npm test` runs the e2e tier after them (vitest.config.ts), but
+// Vitest setup for the Node tiers (unit, gpu). `npm test` keeps the e2e tier apart from them (vitest.config.ts), but
 // anyone running tiers at once (two terminals, an IDE) puts them beside it, and its tests measure how long
 // the studio's main thread is blocked in Chromium. On a 2-core machine, lavapipe's shader threads and the
 // CPU-bound unit tests would otherwise take the CPU from the page and turn a 30 ms task into a 300 ms one,
