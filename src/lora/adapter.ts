@@ -53,9 +53,9 @@ export interface Lora2Settings {
   /** r_init: ρ starts at the rate whose effective rank is this. */
   initialRank: number;
   /**
-   * Optimizer steps before ρ starts to move (ranks stay at r_init meanwhile). B starts at zero, so early on
-   * the task sends ρ almost no gradient while the rank prior's is steady; Adam scales any steady gradient to
-   * full-size steps, so without a warm-up every layer walks to the prior rank before the data can speak.
+   * Optimizer steps before ρ starts to move (ranks stay at r_init meanwhile), so that B has grown before ρ
+   * follows the task. Default 0: on the default model 50 steps changed nothing (BENCHMARKS.md, "Why the
+   * ranks stay flat"), and on the synthetic task it only delays the ranks (`npm run bench:lora:regime`).
    */
   rateWarmup: number;
   /**
@@ -141,9 +141,6 @@ export interface AdapterState {
 /** Per-step numbers of one layer after its optimizer step. */
 export interface AdapterStepInfo {
   gradRho: number;
-  /** The task's part of gradRho (through f) and the rank prior's. */
-  gradRhoTask: number;
-  gradRhoPrior: number;
   rankBefore: number;
   rank: number;
   capacity: number;
@@ -223,9 +220,6 @@ export class Lora2Adapter implements LinearAdapter {
   step = 0;
   /** ∂L/∂ρ of the last prepared step (task through f, plus the rank prior). */
   lastGradRho = 0;
-  /** The task's and the prior's parts of lastGradRho. */
-  lastGradRhoTask = 0;
-  lastGradRhoPrior = 0;
   /** Running sums of the task's ∂L/∂ρ since this adapter was created or restored (diagnostics, not saved). */
   readonly taskGradStats = { n: 0, sum: 0, sumSq: 0 };
   A!: Tensor;
@@ -405,8 +399,6 @@ export class Lora2Adapter implements LinearAdapter {
         datasetSize: s.datasetSize,
       }).gradRho;
     }
-    this.lastGradRhoTask = task;
-    this.lastGradRhoPrior = prior;
     this.lastGradRho = task + prior;
     this.taskGradStats.n++;
     this.taskGradStats.sum += task;
@@ -454,14 +446,7 @@ export class Lora2Adapter implements LinearAdapter {
       const cap = planCapacity(this.rank, this.capacity, this.policy);
       if (cap !== this.capacity) await this.resize(cap);
     }
-    return {
-      gradRho: this.lastGradRho,
-      gradRhoTask: this.lastGradRhoTask,
-      gradRhoPrior: this.lastGradRhoPrior,
-      rankBefore,
-      rank: this.rank,
-      capacity: this.capacity,
-    };
+    return { gradRho: this.lastGradRho, rankBefore, rank: this.rank, capacity: this.capacity };
   }
 
   /** prepareGradients + applyStep. */
