@@ -14,16 +14,19 @@ export function threadNice(task: string): number | undefined {
   }
 }
 
+/** Thread ids of this process ([] without /proc). */
+export function ownThreadIds(): number[] {
+  try {
+    return readdirSync('/proc/self/task').map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** Nice value of each thread of this process ([] without /proc). */
 export function ownThreadNices(): number[] {
   const out: number[] = [];
-  let tids: string[];
-  try {
-    tids = readdirSync('/proc/self/task');
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
+  for (const tid of ownThreadIds()) {
     const nice = threadNice(`/proc/self/task/${tid}`);
     if (nice !== undefined) out.push(nice);
   }

@@ -6,20 +6,13 @@
 // So every thread of a Node tier's test process runs at nice NODE_TIER_NICE, checked each second for new
 // threads (Dawn and lavapipe start theirs when the device is created). The tiers still get all the CPU the
 // browser leaves. Linux only; elsewhere, or without /proc, it does nothing.
-import { readdirSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { NODE_TIER_NICE } from './thread-nice';
+import { NODE_TIER_NICE, ownThreadIds } from './thread-nice';
 
 function lowerOwnThreads(): void {
-  let tids: string[];
-  try {
-    tids = readdirSync('/proc/self/task');
-  } catch {
-    return;
-  }
-  for (const tid of tids) {
+  for (const tid of ownThreadIds()) {
     try {
-      setPriority(Number(tid), NODE_TIER_NICE);
+      setPriority(tid, NODE_TIER_NICE);
     } catch {
       // the thread ended meanwhile, or the platform refuses
     }
