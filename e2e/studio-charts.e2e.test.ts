@@ -25,7 +25,11 @@ describe('studio charts', () => {
 
   it('streams 50 progress events per second into the charts without long tasks', async () => {
     const page = await openStudio(studio);
-    await page.waitForTimeout(1500);
+    // The worker loads the embedded model right after the page opens (~15 s of CPU on SwiftShader: weights,
+    // onnxruntime's wasm). Training streams progress only once a model is loaded, so measure after that:
+    // streaming into the charts while the load competed for the CPU stretched 20 ms redraws past 200 ms.
+    await page.locator('[data-testid="model-chip"][data-phase="ready"]').waitFor({ timeout: 120_000 });
+    await page.waitForTimeout(500);
     const idle = await page.evaluate(async () => {
       const w = window as unknown as { __longtasks: number[] };
       w.__longtasks = [];

@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import random
+import signal
 import sys
 import time
 
@@ -75,6 +76,9 @@ def main():
     ap.add_argument('--text-dropout', type=float, default=0.1)
     ap.add_argument('--ckpt-seconds', type=float, default=240)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--threads-file', default='',
+                    help='a file holding a thread count, re-read every 20 steps, so a long run can be given more or '
+                         'fewer CPU threads without a restart (e.g. fewer while tests run beside it)')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--min-snr', type=float, default=0,
                     help='Min-SNR-gamma loss weighting (Hang et al. 2023): weight each item by min(SNR, gamma)/SNR; '
@@ -174,11 +178,27 @@ def main():
                 out[name] = (ema_unet(xt, t, ema_text(tok(ps))) - probe_noise).pow(2).mean().item()
         return out
 
+    stop = []
+    # SIGTERM / Ctrl-C end the run at the next step boundary with a checkpoint, instead of losing the steps
+    # since the last one.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda num, _frame: stop.append(num))
+    threads = args.threads
+
     t_start = time.time()
     last_ckpt = t_start
     window = []
     deadline = t_start + args.minutes * 60
-    while time.time() < deadline:
+    while time.time() < deadline and not stop:
+        if args.threads_file and step % 20 == 0 and os.path.exists(args.threads_file):
+            try:
+                wanted = int(open(args.threads_file).read().strip())
+            except ValueError:
+                wanted = threads
+            if wanted != threads and wanted > 0:
+                torch.set_num_threads(wanted)
+                log(f'threads {threads} -> {wanted} (from {args.threads_file})')
+                threads = wanted
         idx = torch.tensor(draw_batch())
         x0 = images[idx]
         prompts = ['' if rng.random() < args.text_dropout else sample_prompt(items[i], rng) for i in idx.tolist()]
@@ -225,7 +245,7 @@ def main():
             last_ckpt = time.time()
             log(f'checkpoint at step {step}')
     save()
-    log(f'done: {step} steps')
+    log(f'done: {step} steps' + (f' (stopped by signal {stop[0]})' if stop else ''))
     if not args.no_export:
         import export_default
 
