@@ -1,6 +1,7 @@
 // LoRA² vs fixed-rank LoRA on the default model, same subject, steps and seed (issue #5's benchmark):
 // npm run bench:lora -- [--emoji 1f916] [--steps 150] [--ranks 4,16,64] [--seed 0] [--eval 48] [--out DIR]
 //   [--lora2 rateSigma=1,scale=4,rankPrior=0]   (LoRA² settings other than the defaults: numbers, on/off as 0/1)
+//   [--targets attention|attention+conv]         (adapted layers, every run; attention+conv adds LoCon)
 // The subject is a held-out emoji design composited on varied backgrounds (src/train/subject.ts). "Final loss"
 // is measured on a fixed evaluation set — the same (photo, timestep, noise) triples for every run, drawn
 // once from the seed — because the last training losses are single noisy draws. Prints a Markdown report and
@@ -14,7 +15,7 @@ import { noGrad } from '../src/autograd/tape';
 import { adapterName } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { decodePng } from '../src/io/png';
-import { lora2Settings, type Lora2Settings } from '../src/lora/adapter';
+import { lora2Settings, parseLora2Overrides, targetPreset, type Lora2Settings } from '../src/lora/adapter';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
 import { Rng } from '../src/models/rng';
@@ -35,28 +36,9 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: 'public/models/emoji-tiny' },
     out: { type: 'string', default: 'out/bench-lora' },
     lora2: { type: 'string', default: '' },
+    targets: { type: 'string', default: 'attention' },
   },
 });
-
-/**
- * `--lora2 k=v,k=v`: LoRA² settings that differ from the defaults: numeric ones, and on/off ones as 0/1
- * (e.g. rankPrior=0). Anything else is an error.
- */
-function parseLora2Overrides(spec: string): Partial<Lora2Settings> {
-  const out: Record<string, number | boolean> = {};
-  const defaults = lora2Settings() as unknown as Record<string, unknown>;
-  for (const part of spec.split(',').filter(Boolean)) {
-    const [key, value] = part.split('=');
-    if (typeof defaults[key] === 'boolean' && (value === '0' || value === '1')) out[key] = value === '1';
-    else if (typeof defaults[key] === 'number' && value !== undefined && Number.isFinite(Number(value)))
-      out[key] = Number(value);
-    else
-      throw new Error(
-        `--lora2 ${part}: expected <LoRA² setting>=<number>, or =0/1 for an on/off one, e.g. rateSigma=1`,
-      );
-  }
-  return out as Partial<Lora2Settings>;
-}
 
 interface EvalItem {
   image: number;
@@ -159,6 +141,7 @@ async function main(): Promise<void> {
   const seed = Number(args.seed);
   const ranks = args.ranks!.split(',').filter(Boolean).map(Number);
   const overrides = parseLora2Overrides(args.lora2!);
+  const targets = targetPreset(args.targets!);
   const gpu = await acquireNodeGpu({ label: 'bench-lora' });
   const engine = new Engine(gpu);
   const model = await DiffusionModel.load(engine, new DirectoryFolder(resolve(args.model!)));
@@ -188,8 +171,8 @@ async function main(): Promise<void> {
   process.stderr.write(`base model eval loss ${baseLoss.toFixed(5)}\n`);
 
   const configs: { name: string; lora: Lora2Settings }[] = [
-    { name: 'LoRA²', lora: lora2Settings(overrides) },
-    ...ranks.map((r) => ({ name: `fixed rank ${r}`, lora: lora2Settings({ fixedRank: r }) })),
+    { name: 'LoRA²', lora: lora2Settings({ ...overrides, targets }) },
+    ...ranks.map((r) => ({ name: `fixed rank ${r}`, lora: lora2Settings({ fixedRank: r, targets }) })),
   ];
   const results: RunResult[] = [];
   for (const cfg of configs) {
@@ -264,7 +247,7 @@ async function main(): Promise<void> {
 
 - adapter: ${adapterName(gpu.adapter)}; host: ${os.cpus().length} CPUs, load average ${load0[0].toFixed(1)} at start, ${load1[0].toFixed(1)} at end
 - model: ${args.model}; subject: held-out ${item.code} (${item.label}), ${photos.length} composited photos at ${size}×${size}; prompt "${prompt}"
-- every run: ${steps} steps, batch 1, seed ${seed}, the same timesteps/noise draws; LoRA² at the defaults (k 0.9, r₀ 2, σ 0.3, r_init 4, R_max 64, s 1, lr 3e-3 / ρ 1e-2)${args.lora2 ? ` except ${args.lora2}` : ''}; fixed rank: same module with f ≡ 1 and α/r scale
+- every run: ${steps} steps, batch 1, seed ${seed}, the same timesteps/noise draws; LoRA² at the defaults (k 0.9, r₀ 2, σ 0.3, r_init 4, R_max 64, s 1, lr 3e-3 / ρ 1e-2)${args.lora2 ? ` except ${args.lora2}` : ''}; fixed rank: same module with f ≡ 1 and α/r scale; targets: ${args.targets}
 - eval loss: mean ε-MSE over ${evalSet.length} fixed (photo, timestep, noise) triples; base model (no adapter): ${baseLoss.toFixed(5)}
 - bytes: exported adapter parameters Σ D_ℓ·(in+out) in f32; peak GPU bytes: the engine's buffer pool during training
 

@@ -1,5 +1,6 @@
 // Headless LoRA² training in Node (Dawn WebGPU): npm run train -- --photos DIR --prompt "<v1> dog face" --steps N
-// [--fixed-rank R] [--out DIR] [--model DIR] [--batch B] [--seed S] [--samples 4] [--sample-steps 20].
+// [--fixed-rank R] [--out DIR] [--model DIR] [--batch B] [--seed S] [--samples 4] [--sample-steps 20]
+// [--targets attention|attention+conv] [--lora2 lr=0.01,scale=2] (LoRA² settings: numbers, on/off as 0/1).
 // Writes the kohya LoRA, a JSON report, and samples.png: the photos, then the prompt rendered by the base model
 // and with the LoRA (same seeds), one row each.
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -9,7 +10,7 @@ import { acquireNodeGpu } from '../src/gpu/node';
 import { exportKohya } from '../src/io/lora';
 import { imageGrid } from '../src/io/imageGrid';
 import { decodePng, encodePng, type RgbaImage } from '../src/io/png';
-import { lora2Settings } from '../src/lora/adapter';
+import { lora2Settings, parseLora2Overrides, targetPreset } from '../src/lora/adapter';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
 import { NoiseSchedule } from '../src/models/schedulers';
@@ -32,6 +33,8 @@ const { values: args } = parseArgs({
     samples: { type: 'string', default: '4' },
     'sample-steps': { type: 'string', default: '20' },
     guidance: { type: 'string', default: '4' },
+    targets: { type: 'string', default: 'attention' },
+    lora2: { type: 'string', default: '' },
   },
 });
 
@@ -78,6 +81,16 @@ async function main(): Promise<void> {
   }
   const steps = Number(args.steps);
   const fixedRank = args['fixed-rank'] !== undefined ? Number(args['fixed-rank']) : undefined;
+  let loraSettings;
+  try {
+    loraSettings = lora2Settings({
+      ...parseLora2Overrides(args.lora2!),
+      targets: targetPreset(args.targets!),
+      ...(fixedRank ? { fixedRank } : {}),
+    });
+  } catch (e) {
+    fail((e as Error).message);
+  }
 
   const engine = new Engine(await acquireNodeGpu());
   const model = await DiffusionModel.load(engine, folder);
@@ -110,7 +123,7 @@ async function main(): Promise<void> {
       batchSize: Number(args.batch),
       seed: Number(args.seed),
       contributionsEvery: 0,
-      lora: lora2Settings(fixedRank ? { fixedRank } : {}),
+      lora: loraSettings,
     },
     fileCheckpointStore(join(outDir, 'checkpoints')),
   );

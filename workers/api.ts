@@ -65,6 +65,11 @@ export interface TrainSettings {
   previewEvery: number;
   /** Save a checkpoint every N steps. */
   checkpointEvery: number;
+  /**
+   * Which layers get adapters: the attention projections, or those plus every ResNet 3×3 convolution (LoCon).
+   * Absent in sessions saved before it existed: attention.
+   */
+  layers?: 'attention' | 'attention+conv';
 }
 
 /** One photo, already decoded, oriented and cropped to the model's resolution (RGBA, row-major). */

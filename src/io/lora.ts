@@ -1,5 +1,6 @@
 // LoRA files: kohya (`lora_unet_<path>.lora_down/.lora_up/.alpha`, what ComfyUI/A1111 load) and diffusers/PEFT
 // (`base_model.model.<path>.lora_A/.lora_B` + rank_pattern/alpha_pattern). Mixed per-layer ranks both ways.
+// Conv layers (LoCon) are stored as both formats do: down [rank, Cin, kh, kw], up [out, rank, 1, 1].
 import {
   SafetensorsReader,
   writeSafetensors,
@@ -15,10 +16,45 @@ export interface LoraLayerWeights {
   rank: number;
   inFeatures: number;
   outFeatures: number;
-  /** [rank, in] */
+  /** [rank, in]; a conv layer's in is Cin·kh·kw (the file holds [rank, Cin, kh, kw]). */
   down: Float32Array;
-  /** [out, rank] */
+  /** [out, rank] (a conv layer's file holds [out, rank, 1, 1]) */
   up: Float32Array;
+  /** [kh, kw] of a conv layer (LoCon); absent for a linear one. */
+  kernel?: [number, number];
+}
+
+/** File shapes of a layer's down and up tensors. */
+function fileShapes(l: LoraLayerWeights): { down: number[]; up: number[] } {
+  if (!l.kernel) return { down: [l.rank, l.inFeatures], up: [l.outFeatures, l.rank] };
+  const [kh, kw] = l.kernel;
+  if (l.inFeatures % (kh * kw) !== 0)
+    throw new LoraFormatError(`${l.path}: ${l.inFeatures} inputs are not channels × a ${kh}×${kw} kernel`);
+  return { down: [l.rank, l.inFeatures / (kh * kw), kh, kw], up: [l.outFeatures, l.rank, 1, 1] };
+}
+
+/** A layer read from a file: 2-D down/up (linear) or 4-D (conv, up 1×1). */
+function layerFromShapes(
+  name: string,
+  downShape: readonly number[],
+  upShape: readonly number[],
+): Pick<LoraLayerWeights, 'rank' | 'inFeatures' | 'outFeatures' | 'kernel'> {
+  const [rank, cin, kh, kw] = downShape;
+  const [outFeatures, upRank] = upShape;
+  if (downShape.length === 2 && upShape.length === 2 && upRank === rank)
+    return { rank, inFeatures: cin, outFeatures };
+  if (
+    downShape.length === 4 &&
+    upShape.length === 4 &&
+    upRank === rank &&
+    upShape[2] === 1 &&
+    upShape[3] === 1
+  )
+    return { rank, inFeatures: cin * kh * kw, outFeatures, kernel: [kh, kw] };
+  throw new LoraFormatError(
+    `${name}: down [${downShape.join(', ')}] and up [${upShape.join(', ')}] are not a LoRA pair ` +
+      '(expected [r, in] and [out, r], or [r, Cin, kh, kw] and [out, r, 1, 1])',
+  );
 }
 
 export type LoraFormat = 'kohya' | 'peft';
@@ -62,8 +98,9 @@ export function exportKohya(
   for (const l of layers) {
     checkLayer(l);
     const k = kohyaName(l.path);
-    tensors[`${k}.lora_down.weight`] = { dtype, shape: [l.rank, l.inFeatures], data: l.down };
-    tensors[`${k}.lora_up.weight`] = { dtype, shape: [l.outFeatures, l.rank], data: l.up };
+    const shapes = fileShapes(l);
+    tensors[`${k}.lora_down.weight`] = { dtype, shape: shapes.down, data: l.down };
+    tensors[`${k}.lora_up.weight`] = { dtype, shape: shapes.up, data: l.up };
     tensors[`${k}.alpha`] = { dtype, shape: [], data: [l.rank] };
   }
   return writeSafetensors(tensors, {
@@ -87,11 +124,13 @@ export function peftAdapterConfig(layers: LoraLayerWeights[]): Record<string, un
     target_modules: [
       ...new Set(
         layers.map((l) =>
-          l.path
-            .split('.')
-            .slice(-2)
-            .join('.')
-            .replace(/^attn\d\./, ''),
+          l.kernel
+            ? l.path.split('.').pop()!
+            : l.path
+                .split('.')
+                .slice(-2)
+                .join('.')
+                .replace(/^attn\d\./, ''),
         ),
       ),
     ],
@@ -111,8 +150,9 @@ export function exportPeft(
   const tensors: Record<string, WritableTensor> = {};
   for (const l of layers) {
     checkLayer(l);
-    tensors[`${PEFT_PREFIX}${l.path}.lora_A.weight`] = { dtype, shape: [l.rank, l.inFeatures], data: l.down };
-    tensors[`${PEFT_PREFIX}${l.path}.lora_B.weight`] = { dtype, shape: [l.outFeatures, l.rank], data: l.up };
+    const shapes = fileShapes(l);
+    tensors[`${PEFT_PREFIX}${l.path}.lora_A.weight`] = { dtype, shape: shapes.down, data: l.down };
+    tensors[`${PEFT_PREFIX}${l.path}.lora_B.weight`] = { dtype, shape: shapes.up, data: l.up };
   }
   return writeSafetensors(tensors, {
     format: 'pt',
@@ -155,13 +195,14 @@ async function readKohya(
     if (!name.endsWith('.lora_down.weight')) continue;
     const k = name.slice(0, -'.lora_down.weight'.length);
     const path = paths.get(k);
-    if (!path) throw new LoraFormatError(`${k}: unknown module (not a linear of this model)`);
+    if (!path) throw new LoraFormatError(`${k}: unknown module (not a linear or conv of this model)`);
+    const upName = `${k}.lora_up.weight`;
+    if (!reader.tensors.has(upName)) throw new LoraFormatError(`${k}: lora_down without lora_up`);
+    const shape = layerFromShapes(k, reader.info(name).shape, reader.info(upName).shape);
     const down = await reader.readFloat32(name);
-    const up = await reader.readFloat32(`${k}.lora_up.weight`);
-    const [rank, inFeatures] = reader.info(name).shape;
-    const outFeatures = reader.info(`${k}.lora_up.weight`).shape[0];
-    const alpha = reader.tensors.has(`${k}.alpha`) ? (await reader.readFloat32(`${k}.alpha`))[0] : rank;
-    out.push({ path, rank, inFeatures, outFeatures, down, up: scaled(up, alpha / rank) });
+    const up = await reader.readFloat32(upName);
+    const alpha = reader.tensors.has(`${k}.alpha`) ? (await reader.readFloat32(`${k}.alpha`))[0] : shape.rank;
+    out.push({ path, ...shape, down, up: scaled(up, alpha / shape.rank) });
   }
   return out;
 }
@@ -180,17 +221,15 @@ async function readPeft(reader: SafetensorsReader): Promise<LoraLayerWeights[]> 
     if (!name.endsWith('.lora_A.weight')) continue;
     const base = name.slice(0, -'.lora_A.weight'.length);
     const path = base.startsWith(PEFT_PREFIX) ? base.slice(PEFT_PREFIX.length) : base;
-    const [rank, inFeatures] = reader.info(name).shape;
     const upName = `${base}.lora_B.weight`;
-    const outFeatures = reader.info(upName).shape[0];
-    const alpha = patternValue(config.alpha_pattern, path) ?? config.lora_alpha ?? rank;
+    if (!reader.tensors.has(upName)) throw new LoraFormatError(`${base}: lora_A without lora_B`);
+    const shape = layerFromShapes(base, reader.info(name).shape, reader.info(upName).shape);
+    const alpha = patternValue(config.alpha_pattern, path) ?? config.lora_alpha ?? shape.rank;
     out.push({
       path,
-      rank,
-      inFeatures,
-      outFeatures,
+      ...shape,
       down: await reader.readFloat32(name),
-      up: scaled(await reader.readFloat32(upName), alpha / rank),
+      up: scaled(await reader.readFloat32(upName), alpha / shape.rank),
     });
   }
   return out;

@@ -181,6 +181,64 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     expect(relativeError(await goldenOutput(), want)).toBeGreaterThan(1e-4);
   });
 
+  it('LoCon on the UNet: every ResNet conv adapter gets gradients; kohya/PEFT export → import reproduce it', async () => {
+    const targets = unet.linearTargets([/\.resnets\.\d+\.conv[12]$/]);
+    expect(targets.length).toBeGreaterThan(0);
+    expect(targets.every((t) => t.kernel?.[0] === 3 && t.kernel[1] === 3)).toBe(true);
+    const settings = lora2Settings({ datasetSize: 1000 });
+    const rng = new Rng(11);
+    const convs: Lora2Adapter[] = [];
+    for (const t of targets) {
+      const a = await Lora2Adapter.create(engine, t, settings, rng.nextU32());
+      const st = await a.state();
+      a.release();
+      // B ≠ 0 so that the adapters change the output and A gets a gradient.
+      st.Bt = rng.normals(st.Bt.length, 0.05);
+      convs.push(await Lora2Adapter.fromState(engine, settings, st));
+    }
+    const base = await goldenOutput();
+    for (const a of convs) unet.params.adapters.set(a.target.path, a);
+    try {
+      const want = await goldenOutput();
+      expect(relativeError(want, base)).toBeGreaterThan(1e-3);
+      await engine.scope(async () => {
+        const sample = await goldenTensor(engine, reader, 'inputs.sample');
+        const ehs = await goldenTensor(engine, reader, 'inputs.encoder_hidden_states');
+        const out = await unet.forward(sample, json.timesteps, ehs);
+        await backward(await ops.mseLoss(out, engine.zeros(out.shape)));
+      });
+      for (const a of convs) {
+        await a.prepareGradients();
+        const gA = await a.A.grad!.read();
+        expect(Math.max(...gA.map(Math.abs)), a.target.path).toBeGreaterThan(0);
+        expect(Math.abs(a.lastGradRho), a.target.path).toBeGreaterThan(0);
+      }
+      for (const a of convs) unet.params.adapters.delete(a.target.path);
+      const layers = await Promise.all(convs.map((a) => a.exportLayer()));
+      for (const bytes of [exportKohya(layers), exportPeft(layers)]) {
+        const file = await importLora(bytes);
+        expect(file.layers.every((l) => l.kernel?.[0] === 3)).toBe(true);
+        const plain = await Promise.all(file.layers.map((l) => PlainLoraAdapter.create(engine, l)));
+        for (const p of plain) unet.params.adapters.set(p.path, p);
+        try {
+          const e = relativeError(await goldenOutput(), want);
+          mark(`LoCon ${file.format} round trip rel err ${e.toExponential(2)}`);
+          expect(e).toBeLessThan(1e-4);
+        } finally {
+          for (const p of plain) {
+            unet.params.adapters.delete(p.path);
+            p.release();
+          }
+        }
+      }
+    } finally {
+      for (const a of convs) {
+        unet.params.adapters.delete(a.target.path);
+        a.release();
+      }
+    }
+  });
+
   /** Two golden 16×16 samples as training photos and the first prompt's embedding. */
   const goldenTrainData = async (): Promise<TrainData> => {
     const imgs = await reader.readFloat32('inputs.sample');

@@ -1,6 +1,8 @@
 // LoRA² adapter for one frozen linear map (DESIGN.md §5): y_Δ = s·B[:, :D](f[:D] ⊙ A[:D]x) with f from the
 // learned rate λ = softplus(ρ), its own rank controller (grow in chunks, release with hysteresis) and optimizer
 // state. A is stored [C, in] and B transposed as Bᵀ [C, out], so the first D positions are prefix row views.
+// On a Conv2d (LoCon) the same A [C, Cin·kh·kw] is a kh×kw down convolution to D channels and Bᵀ a 1×1 up
+// convolution, so ranks, priors, capacity and export are the linear case's, on flattened kernels.
 import * as ops from '../autograd/ops';
 import { zeroGrad } from '../autograd/tape';
 import { adamw } from '../kernels/adamw';
@@ -8,7 +10,7 @@ import { addInPlace } from '../kernels/elementwise';
 import type { Rng, RngState } from '../models/rng';
 import { Rng as RngImpl } from '../models/rng';
 import type { LoraLayerWeights } from '../io/lora';
-import type { LinearAdapter } from '../nn/params';
+import type { ConvCall, LinearAdapter } from '../nn/params';
 import type { Engine } from '../tensor/engine';
 import type { Tensor } from '../tensor/tensor';
 import { planCapacity, type CapacityPolicy } from './capacity';
@@ -26,6 +28,16 @@ import {
 
 /** The attention projections (diffusers names), the usual LoRA targets. */
 export const DEFAULT_TARGET_PATTERNS: readonly string[] = ['\\.attn[12]\\.(to_q|to_k|to_v|to_out\\.0)$'];
+
+/** The 3×3 convolutions of every ResNet block (LoCon): they carry most of a small UNet's spatial structure. */
+export const CONV_TARGET_PATTERNS: readonly string[] = ['\\.resnets\\.\\d+\\.conv[12]$'];
+
+/** Named target sets the CLI and the studio offer. */
+export const TARGET_PRESETS = {
+  attention: DEFAULT_TARGET_PATTERNS,
+  'attention+conv': [...DEFAULT_TARGET_PATTERNS, ...CONV_TARGET_PATTERNS],
+} as const satisfies Record<string, readonly string[]>;
+export type TargetPreset = keyof typeof TARGET_PRESETS;
 
 export interface Lora2Settings {
   /** Quantile mass k of the effective rank (0.8 fails, 0.95 gives ranks ≈ 1.9× the directions used). */
@@ -108,11 +120,66 @@ export function lora2Settings(over: Partial<Lora2Settings> = {}): Lora2Settings 
   return { ...DEFAULT_LORA2_SETTINGS, ...over };
 }
 
-/** Shape of the frozen linear an adapter sits on. */
+/**
+ * `--lora2 k=v,k=v`: LoRA² settings that differ from the defaults: numeric ones, and on/off ones as 0/1
+ * (e.g. rankPrior=0). Anything else is an error.
+ */
+export function parseLora2Overrides(spec: string): Partial<Lora2Settings> {
+  const out: Record<string, number | boolean> = {};
+  const defaults = lora2Settings() as unknown as Record<string, unknown>;
+  for (const part of spec.split(',').filter(Boolean)) {
+    const [key, value] = part.split('=');
+    if (typeof defaults[key] === 'boolean' && (value === '0' || value === '1')) out[key] = value === '1';
+    else if (typeof defaults[key] === 'number' && value !== undefined && Number.isFinite(Number(value)))
+      out[key] = Number(value);
+    else
+      throw new Error(
+        `--lora2 ${part}: expected <LoRA² setting>=<number>, or =0/1 for an on/off one, e.g. rateSigma=1`,
+      );
+  }
+  return out as Partial<Lora2Settings>;
+}
+
+/** `--targets`: a preset name (attention, attention+conv) → the regex sources of the adapted layers. */
+export function targetPreset(name: string): readonly string[] {
+  if (name in TARGET_PRESETS) return TARGET_PRESETS[name as TargetPreset];
+  throw new Error(`--targets ${name}: expected one of ${Object.keys(TARGET_PRESETS).join(', ')}`);
+}
+
+/** Shape of the frozen linear (or convolution) an adapter sits on. */
 export interface AdapterTarget {
   path: string;
+  /** Linear: in features; Conv2d: Cin·kh·kw. */
   inFeatures: number;
   outFeatures: number;
+  /** [kh, kw] of a Conv2d target (LoCon); absent for a Linear. */
+  kernel?: [number, number];
+}
+
+/** The target's own fields (a LinearTarget also carries its block). */
+function targetOf(t: AdapterTarget): AdapterTarget {
+  const { path, inFeatures, outFeatures, kernel } = t;
+  return kernel
+    ? { path, inFeatures, outFeatures, kernel: [kernel[0], kernel[1]] }
+    : { path, inFeatures, outFeatures };
+}
+
+/**
+ * x·A[:D]ᵀ for a linear target, or A[:D] as a [D, Cin, kh, kw] convolution of x for a conv target (with the
+ * frozen convolution's stride and padding).
+ */
+async function down(
+  x: Tensor,
+  A: Tensor,
+  kernel: [number, number] | undefined,
+  conv?: ConvCall,
+): Promise<Tensor> {
+  if (!kernel) return ops.linear(x, A);
+  if (!conv) throw new Error(`a conv adapter needs the convolution's stride and padding`);
+  const [kh, kw] = kernel;
+  const rows = A.shape[0];
+  const w = ops.reshape(A, [rows, A.shape[1] / (kh * kw), kh, kw]);
+  return ops.conv2d(x, w, undefined, { stride: conv.stride, padding: conv.padding });
 }
 
 /** Everything needed to resume an adapter exactly (checkpoints): values, moments, controller and RNG. */
@@ -120,6 +187,8 @@ export interface AdapterState {
   path: string;
   inFeatures: number;
   outFeatures: number;
+  /** [kh, kw] of a conv adapter (LoCon); absent for a linear one (and in checkpoints saved before LoCon). */
+  kernel?: [number, number];
   capacity: number;
   rank: number;
   /** Optimizer steps taken (AdamW bias correction). */
@@ -169,9 +238,9 @@ function foldScales(w: PositionRows, scales: ArrayLike<number>): { down: Float32
 
 /** A saved adapter as a plain LoRA at its rank D with its scales folded in (sampling from a checkpoint). */
 export function plainLayerFromState(settings: Lora2Settings, state: AdapterState): LoraLayerWeights {
-  const { path, inFeatures, outFeatures, rank } = state;
+  const { rank } = state;
   const folded = foldScales(state, positionScales(settings, state.rho, rank));
-  return { path, inFeatures, outFeatures, rank, ...folded };
+  return { ...targetOf(state), rank, ...folded };
 }
 
 /**
@@ -192,9 +261,7 @@ export function adapterStateFromLayer(
   for (let i = 0; i < D; i++)
     for (let o = 0; o < outF; o++) Bt[i * outF + o] = layer.up[o * D + i] / scales[i];
   return {
-    path,
-    inFeatures: inF,
-    outFeatures: outF,
+    ...targetOf(layer),
     capacity: D,
     rank: D,
     step: 0,
@@ -294,7 +361,7 @@ export class Lora2Adapter implements LinearAdapter {
     const { inFeatures: inF, outFeatures: outF } = target;
     const A = rng.normals(capacity * inF, 1 / Math.sqrt(inF));
     return Lora2Adapter.fromState(engine, settings, {
-      ...target,
+      ...targetOf(target),
       capacity,
       rank,
       step: 0,
@@ -316,17 +383,18 @@ export class Lora2Adapter implements LinearAdapter {
     settings: Lora2Settings,
     state: AdapterState,
   ): Promise<Lora2Adapter> {
-    const { path, inFeatures, outFeatures, ...rest } = state;
+    const { path, inFeatures, outFeatures, kernel, ...rest } = state;
     if (state.rank < 1 || state.rank > state.capacity)
       throw new Error(`${path}: rank ${state.rank} outside capacity ${state.capacity}`);
-    const a = new Lora2Adapter(engine, { path, inFeatures, outFeatures }, settings, rest);
+    const target = targetOf({ path, inFeatures, outFeatures, kernel });
+    const a = new Lora2Adapter(engine, target, settings, rest);
     await a.upload(rest);
     return a;
   }
 
   async state(): Promise<AdapterState> {
     return {
-      ...this.target,
+      ...targetOf(this.target),
       capacity: this.capacity,
       rank: this.rank,
       step: this.step,
@@ -348,7 +416,7 @@ export class Lora2Adapter implements LinearAdapter {
     return positionScales(this.settings, this.rho, this.rank);
   }
 
-  async forward(x: Tensor): Promise<Tensor> {
+  async forward(x: Tensor, conv?: ConvCall): Promise<Tensor> {
     const e = this.engine;
     if (!this.fLeaf) {
       this.fLeaf = await e.untracked(() =>
@@ -358,9 +426,19 @@ export class Lora2Adapter implements LinearAdapter {
         }),
       );
     }
-    const h = await ops.linear(x, ops.sliceRows(this.A, this.rank));
-    const hf = await ops.mul(h, this.fLeaf);
-    return ops.matmul(hf, ops.sliceRows(this.Bt, this.rank));
+    const D = this.rank;
+    const kernel = this.target.kernel;
+    const h = await down(x, ops.sliceRows(this.A, D), kernel, conv);
+    if (!kernel) return ops.matmul(await ops.mul(h, this.fLeaf), ops.sliceRows(this.Bt, D));
+    // h [B, D, H', W']: scale each channel by s·f(i), then a 1×1 convolution with B = Bᵀ[:D]ᵀ.
+    const hf = await ops.mul(h, ops.reshape(this.fLeaf, [D, 1, 1]));
+    const up = ops.reshape(await ops.transposeLast2(ops.sliceRows(this.Bt, D)), [
+      this.target.outFeatures,
+      D,
+      1,
+      1,
+    ]);
+    return ops.conv2d(hf, up);
   }
 
   /**
@@ -512,7 +590,7 @@ export class Lora2Adapter implements LinearAdapter {
 
   /** This layer as a plain LoRA at rank D (the input of exportKohya/exportPeft). */
   async exportLayer(): Promise<LoraLayerWeights> {
-    return { ...this.target, ...(await this.exportWeights()) };
+    return { ...targetOf(this.target), ...(await this.exportWeights()) };
   }
 
   /** f(i)·‖B[:,i]‖·‖A[i,:]‖ for i < capacity (positions ≥ D contribute 0: they are masked). */
@@ -569,33 +647,28 @@ export class PlainLoraAdapter implements LinearAdapter {
     readonly path: string,
     readonly down: Tensor,
     readonly up: Tensor,
+    readonly kernel?: [number, number],
   ) {}
 
-  static async create(
-    engine: Engine,
-    layer: {
-      path: string;
-      rank: number;
-      inFeatures: number;
-      outFeatures: number;
-      down: Float32Array;
-      up: Float32Array;
-    },
-    strength = 1,
-  ): Promise<PlainLoraAdapter> {
+  static async create(engine: Engine, layer: LoraLayerWeights, strength = 1): Promise<PlainLoraAdapter> {
     const up = strength === 1 ? layer.up : layer.up.map((v) => v * strength);
+    const { path, rank, inFeatures, outFeatures, kernel } = layer;
     return engine.untracked(
       () =>
         new PlainLoraAdapter(
-          layer.path,
-          engine.fromArray(layer.down, [layer.rank, layer.inFeatures], { label: `${layer.path}.lora_down` }),
-          engine.fromArray(up, [layer.outFeatures, layer.rank], { label: `${layer.path}.lora_up` }),
+          path,
+          engine.fromArray(layer.down, [rank, inFeatures], { label: `${path}.lora_down` }),
+          engine.fromArray(up, kernel ? [outFeatures, rank, 1, 1] : [outFeatures, rank], {
+            label: `${path}.lora_up`,
+          }),
+          kernel,
         ),
     );
   }
 
-  async forward(x: Tensor): Promise<Tensor> {
-    return ops.linear(await ops.linear(x, this.down), this.up);
+  async forward(x: Tensor, conv?: ConvCall): Promise<Tensor> {
+    const h = await down(x, this.down, this.kernel, conv);
+    return this.kernel ? ops.conv2d(h, this.up) : ops.linear(h, this.up);
   }
 
   release(): void {

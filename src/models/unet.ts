@@ -21,9 +21,12 @@ export interface UNetForwardOptions {
 /** A linear map inside the UNet that can carry an adapter (LoRA target). */
 export interface LinearTarget {
   path: string;
+  /** Linear: in features. Conv2d: Cin·kh·kw (an adapter's down matrix is [rank, Cin·kh·kw]). */
   inFeatures: number;
   outFeatures: number;
   block: 'down' | 'mid' | 'up';
+  /** [kh, kw] when the target is a Conv2d (LoCon); absent for a Linear. */
+  kernel?: [number, number];
 }
 
 /** Sinusoidal timestep embedding as diffusers' get_timestep_embedding (max_period 10000). */
@@ -98,16 +101,23 @@ export class UNet2DConditionModel {
     return new UNet2DConditionModel(engine, config, new ParameterStore(tensors));
   }
 
-  /** Every linear map an adapter can attach to, filtered by name patterns (default: attention projections). */
+  /**
+   * Every linear map and convolution inside the down/mid/up blocks an adapter can attach to, filtered by name
+   * patterns (default: the attention projections). Convolutions carry their kernel size.
+   */
   linearTargets(patterns: RegExp[] = [/\.attn[12]\.(to_q|to_k|to_v|to_out\.0)$/]): LinearTarget[] {
     const out: LinearTarget[] = [];
     for (const [name, t] of this.params.tensors) {
-      if (!name.endsWith('.weight') || t.rank !== 2) continue;
+      if (!name.endsWith('.weight') || (t.rank !== 2 && t.rank !== 4)) continue;
       const path = name.slice(0, -'.weight'.length);
       if (!patterns.some((re) => re.test(path))) continue;
       const block = /^(down|mid|up)_block/.exec(path)?.[1] as LinearTarget['block'] | undefined;
       if (!block) continue;
-      out.push({ path, inFeatures: t.shape[1], outFeatures: t.shape[0], block });
+      if (t.rank === 2) out.push({ path, inFeatures: t.shape[1], outFeatures: t.shape[0], block });
+      else {
+        const [cout, cin, kh, kw] = t.shape;
+        out.push({ path, inFeatures: cin * kh * kw, outFeatures: cout, block, kernel: [kh, kw] });
+      }
     }
     return out;
   }

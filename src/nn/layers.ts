@@ -14,9 +14,14 @@ export async function linear(p: ParameterStore, path: string, x: Tensor): Promis
   return ops.add(y, await adapter.forward(x));
 }
 
-export function conv2d(p: ParameterStore, path: string, x: Tensor, stride = 1): Promise<Tensor> {
+/** Conv2d with "same" padding, plus the adapter registered at `path`, if any (LoCon). */
+export async function conv2d(p: ParameterStore, path: string, x: Tensor, stride = 1): Promise<Tensor> {
   const w = p.get(`${path}.weight`);
-  return ops.conv2d(x, w, p.maybe(`${path}.bias`), { stride, padding: (w.shape[2] - 1) >> 1 });
+  const padding = (w.shape[2] - 1) >> 1;
+  const y = await ops.conv2d(x, w, p.maybe(`${path}.bias`), { stride, padding });
+  const adapter = p.adapters.get(path);
+  if (!adapter) return y;
+  return ops.add(y, await adapter.forward(x, { stride, padding }));
 }
 
 export function groupNorm(

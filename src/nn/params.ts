@@ -1,11 +1,20 @@
-// Parameters by diffusers name, and the adapter hook: a Linear (or 1×1 conv) at a module path can carry an
+// Parameters by diffusers name, and the adapter hook: a Linear or a Conv2d at a module path can carry an
 // adapter that adds to its output. nn knows nothing of what an adapter is (LoRA², fixed-rank LoRA, …).
 import type { Tensor } from '../tensor/tensor';
 
-/** Adds a learned update to a linear map's output: y = base(x) + adapter(x). */
+/** How the frozen convolution an adapter sits on is applied (the adapter's down conv uses the same). */
+export interface ConvCall {
+  stride: number;
+  padding: number;
+}
+
+/** Adds a learned update to a linear map's (or a convolution's) output: y = base(x) + adapter(x). */
 export interface LinearAdapter {
-  /** x is [..., inFeatures]; returns [..., outFeatures] to be added to the frozen output. */
-  forward(x: Tensor): Promise<Tensor>;
+  /**
+   * Linear: x is [..., inFeatures]; returns [..., outFeatures]. Conv2d (`conv` given): x is [B, Cin, H, W];
+   * returns [B, Cout, H', W'] like the frozen convolution. The result is added to the frozen output.
+   */
+  forward(x: Tensor, conv?: ConvCall): Promise<Tensor>;
 }
 
 export class ParameterStore {

@@ -5,13 +5,18 @@ import { adapterStateFromLayer, type AdapterTarget, type Lora2Settings } from '.
 import { Rng } from '../models/rng';
 import { CHECKPOINT_SCHEMA_VERSION, type TrainerCheckpoint } from './checkpoint';
 
-/** Every layer must sit on a linear of the model with the same shape. */
+/** Every layer must sit on a linear (or, with a kernel, a convolution) of the model with the same shape. */
 export function checkLayersFit(layers: LoraLayerWeights[], targets: readonly AdapterTarget[]): void {
   if (layers.length === 0) throw new LoraFormatError('the file has no LoRA layers');
   const byPath = new Map(targets.map((t) => [t.path, t]));
   for (const l of layers) {
     const t = byPath.get(l.path);
-    if (!t) throw new LoraFormatError(`${l.path}: this model has no such linear layer`);
+    if (!t) throw new LoraFormatError(`${l.path}: this model has no such linear or conv layer`);
+    const kind = (k?: [number, number]) => (k ? `a ${k[0]}×${k[1]} conv` : 'a linear');
+    if (kind(t.kernel) !== kind(l.kernel))
+      throw new LoraFormatError(
+        `${l.path}: the file's layer is ${kind(l.kernel)}, the model's ${kind(t.kernel)}`,
+      );
     if (t.inFeatures !== l.inFeatures || t.outFeatures !== l.outFeatures)
       throw new LoraFormatError(
         `${l.path}: the file's layer is ${l.outFeatures}×${l.inFeatures}, the model's ${t.outFeatures}×${t.inFeatures}`,

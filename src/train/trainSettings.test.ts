@@ -56,8 +56,15 @@ describe('train settings', () => {
   });
 
   it('fills missing or mistyped fields with defaults', () => {
-    const s = withDefaultSettings({ prompt: 'a <v1> mug', steps: 'many', maxRank: 32, mode: 'weird' });
+    const s = withDefaultSettings({
+      prompt: 'a <v1> mug',
+      steps: 'many',
+      maxRank: 32,
+      mode: 'weird',
+      layers: 'everything',
+    });
     expect(s).toEqual({ ...DEFAULT_TRAIN_SETTINGS, prompt: 'a <v1> mug', maxRank: 32 });
     expect(withDefaultSettings(undefined)).toEqual(DEFAULT_TRAIN_SETTINGS);
+    expect(withDefaultSettings({ layers: 'attention+conv' }).layers).toBe('attention+conv');
   });
 });

@@ -19,6 +19,7 @@ export const DEFAULT_TRAIN_SETTINGS: Readonly<TrainSettings> = Object.freeze({
   seed: 0,
   previewEvery: 100,
   checkpointEvery: 50,
+  layers: 'attention',
 });
 
 export type SettingsField = keyof TrainSettings;
@@ -121,5 +122,7 @@ export function withDefaultSettings(raw: Partial<Record<string, unknown>> | unde
     if (typeof v === typeof def && (typeof v !== 'number' || Number.isFinite(v))) out[k] = v;
   }
   if (out.mode !== 'lora2' && out.mode !== 'fixed') out.mode = DEFAULT_TRAIN_SETTINGS.mode;
+  if (out.layers !== 'attention' && out.layers !== 'attention+conv')
+    out.layers = DEFAULT_TRAIN_SETTINGS.layers;
   return out as unknown as TrainSettings;
 }

@@ -108,7 +108,7 @@ export class Trainer {
     }
     const targets = unet.linearTargets([/./]).filter((t) => matchesTargets(t.path, lora.targets));
     if (targets.length === 0)
-      throw new Error(`no UNet linear matches the LoRA targets ${lora.targets.join(', ')}`);
+      throw new Error(`no UNet linear or conv matches the LoRA targets ${lora.targets.join(', ')}`);
     const init = new Rng(config.seed ^ 0x5eed1e55);
     const adapters: Lora2Adapter[] = [];
     for (const t of targets) adapters.push(await Lora2Adapter.create(engine, t, lora, init.nextU32()));

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { matchesTargets, TARGET_PRESETS } from '../lora/adapter';
 import { DEFAULT_TRAIN_SETTINGS } from './trainSettings';
 import { contributionsInterval, trainerConfig } from './trainerConfig';
 
@@ -37,6 +38,17 @@ describe('trainerConfig', () => {
     expect(fixed.lora.fixedRank).toBe(8);
     const capped = trainerConfig('s', { ...DEFAULT_TRAIN_SETTINGS, maxRank: 3, initialRank: 4 });
     expect(capped.lora.initialRank).toBe(3);
+  });
+
+  it('layers: attention by default (and for sessions saved without the field), or attention + ResNet convs', () => {
+    const { layers: _omit, ...old } = DEFAULT_TRAIN_SETTINGS;
+    expect(trainerConfig('s', old).lora.targets).toEqual(TARGET_PRESETS.attention);
+    expect(trainerConfig('s', DEFAULT_TRAIN_SETTINGS).lora.targets).toEqual(TARGET_PRESETS.attention);
+    const locon = trainerConfig('s', { ...DEFAULT_TRAIN_SETTINGS, layers: 'attention+conv' }).lora.targets;
+    expect(locon).toEqual(TARGET_PRESETS['attention+conv']);
+    expect(matchesTargets('down_blocks.0.resnets.1.conv2', locon)).toBe(true);
+    expect(matchesTargets('down_blocks.0.resnets.1.conv_shortcut', locon)).toBe(false);
+    expect(matchesTargets('down_blocks.0.resnets.1.conv2', TARGET_PRESETS.attention)).toBe(false);
   });
 
   it('takes about 100 contribution snapshots a run, at most one a step', () => {

@@ -1,7 +1,7 @@
 // The studio's training settings (what a person edits) as the trainer's config (what the loop and the
 // adapters read): LoRA² prior and learning rates, or the fixed-rank baseline.
 import type { TrainSettings } from '../../workers/api';
-import { lora2Settings } from '../lora/adapter';
+import { lora2Settings, TARGET_PRESETS } from '../lora/adapter';
 import { DEFAULT_TRAINER_CONFIG, type TrainerConfig } from './trainer';
 
 /** Contribution snapshots (they read every A and B back) about 100 times a run, at most every step. */
@@ -26,6 +26,7 @@ export function trainerConfig(sessionId: string, s: TrainSettings): TrainerConfi
       priorRank: s.priorRank,
       rateSigma: s.priorSigma,
       quantile: s.quantile,
+      targets: TARGET_PRESETS[s.layers ?? 'attention'],
       ...(s.mode === 'fixed' ? { fixedRank: s.fixedRank } : {}),
     }),
   };

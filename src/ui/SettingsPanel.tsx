@@ -7,7 +7,7 @@ import { updateSettings } from './actions/session';
 import { isTraining, useStudio } from './studioStore';
 
 type NumericField = {
-  [K in keyof TrainSettings]: TrainSettings[K] extends number ? K : never;
+  [K in keyof TrainSettings]-?: TrainSettings[K] extends number ? K : never;
 }[keyof TrainSettings];
 
 function NumberField({
@@ -169,6 +169,18 @@ export function SettingsPanel() {
             <NumberField field="batchSize" label="Batch size" step={1} />
             <NumberField field="seed" label="Seed" step={1} />
             <NumberField field="checkpointEvery" label="Checkpoint every" step={1} />
+            <label className="field">
+              <span className="label">Layers</span>
+              <select
+                value={settings.layers ?? 'attention'}
+                data-testid="setting-layers"
+                onChange={(e) => updateSettings({ layers: e.target.value as 'attention' | 'attention+conv' })}
+              >
+                <option value="attention">attention (q, k, v, out)</option>
+                <option value="attention+conv">attention + ResNet convs (LoCon)</option>
+              </select>
+              <span className="default">LoCon: more of the subject&apos;s shape, larger file</span>
+            </label>
           </div>
           <Issues
             fields={[
