@@ -32,6 +32,8 @@ describe('studio sessions', () => {
     await page.getByTestId('setting-prompt').fill('a photo of corgi');
     expect(await page.getByTestId('issue-prompt').textContent()).toMatch(/identifier token/);
     await page.getByTestId('setting-prompt').fill('a photo of <v1> corgi');
+    await page.locator('summary', { hasText: 'Advanced' }).click();
+    await page.getByTestId('setting-layers').selectOption('attention+conv');
     await page.getByTestId('session-name').fill('Corgi');
     await page.getByTestId('session-name').press('Enter');
     await page.locator('[data-testid="settings-saved"][data-saved="true"]').waitFor();
@@ -43,6 +45,8 @@ describe('studio sessions', () => {
     expect(await page.getByTestId('setting-prompt').inputValue()).toBe('a photo of <v1> corgi');
     expect(await page.getByTestId('setting-steps').inputValue()).toBe('250');
     expect(await page.getByTestId('setting-priorSigma').inputValue()).toBe('0.15');
+    await page.locator('summary', { hasText: 'Advanced' }).click();
+    expect(await page.getByTestId('setting-layers').inputValue()).toBe('attention+conv');
     expect(await page.getByTestId('session-name').inputValue()).toBe('Corgi');
     // The fixed-rank switch persists too.
     await page.getByTestId('mode-switch').click();
