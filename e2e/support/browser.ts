@@ -17,11 +17,6 @@ export const CHROMIUM_FLAGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
-  // Without a GPU, an accelerated 2D canvas is rasterized by SwiftShader in the GPU process, which the tests
-  // run at nice 10 (yieldGpuProcess), so a chart redraw that waits on it stalls the page's main thread. Chrome on a
-  // machine without a usable GPU draws 2D canvases in software anyway. Charts e2e, 5 runs each beside a nice-10
-  // job: longest task 55–143 ms with this flag, 53–221 ms without.
-  '--disable-accelerated-2d-canvas',
 ];
 
 export interface Studio {
