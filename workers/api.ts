@@ -2,6 +2,7 @@
 // (structured-clone safe); callbacks are passed wrapped in Comlink.proxy.
 import type { GpuAdapterSummary, GpuCapabilities } from '../src/gpu/device';
 import type { SerializedGpuError } from '../src/gpu/errors';
+import type { TargetPreset } from '../src/lora/adapter';
 
 export interface GpuInfo {
   adapter: GpuAdapterSummary;
@@ -69,7 +70,7 @@ export interface TrainSettings {
    * Which layers get adapters: the attention projections, or those plus every ResNet 3×3 convolution (LoCon).
    * Absent in sessions saved before it existed: attention.
    */
-  layers?: 'attention' | 'attention+conv';
+  layers?: TargetPreset;
 }
 
 /** One photo, already decoded, oriented and cropped to the model's resolution (RGBA, row-major). */

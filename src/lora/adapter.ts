@@ -142,7 +142,7 @@ export function parseLora2Overrides(spec: string): Partial<Lora2Settings> {
 
 /** `--targets`: a preset name (attention, attention+conv) → the regex sources of the adapted layers. */
 export function targetPreset(name: string): readonly string[] {
-  if (name in TARGET_PRESETS) return TARGET_PRESETS[name as TargetPreset];
+  if (Object.hasOwn(TARGET_PRESETS, name)) return TARGET_PRESETS[name as TargetPreset];
   throw new Error(`--targets ${name}: expected one of ${Object.keys(TARGET_PRESETS).join(', ')}`);
 }
 
@@ -156,7 +156,7 @@ export interface AdapterTarget {
   kernel?: [number, number];
 }
 
-/** The target's own fields (a LinearTarget also carries its block). */
+/** The target's own fields (a LinearTarget also carries its block); an adapter keeps this copy as its target. */
 function targetOf(t: AdapterTarget): AdapterTarget {
   const { path, inFeatures, outFeatures, kernel } = t;
   return kernel
@@ -394,7 +394,7 @@ export class Lora2Adapter implements LinearAdapter {
 
   async state(): Promise<AdapterState> {
     return {
-      ...targetOf(this.target),
+      ...this.target,
       capacity: this.capacity,
       rank: this.rank,
       step: this.step,
@@ -590,7 +590,7 @@ export class Lora2Adapter implements LinearAdapter {
 
   /** This layer as a plain LoRA at rank D (the input of exportKohya/exportPeft). */
   async exportLayer(): Promise<LoraLayerWeights> {
-    return { ...targetOf(this.target), ...(await this.exportWeights()) };
+    return { ...this.target, ...(await this.exportWeights()) };
   }
 
   /** f(i)·‖B[:,i]‖·‖A[i,:]‖ for i < capacity (positions ≥ D contribute 0: they are masked). */

@@ -4,14 +4,24 @@
 import * as ops from '../autograd/ops';
 import type { AttentionPlan, ResnetPlan } from '../models/keys';
 import type { Tensor } from '../tensor/tensor';
-import type { ParameterStore } from './params';
+import type { ConvCall, ParameterStore } from './params';
+
+/** y plus the adapter registered at `path` applied to the layer's input x, if there is one. */
+async function withAdapter(
+  p: ParameterStore,
+  path: string,
+  x: Tensor,
+  y: Tensor,
+  conv?: ConvCall,
+): Promise<Tensor> {
+  const adapter = p.adapters.get(path);
+  if (!adapter) return y;
+  return ops.add(y, await adapter.forward(x, conv));
+}
 
 /** y = x·Wᵀ + b over the last dim, plus the adapter registered at `path`, if any. */
 export async function linear(p: ParameterStore, path: string, x: Tensor): Promise<Tensor> {
-  const y = await ops.linear(x, p.get(`${path}.weight`), p.maybe(`${path}.bias`));
-  const adapter = p.adapters.get(path);
-  if (!adapter) return y;
-  return ops.add(y, await adapter.forward(x));
+  return withAdapter(p, path, x, await ops.linear(x, p.get(`${path}.weight`), p.maybe(`${path}.bias`)));
 }
 
 /** Conv2d with "same" padding, plus the adapter registered at `path`, if any (LoCon). */
@@ -19,9 +29,7 @@ export async function conv2d(p: ParameterStore, path: string, x: Tensor, stride 
   const w = p.get(`${path}.weight`);
   const padding = (w.shape[2] - 1) >> 1;
   const y = await ops.conv2d(x, w, p.maybe(`${path}.bias`), { stride, padding });
-  const adapter = p.adapters.get(path);
-  if (!adapter) return y;
-  return ops.add(y, await adapter.forward(x, { stride, padding }));
+  return withAdapter(p, path, x, y, { stride, padding });
 }
 
 export function groupNorm(

@@ -66,5 +66,6 @@ describe('train settings', () => {
     expect(s).toEqual({ ...DEFAULT_TRAIN_SETTINGS, prompt: 'a <v1> mug', maxRank: 32 });
     expect(withDefaultSettings(undefined)).toEqual(DEFAULT_TRAIN_SETTINGS);
     expect(withDefaultSettings({ layers: 'attention+conv' }).layers).toBe('attention+conv');
+    expect(withDefaultSettings({ layers: 'toString' }).layers).toBe('attention');
   });
 });

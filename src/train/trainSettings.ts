@@ -1,6 +1,7 @@
 // Training settings as the studio offers them: the defaults of DESIGN.md §5 and the checks a person sees
 // next to each field before a run starts.
 import type { TrainSettings } from '../../workers/api';
+import { TARGET_PRESETS } from '../lora/adapter';
 
 /** DESIGN.md §5 "defaults that held up": k = 0.9, r₀ = 2, σ = 0.3, r_init = 4, R_max = 64, lr 3e-3 / 1e-2. */
 export const DEFAULT_TRAIN_SETTINGS: Readonly<TrainSettings> = Object.freeze({
@@ -122,7 +123,7 @@ export function withDefaultSettings(raw: Partial<Record<string, unknown>> | unde
     if (typeof v === typeof def && (typeof v !== 'number' || Number.isFinite(v))) out[k] = v;
   }
   if (out.mode !== 'lora2' && out.mode !== 'fixed') out.mode = DEFAULT_TRAIN_SETTINGS.mode;
-  if (out.layers !== 'attention' && out.layers !== 'attention+conv')
+  if (typeof out.layers !== 'string' || !Object.hasOwn(TARGET_PRESETS, out.layers))
     out.layers = DEFAULT_TRAIN_SETTINGS.layers;
   return out as unknown as TrainSettings;
 }

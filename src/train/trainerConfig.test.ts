@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { matchesTargets, TARGET_PRESETS } from '../lora/adapter';
+import { matchesTargets, TARGET_PRESETS, targetPreset } from '../lora/adapter';
 import { DEFAULT_TRAIN_SETTINGS } from './trainSettings';
 import { contributionsInterval, trainerConfig } from './trainerConfig';
 
@@ -49,6 +49,8 @@ describe('trainerConfig', () => {
     expect(matchesTargets('down_blocks.0.resnets.1.conv2', locon)).toBe(true);
     expect(matchesTargets('down_blocks.0.resnets.1.conv_shortcut', locon)).toBe(false);
     expect(matchesTargets('down_blocks.0.resnets.1.conv2', TARGET_PRESETS.attention)).toBe(false);
+    expect(targetPreset('attention+conv')).toEqual(locon);
+    expect(() => targetPreset('toString')).toThrow(/expected one of attention, attention\+conv/);
   });
 
   it('takes about 100 contribution snapshots a run, at most one a step', () => {

@@ -2,6 +2,7 @@
 // rank r₀, σ) or the fixed-rank baseline, and advanced fields; problems are shown beside each field.
 import { useState, type ReactNode } from 'react';
 import type { TrainSettings } from '../../workers/api';
+import type { TargetPreset } from '../lora/adapter';
 import { DEFAULT_TRAIN_SETTINGS, validateTrainSettings, type SettingsField } from '../train/trainSettings';
 import { updateSettings } from './actions/session';
 import { isTraining, useStudio } from './studioStore';
@@ -174,7 +175,7 @@ export function SettingsPanel() {
               <select
                 value={settings.layers ?? 'attention'}
                 data-testid="setting-layers"
-                onChange={(e) => updateSettings({ layers: e.target.value as 'attention' | 'attention+conv' })}
+                onChange={(e) => updateSettings({ layers: e.target.value as TargetPreset })}
               >
                 <option value="attention">attention (q, k, v, out)</option>
                 <option value="attention+conv">attention + ResNet convs (LoCon)</option>
