@@ -101,19 +101,20 @@ export function gpuProcessNices(profileDir: string): number[] {
  * and Chromium raises that process's main thread to nice -8. On a 2-core machine it then takes the CPU from
  * the page's main thread, and a 30 ms task of ours is measured as a 300 ms long task. On a real GPU that
  * work is not on the CPU at all. So the tests lower every thread of their own browser's GPU process to nice
- * GPU_PROCESS_NICE, checking each second for new threads: the page's main thread (nice 0) then runs when it
+ * GPU_PROCESS_NICE, checking each second for threads not at it: the page's main thread (nice 0) then runs when it
  * has work, as it would beside a hardware GPU, and the GPU work still gets all the CPU the page does not use.
  * Linux only; elsewhere, or without /proc, it does nothing.
  */
 function yieldGpuProcess(profileDir: string): ReturnType<typeof setInterval> | undefined {
   if (process.platform !== 'linux') return undefined;
-  const done = new Set<string>();
+  // Each pass reads every thread's nice value instead of remembering which were lowered: Chromium can raise a
+  // thread's priority again after we lowered it, and with pid_max 32768 a thread id can be reused.
   const pass = () => {
     for (const task of gpuProcessThreads(profileDir)) {
-      if (done.has(task)) continue;
+      const nice = threadNice(task);
+      if (nice === undefined || nice === GPU_PROCESS_NICE) continue;
       try {
         setPriority(Number(task.slice(task.lastIndexOf('/') + 1)), GPU_PROCESS_NICE);
-        done.add(task);
       } catch {
         // the thread ended meanwhile
       }
