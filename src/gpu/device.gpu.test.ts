@@ -1,8 +1,9 @@
 // The GPU layer on a real adapter (Dawn in Node): capabilities, typed compile errors, device loss, OOM.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
 import { acquireGpu, adapterName, compileShader, withGpuErrorScopes } from './device';
 import { DeviceLostError, GpuOutOfMemoryError, WebGpuUnavailableError, WgslCompileError } from './errors';
-import { acquireNodeGpu } from './node';
+import { acquireNodeGpu, DAWN_POLL_MS } from './node';
 import { NODE_TIER_NICE, ownThreadNices } from '../../scripts/thread-nice';
 import { testGpu } from './testing';
 
@@ -79,4 +80,100 @@ describe('gpu device (Node, Dawn)', () => {
     expect(err.reason).toBe('no-adapter');
     expect(err.advice).toMatch(/driver/);
   });
+
+  it.runIf(process.platform === 'linux')(
+    'sleeps, rather than spins, the JS thread while it awaits GPU work (Dawn ticks throttled)',
+    async () => {
+      const { device } = await testGpu();
+      // One long-running dispatch: every invocation loops `n` times on a value the compiler cannot fold.
+      const module = await compileShader(
+        device,
+        'busy-loop',
+        `@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+         @group(0) @binding(1) var<uniform> n: u32;
+         @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3u) {
+           var x = f32(id.x);
+           for (var i = 0u; i < n; i++) { x = fract(x * 1.0001 + 0.37); }
+           out[id.x] = x;
+         }`,
+      );
+      const pipeline = device.createComputePipeline({
+        layout: 'auto',
+        compute: { module, entryPoint: 'main' },
+      });
+      const out = device.createBuffer({ size: 4096 * 4, usage: GPUBufferUsage.STORAGE });
+      const n = device.createBuffer({ size: 4, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      const bind = device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: out } },
+          { binding: 1, resource: { buffer: n } },
+        ],
+      });
+      // CPU time (clock ticks) of this process's JS thread and of all its threads (the driver's included).
+      const ticks = (tid: string | number) => {
+        try {
+          const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          return Number(f[11]) + Number(f[12]);
+        } catch {
+          return 0; // the thread ended
+        }
+      };
+      const cpu = () => ({
+        js: ticks(process.pid),
+        all: readdirSync('/proc/self/task').reduce((sum, tid) => sum + ticks(tid), 0),
+      });
+      const run = async (iterations: number) => {
+        device.queue.writeBuffer(n, 0, new Uint32Array([iterations]));
+        const enc = device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bind);
+        pass.dispatchWorkgroups(4096 / 64);
+        pass.end();
+        device.queue.submit([enc.finish()]);
+        // Dawn's binding took the global setImmediate when the device was created; the throttle sends its
+        // ticks on to the global setTimeout, which it looks up on every call: count those.
+        const spy = vi.spyOn(globalThis, 'setTimeout');
+        const t0 = performance.now();
+        const c0 = cpu();
+        let polls: number;
+        try {
+          await device.queue.onSubmittedWorkDone();
+        } finally {
+          // Count before the restore, which clears the record.
+          polls = spy.mock.calls.filter((args) => args[1] === DAWN_POLL_MS && args.length === 2).length;
+          spy.mockRestore();
+        }
+        const c1 = cpu();
+        return {
+          ms: performance.now() - t0,
+          polls,
+          js: c1.js - c0.js,
+          driver: c1.all - c1.js - (c0.all - c0.js),
+        };
+      };
+      // Grow the loop until one wait lasts at least a second (clock ticks are 10 ms).
+      let iterations = 1 << 14;
+      let r = await run(iterations);
+      while (r.ms < 1000 && iterations < 1 << 30) {
+        iterations *= Math.min(16, Math.max(2, Math.ceil(1200 / Math.max(r.ms, 1))));
+        r = await run(iterations);
+      }
+      console.log(
+        `[gpu tier] a ${r.ms.toFixed(0)} ms GPU wait: ${r.polls} Dawn ticks; CPU: JS thread ${r.js * 10} ms, ` +
+          `the driver's threads ${r.driver * 10} ms`,
+      );
+      out.destroy();
+      n.destroy();
+      expect(r.ms).toBeGreaterThanOrEqual(1000);
+      // The wait was polled on the timer, at most about once a millisecond...
+      expect(r.polls).toBeGreaterThan(0);
+      expect(r.polls / r.ms).toBeLessThan(1.5);
+      // ...so the JS thread mostly slept. Back-to-back setImmediate ticks keep it busy for most of the wait
+      // when the machine is otherwise idle (under load from other processes both figures drop).
+      expect((r.js * 10) / r.ms).toBeLessThan(0.25);
+    },
+  );
 });
