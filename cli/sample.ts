@@ -1,14 +1,18 @@
 // npm run sample -- --prompt "dog face" --seed 1 --out out.png [--steps 25] [--guidance 4] [--sampler ddim|euler-a]
-// [--model public/models/emoji-tiny] [--grid prompts.txt --seeds 1,2]: renders with the default model on Dawn.
-import { writeFile } from 'node:fs/promises';
+// [--model public/models/emoji-tiny] [--grid prompts.txt --seeds 1,2] [--lora FILE --lora-strength 0,1]: renders
+// with the default model on Dawn, optionally with a kohya or PEFT LoRA file (e.g. from `npm run train`). Several
+// strengths render the whole set once per strength (0 = the base model), one grid row per prompt × strength.
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { adapterName } from '../src/gpu/device';
 import { imageGrid, upscale } from '../src/io/imageGrid';
+import { importLora } from '../src/io/lora';
 import { encodePng, type RgbaImage } from '../src/io/png';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
 import { Engine } from '../src/tensor/engine';
+import { attachLora, checkLayersFit } from '../src/train/loraCheckpoint';
 
 const { values } = parseArgs({
   options: {
@@ -23,8 +27,16 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'out.png' },
     grid: { type: 'string' },
     scale: { type: 'string', default: '4' },
+    lora: { type: 'string' },
+    'lora-strength': { type: 'string', default: '1' },
   },
 });
+
+const strengths = values['lora-strength']!.split(',').map(Number);
+if (strengths.some((s) => !Number.isFinite(s))) {
+  console.error(`--lora-strength: numbers, comma-separated (got "${values['lora-strength']}")`);
+  process.exit(1);
+}
 
 const gpu = await acquireNodeGpu();
 console.log(`adapter: ${adapterName(gpu.adapter)}`);
@@ -32,6 +44,27 @@ const engine = new Engine(gpu);
 const t0 = performance.now();
 const model = await DiffusionModel.load(engine, new DirectoryFolder(values.model!));
 console.log(`model ${values.model} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+// The file is read and checked against the model before anything renders.
+let layers: Awaited<ReturnType<typeof importLora>>['layers'] | undefined;
+if (values.lora) {
+  try {
+    const file = await importLora(
+      new Uint8Array(await readFile(values.lora)),
+      model.unet.linearTargets([/./]).map((t) => t.path),
+    );
+    layers = file.layers;
+    checkLayersFit(layers, model.unet.linearTargets([/./]));
+    const ranks = layers.map((l) => l.rank);
+    console.log(
+      `LoRA ${values.lora}: ${file.format}, ${layers.length} layers, ranks ${Math.min(...ranks)}–${Math.max(...ranks)}`,
+    );
+  } catch (e) {
+    console.error(`${values.lora}: ${(e as Error).message}`);
+    process.exit(1);
+  }
+}
+const runs = layers ? strengths : [undefined];
 
 const prompts = values.grid
   ? (await import('node:fs'))
@@ -45,32 +78,37 @@ const sampler = values.sampler === 'euler-a' ? 'euler-a' : 'ddim';
 const images: RgbaImage[] = [];
 const start = performance.now();
 let done = 0;
-const total = prompts.length * seeds.length;
-for (const prompt of prompts) {
-  for (const seed of seeds) {
-    const img = await model.generate({
-      prompt,
-      negativePrompt: values.negative,
-      seed,
-      steps: Number(values.steps),
-      guidance: Number(values.guidance),
-      sampler,
-      onStep: (s, n) => {
-        const elapsed = (performance.now() - start) / 1000;
-        const frac = (done + s / n) / total;
-        const eta = frac > 0 ? elapsed / frac - elapsed : 0;
-        process.stdout.write(
-          `\r[${done + 1}/${total}] "${prompt}" seed ${seed} step ${s}/${n}  ${elapsed.toFixed(0)} s, ETA ${eta.toFixed(0)} s   `,
-        );
-      },
-    });
-    images.push(img);
-    done++;
+const total = runs.length * prompts.length * seeds.length;
+for (const strength of runs) {
+  const detach = layers && strength ? await attachLora(model.unet, layers, strength) : undefined;
+  const tag = strength === undefined ? '' : ` LoRA ×${strength}`;
+  for (const prompt of prompts) {
+    for (const seed of seeds) {
+      const img = await model.generate({
+        prompt,
+        negativePrompt: values.negative,
+        seed,
+        steps: Number(values.steps),
+        guidance: Number(values.guidance),
+        sampler,
+        onStep: (s, n) => {
+          const elapsed = (performance.now() - start) / 1000;
+          const frac = (done + s / n) / total;
+          const eta = frac > 0 ? elapsed / frac - elapsed : 0;
+          process.stdout.write(
+            `\r[${done + 1}/${total}] "${prompt}"${tag} seed ${seed} step ${s}/${n}  ${elapsed.toFixed(0)} s, ETA ${eta.toFixed(0)} s   `,
+          );
+        },
+      });
+      images.push(img);
+      done++;
+    }
   }
+  detach?.();
 }
 process.stdout.write('\n');
 const scale = Number(values.scale);
-const out = values.grid ? imageGrid(images, seeds.length, scale) : upscale(images[0], scale);
+const out = images.length > 1 ? imageGrid(images, seeds.length, scale) : upscale(images[0], scale);
 await writeFile(values.out!, await encodePng(out));
 console.log(`wrote ${values.out} (${out.width}×${out.height})`);
 process.exit(0);

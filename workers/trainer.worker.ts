@@ -5,13 +5,13 @@ import { acquireBrowserGpu } from '../src/gpu/browser';
 import { adapterName, compileShader, type Gpu } from '../src/gpu/device';
 import { serializeGpuError } from '../src/gpu/errors';
 import { exportKohya, exportPeft, importLora as readLoraFile } from '../src/io/lora';
-import { lora2Settings, PlainLoraAdapter, plainLayerFromState } from '../src/lora/adapter';
+import { lora2Settings, plainLayerFromState } from '../src/lora/adapter';
 import { UrlFolder } from '../src/models/folder';
 import { DiffusionModel } from '../src/models/pipeline';
 import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { idbCheckpointStore } from '../src/train/checkpoint';
-import { checkLayersFit, checkpointFromLora } from '../src/train/loraCheckpoint';
+import { attachLora, checkLayersFit, checkpointFromLora } from '../src/train/loraCheckpoint';
 import { DB_NAME, STORE_NAME } from '../src/train/sessionStore';
 import { rgbaToModelInput, Trainer } from '../src/train/trainer';
 import { trainerConfig } from '../src/train/trainerConfig';
@@ -248,16 +248,7 @@ async function sessionLayers(sessionId: string) {
 /** Attaches the session's LoRA to the UNet at `strength`; returns the detach. */
 async function attachSessionLora(m: DiffusionModel, sessionId: string, strength: number) {
   const { layers } = await sessionLayers(sessionId);
-  checkLayersFit(layers, m.unet.linearTargets([/./]));
-  const adapters: PlainLoraAdapter[] = [];
-  for (const l of layers) adapters.push(await PlainLoraAdapter.create(m.unet.engine, l, strength));
-  for (const a of adapters) m.unet.params.adapters.set(a.path, a);
-  return () => {
-    for (const a of adapters) {
-      if (m.unet.params.adapters.get(a.path) === a) m.unet.params.adapters.delete(a.path);
-      a.release();
-    }
-  };
+  return attachLora(m.unet, layers, strength);
 }
 
 const api: TrainerImplementation = {

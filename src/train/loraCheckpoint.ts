@@ -1,7 +1,13 @@
 // An imported LoRA file (kohya or PEFT) as a session's checkpoint: each layer becomes a fresh adapter state
 // whose export is the file's ΔW, so sampling, export and further training treat it like a trained one.
 import { LoraFormatError, type LoraLayerWeights } from '../io/lora';
-import { adapterStateFromLayer, type AdapterTarget, type Lora2Settings } from '../lora/adapter';
+import {
+  adapterStateFromLayer,
+  PlainLoraAdapter,
+  type AdapterTarget,
+  type Lora2Settings,
+} from '../lora/adapter';
+import type { UNet2DConditionModel } from '../models/unet';
 import { Rng } from '../models/rng';
 import { CHECKPOINT_SCHEMA_VERSION, type TrainerCheckpoint } from './checkpoint';
 
@@ -22,6 +28,27 @@ export function checkLayersFit(layers: LoraLayerWeights[], targets: readonly Ada
         `${l.path}: the file's layer is ${l.outFeatures}×${l.inFeatures}, the model's ${t.outFeatures}×${t.inFeatures}`,
       );
   }
+}
+
+/**
+ * Attaches finished LoRA layers (scales folded in) to the UNet at `strength` (0 = off, 1 = as trained);
+ * returns the detach, which also frees their GPU buffers. Checks first that every layer fits the model.
+ */
+export async function attachLora(
+  unet: UNet2DConditionModel,
+  layers: LoraLayerWeights[],
+  strength: number,
+): Promise<() => void> {
+  checkLayersFit(layers, unet.linearTargets([/./]));
+  const adapters: PlainLoraAdapter[] = [];
+  for (const l of layers) adapters.push(await PlainLoraAdapter.create(unet.engine, l, strength));
+  for (const a of adapters) unet.params.adapters.set(a.path, a);
+  return () => {
+    for (const a of adapters) {
+      if (unet.params.adapters.get(a.path) === a) unet.params.adapters.delete(a.path);
+      a.release();
+    }
+  };
 }
 
 /**
