@@ -5,7 +5,10 @@ studio's personalization needs on a given base model, in minutes instead of lava
         --targets attn --conv --rank 16 --batch 4 --steps 600 --out docs/x.png
 
 Targets: `attn` (to_q/to_k/to_v/to_out.0, the studio's default), `all` (every Linear in the blocks), plus
-`--conv` for the 3×3 convolutions of every ResNet block (the studio's `attention+conv`). The grid has four rows
+`--conv` for the 3×3 convolutions of every ResNet block (the studio's `attention+conv`). `--lora2` trains LoRA²
+adapters instead (DESIGN.md §5: importance f(i) = e^{-λi}(1 - e^{-λ}), λ = softplus(ρ), rank D at quantile mass k,
+Gaussian rate and weight priors scaled by 1/N with N = photos·C·H·W as in the studio's trainer), with capacity
+fixed at `--max-rank` (no chunked growth: positions ≥ D are masked, which is what the function sees). The grid has four rows
 over four seeds: the photos, the base model, the LoRA with the prompt, and the LoRA with `--other` (to show
 how far the LoRA leaks into other prompts). DDIM 25 steps, guidance 7.5 (`sample.py`).
 """
@@ -56,6 +59,45 @@ class LoCon(nn.Module):
         return self.base(x) + self.s * F.conv2d(d, self.B)
 
 
+def effective_rank(lam, k, max_rank):
+    return max(1, min(max_rank, math.ceil(math.log(1 / (1 - k)) / lam)))
+
+
+class LoRA2(nn.Module):
+    """y = base(x) + s·up_B[:, :D](f[:D] ⊙ down_A[:D](x)), on a Linear or (LoCon) a Conv2d."""
+
+    def __init__(self, base, a):
+        super().__init__()
+        self.base, self.s, self.k, self.max_rank = base, a.scale, a.quantile, a.max_rank
+        conv = isinstance(base, nn.Conv2d)
+        fan = base.in_channels * base.kernel_size[0] * base.kernel_size[1] if conv else base.in_features
+        shape = (a.max_rank, base.in_channels, *base.kernel_size) if conv else (a.max_rank, base.in_features)
+        self.A = nn.Parameter(torch.randn(shape) / math.sqrt(fan))
+        out = base.out_channels if conv else base.out_features
+        self.B = nn.Parameter(torch.zeros((out, a.max_rank, 1, 1) if conv else (out, a.max_rank)))
+        lam0 = math.log(1 / (1 - a.quantile)) / a.initial_rank
+        self.rho = nn.Parameter(torch.tensor(math.log(math.expm1(lam0))))
+
+    def lam(self):
+        return F.softplus(self.rho)
+
+    def rank(self):
+        return effective_rank(float(self.lam()), self.k, self.max_rank)
+
+    def forward(self, x):
+        d, lam = self.rank(), self.lam()
+        f = torch.exp(-lam * torch.arange(d, dtype=torch.float32)) * (1 - torch.exp(-lam))
+        if isinstance(self.base, nn.Conv2d):
+            h = F.conv2d(x, self.A[:d], None, self.base.stride, self.base.padding) * f.view(1, -1, 1, 1)
+            return self.base(x) + self.s * F.conv2d(h, self.B[:, :d])
+        return self.base(x) + self.s * F.linear(f * F.linear(x, self.A[:d]), self.B[:, :d])
+
+    def prior(self, mu, sigma, weight_sigma):
+        d = self.rank()
+        w = (self.A[:d] ** 2).sum() + (self.B[:, :d] ** 2).sum()
+        return (self.lam() - mu) ** 2 / (2 * sigma**2) + w / (2 * weight_sigma**2)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--photos', required=True, help='folder of the subject photos (PNG, at the model resolution)')
@@ -71,6 +113,14 @@ def main():
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--out', required=True)
+    ap.add_argument('--lora2', action='store_true', help='LoRA² adapters (adaptive rank) instead of fixed rank')
+    ap.add_argument('--scale', type=float, default=1.0, help='LoRA²: output scale s')
+    ap.add_argument('--initial-rank', type=int, default=4)
+    ap.add_argument('--max-rank', type=int, default=64)
+    ap.add_argument('--quantile', type=float, default=0.9)
+    ap.add_argument('--prior-rank', type=float, default=2)
+    ap.add_argument('--rate-sigma', type=float, default=0.3)
+    ap.add_argument('--rate-lr', type=float, default=1e-2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -90,11 +140,14 @@ def main():
         for child_name, child in list(mod.named_children()):
             full = f'{name}.{child_name}' if name else child_name
             if wanted(full, child):
-                ad = (LoCon if isinstance(child, nn.Conv2d) else LoRA)(child, a.rank, 1.0)
+                if a.lora2:
+                    ad = LoRA2(child, a)
+                else:
+                    ad = (LoCon if isinstance(child, nn.Conv2d) else LoRA)(child, a.rank, 1.0)
                 setattr(mod, child_name, ad)
                 adapters.append(ad)
     params = [p for ad in adapters for p in (ad.A, ad.B)]
-    n_conv = sum(isinstance(ad, LoCon) for ad in adapters)
+    n_conv = sum(isinstance(ad.base, nn.Conv2d) for ad in adapters)
     print(f'{len(adapters)} adapters ({n_conv} conv), {sum(p.numel() for p in params)} parameters', flush=True)
 
     files = sorted(glob.glob(os.path.join(a.photos, '*.png')))
@@ -106,6 +159,10 @@ def main():
     with torch.no_grad():
         cond = text(tok([a.prompt]))
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0)
+    if a.lora2:
+        rate_opt = torch.optim.Adam([ad.rho for ad in adapters], lr=a.rate_lr)
+        n_data = imgs.numel()  # photos·C·H·W: the loss is a per-element mean (the studio's datasetSize)
+        mu = math.log(1 / (1 - a.quantile)) / a.prior_rank
     t0, ema = time.time(), None
     for step in range(1, a.steps + 1):
         x0 = imgs[torch.randint(0, len(imgs), (a.batch,))]
@@ -115,12 +172,19 @@ def main():
         ab = acp[t].view(-1, 1, 1, 1)
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         loss = ((unet(xt, t.float(), cond.expand(a.batch, -1, -1)) - noise) ** 2).mean()
+        total = loss
+        if a.lora2:
+            total = loss + sum(ad.prior(mu, a.rate_sigma, 1.0) for ad in adapters) / n_data
+            rate_opt.zero_grad()
         opt.zero_grad()
-        loss.backward()
+        total.backward()
         opt.step()
+        if a.lora2:
+            rate_opt.step()
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
         if step % 50 == 0:
-            print(f'step {step} loss (EMA) {ema:.4f} {time.time() - t0:.0f}s', flush=True)
+            ranks = f' ranks {sorted(ad.rank() for ad in adapters)}' if a.lora2 else ''
+            print(f'step {step} loss (EMA) {ema:.4f} {time.time() - t0:.0f}s{ranks}', flush=True)
 
     seeds = [1, 2, 3, 4]
     noise = torch.stack([torch.randn(3, imgs.shape[2], imgs.shape[3], generator=torch.Generator().manual_seed(s))
