@@ -4,7 +4,7 @@
 // The same benchmark inside Chromium: npm run bench:kernels:chromium (cli/bench-kernels-chromium.ts).
 import os from 'node:os';
 import { adapterName } from '../src/gpu/device';
-import { acquireNodeGpu, nodeGpuEntry } from '../src/gpu/node';
+import { acquireNodeGpu, dawnPolling, nodeGpuEntry } from '../src/gpu/node';
 import { MATMUL_TILING } from '../src/kernels/matmul';
 import { ortLabel, parseKernelBenchArgs, reportTable, runKernelBench, TIMING_NOTE } from './bench/kernels';
 import { createOrtRunner, type OrtRunner } from './bench/ort';
@@ -29,6 +29,7 @@ async function main(): Promise<void> {
 - host: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), load average ${load0[0].toFixed(1)} at start, ${load1[0].toFixed(1)} at end; Node ${process.version}
 - ORT: onnxruntime-web ${ort ? `${ort.ep} EP` : 'not run'}${ort?.fallbackReason ? ` — WebGPU EP failed: ${ort.fallbackReason}` : ''}
 - fast matmul tiling: ${JSON.stringify(MATMUL_TILING)}
+- Dawn's wait for GPU work: ${dawnPolling() === 'spin' ? 'back-to-back setImmediate ticks (LORA2_DAWN_POLL=spin)' : 'polled on a 1 ms timer (up to ~1 ms added to each measured wait; LORA2_DAWN_POLL=spin for short kernels on a real GPU)'}
 ${TIMING_NOTE(opts.reps)}
 
 ${reportTable(rows, ortLabel(ort))}

@@ -1,6 +1,6 @@
 // How the Node entry routes Dawn's wait ticks (no GPU needed: the routing is plain JS).
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DAWN_POLL_MS, throttleDawnPolling } from './node';
+import { DAWN_POLL_MS, dawnPolling, throttleDawnPolling } from './node';
 
 describe('throttleDawnPolling', () => {
   afterEach(() => vi.restoreAllMocks());
@@ -40,5 +40,18 @@ describe('throttleDawnPolling', () => {
     const first = globalThis.setImmediate;
     throttleDawnPolling();
     expect(globalThis.setImmediate).toBe(first);
+  });
+
+  it('keeps Dawn spinning only when LORA2_DAWN_POLL=spin asks for it', () => {
+    const before = process.env.LORA2_DAWN_POLL;
+    try {
+      delete process.env.LORA2_DAWN_POLL;
+      expect(dawnPolling()).toBe('timer');
+      process.env.LORA2_DAWN_POLL = 'spin';
+      expect(dawnPolling()).toBe('spin');
+    } finally {
+      if (before === undefined) delete process.env.LORA2_DAWN_POLL;
+      else process.env.LORA2_DAWN_POLL = before;
+    }
   });
 });

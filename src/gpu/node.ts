@@ -19,6 +19,14 @@ function isNativeFunction(fn: unknown): boolean {
 }
 
 /**
+ * `timer` (default) or `spin` (LORA2_DAWN_POLL=spin: Dawn's own back-to-back ticks, for timing short kernels on a
+ * real GPU, where a spare core is cheap and a millisecond per wait is not).
+ */
+export function dawnPolling(): 'timer' | 'spin' {
+  return process.env.LORA2_DAWN_POLL === 'spin' ? 'spin' : 'timer';
+}
+
+/**
  * While any mapAsync/onSubmittedWorkDone promise is pending, Dawn's Node binding re-queues a tick with the global
  * `setImmediate` after every tick, which spins the JS thread at 100% until the GPU is done. On a software adapter
  * that thread takes CPU from the driver's shader threads (a batch-4 training step spent ~40% of the process's CPU
@@ -45,7 +53,7 @@ export function nodeGpuEntry(): GPU {
   if (!entry) {
     // WebGPU constants (GPUBufferUsage, GPUShaderStage, ...) are globals in browsers; Dawn ships them here.
     Object.assign(globalThis, globals);
-    throttleDawnPolling();
+    if (dawnPolling() === 'timer') throttleDawnPolling();
     const flags: string[] = [];
     const backend = process.env.LORA2_DAWN_BACKEND;
     if (backend) flags.push(`backend=${backend}`);
