@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { adapterName } from '../src/gpu/device';
 import { imageGrid, upscale } from '../src/io/imageGrid';
-import { importLora } from '../src/io/lora';
+import { importLora, type LoraLayerWeights } from '../src/io/lora';
 import { encodePng, type RgbaImage } from '../src/io/png';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
@@ -46,15 +46,16 @@ const model = await DiffusionModel.load(engine, new DirectoryFolder(values.model
 console.log(`model ${values.model} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
 // The file is read and checked against the model before anything renders.
-let layers: Awaited<ReturnType<typeof importLora>>['layers'] | undefined;
+let layers: LoraLayerWeights[] | undefined;
 if (values.lora) {
   try {
+    const targets = model.unet.linearTargets([/./]);
     const file = await importLora(
       new Uint8Array(await readFile(values.lora)),
-      model.unet.linearTargets([/./]).map((t) => t.path),
+      targets.map((t) => t.path),
     );
     layers = file.layers;
-    checkLayersFit(layers, model.unet.linearTargets([/./]));
+    checkLayersFit(layers, targets);
     const ranks = layers.map((l) => l.rank);
     console.log(
       `LoRA ${values.lora}: ${file.format}, ${layers.length} layers, ranks ${Math.min(...ranks)}–${Math.max(...ranks)}`,
