@@ -111,7 +111,7 @@ describe('studio training flow (fake trainer)', () => {
     expect(download.suggestedFilename()).toMatch(/-lora2-kohya\.safetensors$/);
   });
 
-  it('generates into the gallery, kept across reloads', async () => {
+  it('generates into the gallery (a before/after pair too), kept across reloads', async () => {
     const { page } = studio;
     await page.getByTestId('tab-generate').click();
     const before = await page.getByTestId('gallery-item').count();
@@ -121,9 +121,23 @@ describe('studio training flow (fake trainer)', () => {
     expect(await page.getByTestId('gallery-item').first().textContent()).toMatch(
       /seed 7 · 25 steps · ddim · LoRA 1/,
     );
+
+    // Before/after: the same request once more without the LoRA, both kept, shown side by side.
+    const compare = page.getByTestId('gen-compare');
+    await page.locator('label.switch', { has: compare }).click(); // the styled track covers the checkbox
+    expect(await compare.isChecked()).toBe(true);
+    await page.getByTestId('generate').click();
+    await expect.poll(() => page.getByTestId('gallery-item').count(), { timeout: 30_000 }).toBe(before + 3);
+    const pair = page.getByTestId('gen-result').locator('figcaption');
+    expect(await pair.allTextContents()).toEqual([
+      expect.stringMatching(/^With the LoRA · .*seed 7 · 25 steps · ddim · LoRA 1$/),
+      expect.stringMatching(/^Base model · .*seed 7 · 25 steps · ddim$/),
+    ]);
+    await screenshot(page, 'flow-generate-compare');
+
     await page.reload();
     await page.getByTestId('tab-generate').click();
-    await expect.poll(() => page.getByTestId('gallery-item').count(), { timeout: 30_000 }).toBe(before + 1);
+    await expect.poll(() => page.getByTestId('gallery-item').count(), { timeout: 30_000 }).toBe(before + 3);
     await screenshot(page, 'flow-generate');
   });
 

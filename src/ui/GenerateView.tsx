@@ -36,23 +36,30 @@ export function GenerateView() {
     loraStrength: 1,
     sampler: 'ddim' as GenerateRequest['sampler'],
     useLora: true,
+    compare: false,
   }));
   const set = (patch: Partial<typeof form>) => setForm((f) => ({ ...f, ...patch }));
   const canGenerate = caps?.has('generate') ?? false;
-  const latest = samples.find((s) => s.n === gen.latest);
+  const latest = (gen.latest ?? [])
+    .map((n) => samples.find((s) => s.n === n))
+    .filter((s): s is SampleItem => s !== undefined);
+  const withLora = form.useLora && trained;
   const gallery = [...samples].reverse();
 
   const submit = () =>
-    void generateImage({
-      prompt: form.prompt,
-      negativePrompt: form.negativePrompt || undefined,
-      seed: form.seed,
-      steps: form.steps,
-      guidance: form.guidance,
-      sampler: form.sampler,
-      sessionId: form.useLora && trained ? session?.id : undefined,
-      loraStrength: form.useLora ? form.loraStrength : 0,
-    });
+    void generateImage(
+      {
+        prompt: form.prompt,
+        negativePrompt: form.negativePrompt || undefined,
+        seed: form.seed,
+        steps: form.steps,
+        guidance: form.guidance,
+        sampler: form.sampler,
+        sessionId: withLora ? session?.id : undefined,
+        loraStrength: form.useLora ? form.loraStrength : 0,
+      },
+      { compare: withLora && form.compare },
+    );
 
   return (
     <div className="generate-view" data-testid="generate-view">
@@ -152,6 +159,19 @@ export function GenerateView() {
             onChange={(e) => set({ loraStrength: Number(e.target.value) })}
           />
         </Field>
+        <label className="switch">
+          <input
+            type="checkbox"
+            checked={withLora && form.compare}
+            disabled={!withLora}
+            data-testid="gen-compare"
+            onChange={(e) => set({ compare: e.target.checked })}
+          />
+          <span className="track" />
+          <span>
+            Before / after <small>also render the base model with the same seed</small>
+          </span>
+        </label>
         <button
           className="primary"
           onClick={submit}
@@ -178,11 +198,18 @@ export function GenerateView() {
             </div>
           </div>
         ) : null}
-        {latest ? (
-          <figure className="result">
-            <img src={latest.url} alt={latest.prompt} className="pixelated" />
-            <figcaption>{caption(latest)}</figcaption>
-          </figure>
+        {latest.length ? (
+          <div className={latest.length > 1 ? 'result-pair' : undefined} data-testid="gen-result">
+            {latest.map((s, i) => (
+              <figure className="result" key={s.n}>
+                <img src={s.url} alt={s.prompt} className="pixelated" />
+                <figcaption>
+                  {latest.length > 1 ? <strong>{i === 0 ? 'With the LoRA' : 'Base model'} · </strong> : null}
+                  {caption(s)}
+                </figcaption>
+              </figure>
+            ))}
+          </div>
         ) : (
           <p className="muted">Your image appears here.</p>
         )}

@@ -70,7 +70,14 @@ export interface StudioState {
   /** The session has a LoRA checkpoint to generate with: trained steps, or a LoRA file imported into it. */
   adapterReady: boolean;
   samples: SampleItem[];
-  generating: { busy: boolean; step: number; total: number; error?: ReadableError; latest?: number };
+  generating: {
+    busy: boolean;
+    step: number;
+    total: number;
+    error?: ReadableError;
+    /** Sample numbers of the last result: one image, or [with the LoRA, base model] for a before/after. */
+    latest?: number[];
+  };
   sessions: { items: SessionListItem[]; usage?: number; quota?: number; orphans: string[]; loading: boolean };
   /** One page-wide message (a full disk, an import that failed). */
   notice?: ReadableError & { id: number; info: boolean };

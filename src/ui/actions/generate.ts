@@ -11,45 +11,56 @@ import { trainer } from '../trainerClient';
 import { requireTrainerMethod } from '../trainerCaps';
 import { sampleItem } from './session';
 
-export async function generateImage(req: GenerateRequest): Promise<void> {
+/**
+ * Renders `req` into the session's gallery. With `compare`, renders it a second time without the LoRA (same
+ * seed and settings): a before/after pair, shown side by side.
+ */
+export async function generateImage(req: GenerateRequest, opts: { compare?: boolean } = {}): Promise<void> {
   const session = useStudio.getState().session;
   if (!session || useStudio.getState().generating.busy) return;
+  const requests = [req];
+  if (opts.compare && req.sessionId) requests.push({ ...req, sessionId: undefined, loraStrength: 0 });
   let step = 0;
-  let total = req.steps;
+  let total = req.steps * requests.length;
   const setGen = (g: Partial<ReturnType<typeof useStudio.getState>['generating']>) =>
     useStudio.setState((s) => ({ generating: { ...s.generating, ...g } }));
   const report = throttle(() => setGen({ step, total }), 250);
+  const made: number[] = [];
   try {
     await requireTrainerMethod('generate');
     setGen({ busy: true, step: 0, total, error: undefined });
-    const img = await trainer().generate(
-      req,
-      Comlink.proxy((s: number, t: number) => {
-        step = s;
-        total = t;
-        report.call();
-      }),
-    );
+    for (const [k, r] of requests.entries()) {
+      const img = await trainer().generate(
+        r,
+        Comlink.proxy((s: number, t: number) => {
+          step = k * t + s;
+          total = t * requests.length;
+          report.call();
+        }),
+      );
+      const image = await rgbaToPng(img.rgba, img.width, img.height);
+      const rec = {
+        kind: 'generated' as const,
+        prompt: r.prompt,
+        request: r,
+        width: img.width,
+        height: img.height,
+        image,
+      };
+      const n = await sessionStore.addSample(session.id, rec);
+      made.push(n);
+      const item = sampleItem(n, { ...rec, schemaVersion: 0, createdAt: Date.now() });
+      useStudio.setState((s) => ({
+        samples: s.session?.id === session.id ? [...s.samples, item] : s.samples,
+      }));
+    }
     report.cancel();
-    const image = await rgbaToPng(img.rgba, img.width, img.height);
-    const rec = {
-      kind: 'generated' as const,
-      prompt: req.prompt,
-      request: req,
-      width: img.width,
-      height: img.height,
-      image,
-    };
-    const n = await sessionStore.addSample(session.id, rec);
-    const item = sampleItem(n, { ...rec, schemaVersion: 0, createdAt: Date.now() });
-    useStudio.setState((s) => ({
-      samples: s.session?.id === session.id ? [...s.samples, item] : s.samples,
-      generating: { busy: false, step: total, total, latest: n },
-    }));
+    setGen({ busy: false, step: total, total, latest: made });
   } catch (e) {
     report.cancel();
     console.error(e);
-    setGen({ busy: false, error: describeError(e) });
+    // What was rendered before the error is kept and shown.
+    setGen({ busy: false, error: describeError(e), ...(made.length ? { latest: made } : {}) });
   }
 }
 
