@@ -2,7 +2,7 @@
 // (window.__lora2.metrics.push) with synthetic LoRA² progress: rank lines per layer with hover, the
 // heatmap with its scrubber and byte comparison, loss — and no long tasks over 200 ms while it streams.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { launchStudio, screenshot, type Studio } from './support/browser';
+import { launchStudio, screenshot, waitForQuietBrowser, type Studio } from './support/browser';
 import { openStudio, SCREENSHOTS } from './support/studio';
 
 const LONGTASK_OBSERVER = () => {
@@ -29,7 +29,9 @@ describe('studio charts', () => {
     // onnxruntime's wasm). Training streams progress only once a model is loaded, so measure after that:
     // streaming into the charts while the load competed for the CPU stretched 20 ms redraws past 200 ms.
     await page.locator('[data-testid="model-chip"][data-phase="ready"]').waitFor({ timeout: 120_000 });
-    await page.waitForTimeout(500);
+    // ...and once the browser has finished compiling the model's WebAssembly in the background.
+    const waited = await waitForQuietBrowser();
+    console.log(`[e2e] browser quiet ${(waited / 1000).toFixed(1)} s after the model was ready`);
     const idle = await page.evaluate(async () => {
       const w = window as unknown as { __longtasks: number[] };
       w.__longtasks = [];

@@ -126,6 +126,49 @@ function yieldGpuProcess(profileDir: string): ReturnType<typeof setInterval> | u
   return timer;
 }
 
+/** CPU clock ticks (user + system) used so far by every Chromium process on the machine (Linux; 0 elsewhere). */
+function chromiumTicks(): number {
+  let total = 0;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return 0;
+  }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (!/^(chromium|chrome)/.test(comm)) continue;
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += Number(f[11]) + Number(f[12]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total;
+}
+
+/**
+ * Waits until the test browser has been nearly idle (under `busy` cores' worth of CPU) for a whole second,
+ * at most `maxMs`; returns how long it waited. After the page has loaded a model, the browser keeps 2 cores busy
+ * for another 4–5 s in background threads (ThreadPoolForeground, nice 0; most likely V8 optimizing onnxruntime's
+ * WebAssembly), and a main-thread timing taken then measures that work, not the page's.
+ */
+export async function waitForQuietBrowser(maxMs = 30_000, busy = 0.25): Promise<number> {
+  const t0 = performance.now();
+  if (process.platform !== 'linux') return 0;
+  let quiet = 0;
+  let last = chromiumTicks();
+  while (performance.now() - t0 < maxMs && quiet < 2) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = chromiumTicks();
+    quiet = ((now - last) * 10) / 500 < busy ? quiet + 1 : 0;
+    last = now;
+  }
+  return performance.now() - t0;
+}
+
 export const ARTIFACTS = 'test-results/e2e';
 
 export async function screenshot(page: Page, name: string, dir = ARTIFACTS): Promise<string> {
