@@ -29,7 +29,7 @@ describe('studio charts', () => {
     // onnxruntime's wasm). Training streams progress only once a model is loaded, so measure after that:
     // streaming into the charts while the load competed for the CPU stretched 20 ms redraws past 200 ms.
     await page.locator('[data-testid="model-chip"][data-phase="ready"]').waitFor({ timeout: 120_000 });
-    // ...and once the browser has finished compiling the model's WebAssembly in the background.
+    // ...and once the browser has finished its background work after the load (see waitForQuietBrowser).
     const waited = await waitForQuietBrowser();
     console.log(`[e2e] browser quiet ${(waited / 1000).toFixed(1)} s after the model was ready`);
     const idle = await page.evaluate(async () => {

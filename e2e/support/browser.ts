@@ -4,7 +4,7 @@ import { setPriority } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { threadNice } from '../../scripts/thread-nice';
+import { cpuTicks, procStat, threadNice } from '../../scripts/thread-nice';
 
 export const CHROMIUM = process.env.LORA2_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -61,6 +61,15 @@ export async function launchStudio(
 /** Nice value given to the GPU process of a test browser (see yieldGpuProcess). */
 export const GPU_PROCESS_NICE = 10;
 
+/** Ids of every process on the machine ([] without /proc). */
+function procPids(): string[] {
+  try {
+    return readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return [];
+  }
+}
+
 /**
  * The threads (/proc/PID/task/TID paths) of the test browser's GPU process, found by its --user-data-dir
  * (Linux; [] when it has none or there is no /proc). Chromium rewrites a child's /proc cmdline as one
@@ -68,13 +77,7 @@ export const GPU_PROCESS_NICE = 10;
  */
 function gpuProcessThreads(profileDir: string): string[] {
   const out: string[] = [];
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return out;
-  }
-  for (const pid of pids) {
+  for (const pid of procPids()) {
     try {
       const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
       if (!args.includes('--type=gpu-process') || !args.includes(`--user-data-dir=${profileDir}`)) continue;
@@ -129,22 +132,8 @@ function yieldGpuProcess(profileDir: string): ReturnType<typeof setInterval> | u
 /** CPU clock ticks (user + system) used so far by every Chromium process on the machine (Linux; 0 elsewhere). */
 function chromiumTicks(): number {
   let total = 0;
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return 0;
-  }
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      if (!/^(chromium|chrome)/.test(comm)) continue;
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      total += Number(f[11]) + Number(f[12]);
-    } catch {
-      // the process ended meanwhile
-    }
+  for (const pid of procPids()) {
+    if (/^(chromium|chrome)/.test(procStat(`/proc/${pid}`)?.comm ?? '')) total += cpuTicks(`/proc/${pid}`);
   }
   return total;
 }

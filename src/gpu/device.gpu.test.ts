@@ -1,10 +1,9 @@
 // The GPU layer on a real adapter (Dawn in Node): capabilities, typed compile errors, device loss, OOM.
 import { describe, expect, it, vi } from 'vitest';
-import { readdirSync, readFileSync } from 'node:fs';
 import { acquireGpu, adapterName, compileShader, withGpuErrorScopes } from './device';
 import { DeviceLostError, GpuOutOfMemoryError, WebGpuUnavailableError, WgslCompileError } from './errors';
 import { acquireNodeGpu, DAWN_POLL_MS } from './node';
-import { NODE_TIER_NICE, ownThreadNices } from '../../scripts/thread-nice';
+import { cpuTicks, NODE_TIER_NICE, ownThreadIds, ownThreadNices } from '../../scripts/thread-nice';
 import { testGpu } from './testing';
 
 describe('gpu device (Node, Dawn)', () => {
@@ -111,18 +110,9 @@ describe('gpu device (Node, Dawn)', () => {
         ],
       });
       // CPU time (clock ticks) of this process's JS thread and of all its threads (the driver's included).
-      const ticks = (tid: string | number) => {
-        try {
-          const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-          return Number(f[11]) + Number(f[12]);
-        } catch {
-          return 0; // the thread ended
-        }
-      };
       const cpu = () => ({
-        js: ticks(process.pid),
-        all: readdirSync('/proc/self/task').reduce((sum, tid) => sum + ticks(tid), 0),
+        js: cpuTicks(`/proc/self/task/${process.pid}`),
+        all: ownThreadIds().reduce((sum, tid) => sum + cpuTicks(`/proc/self/task/${tid}`), 0),
       });
       const run = async (iterations: number) => {
         device.queue.writeBuffer(n, 0, new Uint32Array([iterations]));
@@ -133,8 +123,7 @@ describe('gpu device (Node, Dawn)', () => {
         pass.dispatchWorkgroups(4096 / 64);
         pass.end();
         device.queue.submit([enc.finish()]);
-        // Dawn's binding took the global setImmediate when the device was created; the throttle sends its
-        // ticks on to the global setTimeout, which it looks up on every call: count those.
+        // The throttle sends Dawn's ticks on to the global setTimeout: count those.
         const spy = vi.spyOn(globalThis, 'setTimeout');
         const t0 = performance.now();
         const c0 = cpu();
