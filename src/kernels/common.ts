@@ -179,17 +179,40 @@ export async function readBuffer(
   byteLength = src.size,
   offset = 0,
 ): Promise<ArrayBuffer> {
-  const size = Math.ceil(byteLength / 4) * 4;
+  return (await readBuffers(ctx, [{ src, byteLength, offset }]))[0];
+}
+
+/**
+ * Reads several storage-buffer ranges back with one submit and one map (one GPU wait instead of one per
+ * range). Results are in the order given.
+ */
+export async function readBuffers(
+  ctx: KernelContext,
+  ranges: readonly { src: GPUBuffer; byteLength: number; offset?: number }[],
+): Promise<ArrayBuffer[]> {
+  const sizes = ranges.map((r) => Math.ceil(r.byteLength / 4) * 4);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (total === 0) return ranges.map(() => new ArrayBuffer(0));
   const staging = ctx.device.createBuffer({
-    label: `${src.label}.readback`,
-    size,
+    label: ranges.length === 1 ? `${ranges[0].src.label}.readback` : 'readBuffers.staging',
+    size: total,
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
   });
-  const encoder = ctx.device.createCommandEncoder({ label: `${src.label}.readback` });
-  encoder.copyBufferToBuffer(src, offset, staging, 0, size);
+  const encoder = ctx.device.createCommandEncoder({ label: 'readBuffers' });
+  let at = 0;
+  ranges.forEach((r, i) => {
+    if (sizes[i] > 0) encoder.copyBufferToBuffer(r.src, r.offset ?? 0, staging, at, sizes[i]);
+    at += sizes[i];
+  });
   ctx.device.queue.submit([encoder.finish()]);
   await staging.mapAsync(GPUMapMode.READ);
-  const out = staging.getMappedRange().slice(0, byteLength);
+  const mapped = staging.getMappedRange();
+  at = 0;
+  const out = ranges.map((r, i) => {
+    const slice = mapped.slice(at, at + r.byteLength);
+    at += sizes[i];
+    return slice;
+  });
   staging.unmap();
   staging.destroy();
   return out;

@@ -107,11 +107,14 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
           expect(total / (await reader.readFloat32('lora2.loss'))[0]).toBeCloseTo(1, 4);
         });
         const errs: string[] = [];
-        for (const a of adapters) {
+        // The trainer's path (stepAdapters): every ∂L/∂f in one readback, handed to prepareGradients.
+        const batched = await engine.readMany(adapters.map((a) => a.importanceGrad!));
+        for (const [i, a] of adapters.entries()) {
           const p = `lora2.${a.target.path}`;
           const { outFeatures: outF } = a.target;
           const C = a.capacity;
-          await a.prepareGradients();
+          expect(Array.from(batched[i])).toEqual(Array.from(await a.importanceGrad!.read()));
+          await a.prepareGradients(batched[i]);
           const eA = relativeError(await a.A.grad!.read(), await reader.readFloat32(`${p}.grad.A`));
           const eB = relativeError(
             transpose(await a.Bt.grad!.read(), C, outF),

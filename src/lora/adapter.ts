@@ -441,11 +441,27 @@ export class Lora2Adapter implements LinearAdapter {
     return ops.conv2d(hf, up);
   }
 
+  /** ∂L/∂(s·f) on the GPU after backward (LoRA² only; undefined when this adapter took no part). */
+  get importanceGrad(): Tensor | undefined {
+    return this.fixed ? undefined : this.fLeaf?.grad;
+  }
+
   /**
    * After backward: adds the weight prior's gradient θ/(Nσ_θ²) to every allocated A/Bᵀ entry and computes
-   * ∂L/∂ρ from ∂L/∂f (read back, D floats) plus the rank prior. Leaves A.grad/Bt.grad for inspection.
+   * ∂L/∂ρ from ∂L/∂f (D floats, read back here unless the caller already did: `stepAdapters`) plus the rank
+   * prior. Leaves A.grad/Bt.grad for inspection.
    */
-  async prepareGradients(): Promise<void> {
+  async prepareGradients(importanceGrad?: Float32Array): Promise<void> {
+    const g = this.importanceGrad;
+    if (importanceGrad && !g) throw new Error(`${this.target.path}: importance gradient given, none pending`);
+    if (importanceGrad && importanceGrad.length !== g!.size)
+      throw new Error(
+        `${this.target.path}: importance gradient has ${importanceGrad.length} values, expected ${g!.size}`,
+      );
+    return this.prepare(g ? (importanceGrad ?? (await g.read())) : undefined);
+  }
+
+  private async prepare(importanceGrad: Float32Array | undefined): Promise<void> {
     const e = this.engine;
     const s = this.settings;
     await e.untracked(async () => {
@@ -464,10 +480,9 @@ export class Lora2Adapter implements LinearAdapter {
     if (this.fixed) return;
     let task = 0;
     let prior = 0;
-    const f = this.fLeaf;
-    if (f?.grad) {
+    if (importanceGrad) {
       // The leaf is s·f, so ∂L/∂f = s·∂L/∂(s·f).
-      const gf = Array.from(await f.grad.read(), (v) => v * s.scale);
+      const gf = Array.from(importanceGrad, (v) => v * s.scale);
       task = s.scaleFreeRate ? scaleFreeRateGrad(this.rho, gf) : rateGradFromImportanceGrad(this.rho, gf);
     }
     if (s.rankPrior) {
@@ -642,6 +657,23 @@ export class Lora2Adapter implements LinearAdapter {
 }
 
 /** A frozen plain LoRA (ΔW = up·down, scale folded in): imported files, and sampling with a finished adapter. */
+/**
+ * optimizerStep of every adapter in order, with all their ∂L/∂f read back in one GPU wait instead of one
+ * per layer (78 on the default model with LoCon). The same numbers as calling optimizerStep one by one.
+ */
+export async function stepAdapters(adapters: readonly Lora2Adapter[]): Promise<AdapterStepInfo[]> {
+  const pending = adapters.map((a) => a.importanceGrad);
+  const tensors = pending.filter((t): t is Tensor => t !== undefined);
+  const values = tensors.length > 0 ? await adapters[0].engine.readMany(tensors) : [];
+  const out: AdapterStepInfo[] = [];
+  let j = 0;
+  for (let i = 0; i < adapters.length; i++) {
+    await adapters[i].prepareGradients(pending[i] ? values[j++] : undefined);
+    out.push(await adapters[i].applyStep());
+  }
+  return out;
+}
+
 export class PlainLoraAdapter implements LinearAdapter {
   private constructor(
     readonly path: string,

@@ -3,7 +3,7 @@
 // growth) must follow the float64 reference; the learned ranks must come out in order, each within 2× of the
 // truth; the rank prior must control growth (none → far beyond r₀; stronger → smaller, monotone).
 // The task's N = 256 is what makes the ranks recoverable at all: see SYNTHETIC_SETTINGS.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { testGpu } from '../gpu/testing';
 import { Engine } from '../tensor/engine';
 import { lora2Settings, type Lora2Settings } from './adapter';
@@ -22,7 +22,12 @@ describe('LoRA² rank recovery (synthetic)', () => {
 
   it('follows the float64 reference step by step (λ, D, loss, capacity growth)', async () => {
     const steps = 140;
+    // Every step reads the three layers' ∂L/∂f back in one wait (stepAdapters), not one per layer.
+    const readMany = vi.spyOn(engine, 'readMany');
     const gpu = await trainSynthetic(engine, settings(), { steps, trace: true });
+    expect(readMany).toHaveBeenCalledTimes(steps);
+    expect(readMany.mock.calls.every(([ts]) => ts.length === SYNTHETIC_TRUE_RANKS.length)).toBe(true);
+    readMany.mockRestore();
     const ref = trainSyntheticRef(settings(), { steps, trace: true });
     let worstRate = 0;
     let worstLoss = 0;

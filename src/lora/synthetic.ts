@@ -6,7 +6,7 @@ import { backward } from '../autograd/tape';
 import { Rng } from '../models/rng';
 import type { Engine } from '../tensor/engine';
 import type { Tensor } from '../tensor/tensor';
-import { Lora2Adapter, type Lora2Settings } from './adapter';
+import { Lora2Adapter, stepAdapters, type Lora2Settings } from './adapter';
 
 export const SYNTHETIC_DIM = 64;
 export const SYNTHETIC_TRUE_RANKS: readonly number[] = [1, 4, 16];
@@ -159,7 +159,7 @@ export async function trainSynthetic(
         for (const m of mses) out.push((await m.read())[0]);
         return out;
       });
-      for (const a of adapters) await a.optimizerStep();
+      await stepAdapters(adapters);
       if (opts.trace)
         trace.push({ losses, rates: adapters.map((a) => a.rate), ranks: adapters.map((a) => a.rank) });
     }

@@ -1,7 +1,7 @@
 // The engine a model runs on: one device, its kernel context and buffer pool, tensor factories, and
 // scopes that release the tensors made inside them. One computation at a time (scopes are a stack).
 import type { Gpu } from '../gpu/device';
-import { batch, kernelContext, readBuffer, type KernelContext } from '../kernels/common';
+import { batch, kernelContext, readBuffer, readBuffers, type KernelContext } from '../kernels/common';
 import { bytesPerElement, fromF16Array, toF16Array, type DType } from './dtype';
 import { BufferPool, type BufferPoolOptions, type PoolStats } from './pool';
 import { numel, type Shape } from './shape';
@@ -198,6 +198,19 @@ export class Engine {
     const bytes = await readBuffer(this.ctx, t.buffer, Math.ceil(t.byteSize / 4) * 4);
     if (t.dtype === 'f32') return new Float32Array(bytes);
     return fromF16Array(new Uint16Array(bytes, 0, t.size));
+  }
+
+  /** read() of several tensors with one GPU wait (one staging buffer, one submit, one map). */
+  async readMany(ts: readonly Tensor[]): Promise<Float32Array[]> {
+    const open = ts.find(() => this.recording);
+    if (open) throw new Error(`${open.label}: read inside an open batch (its work is not submitted yet)`);
+    const bytes = await readBuffers(
+      this.ctx,
+      ts.map((t) => ({ src: t.buffer, byteLength: Math.ceil(t.byteSize / 4) * 4 })),
+    );
+    return ts.map((t, i) =>
+      t.dtype === 'f32' ? new Float32Array(bytes[i]) : fromF16Array(new Uint16Array(bytes[i], 0, t.size)),
+    );
   }
 
   /** Records every launch inside fn into one command buffer (nested batches join the outer one). */

@@ -83,6 +83,24 @@ describe('buffer pool and tensors', () => {
     e.destroy();
   });
 
+  it('readMany reads f32 and f16 tensors of odd sizes in one wait, in order, equal to read()', async () => {
+    const e = await engine();
+    const ts = [
+      e.fromArray([1, 2, 3], [3]),
+      e.fromArray([0.5, -1, 2, 4, -8], [5], { dtype: 'f16' }),
+      e.fromArray(
+        Float32Array.from({ length: 1001 }, (_, i) => Math.sin(i)),
+        [1001],
+      ),
+      e.fromArray([7], [1]),
+    ];
+    const many = await e.readMany(ts);
+    expect(many.map((a) => a.length)).toEqual([3, 5, 1001, 1]);
+    for (let i = 0; i < ts.length; i++) expect(Array.from(many[i])).toEqual(Array.from(await ts[i].read()));
+    expect(await e.readMany([])).toEqual([]);
+    e.destroy();
+  });
+
   it('views share storage; the buffer returns to the pool when the last reference goes', async () => {
     const e = await engine();
     const t = e.fromArray([1, 2, 3, 4, 5, 6], [2, 3], { label: 't' });

@@ -4,7 +4,13 @@
 import * as ops from '../autograd/ops';
 import { backward } from '../autograd/tape';
 import type { LoraLayerWeights } from '../io/lora';
-import { DEFAULT_LORA2_SETTINGS, Lora2Adapter, matchesTargets, type Lora2Settings } from '../lora/adapter';
+import {
+  DEFAULT_LORA2_SETTINGS,
+  Lora2Adapter,
+  matchesTargets,
+  stepAdapters,
+  type Lora2Settings,
+} from '../lora/adapter';
 import { Rng } from '../models/rng';
 import type { NoiseSchedule } from '../models/schedulers';
 import type { UNet2DConditionModel } from '../models/unet';
@@ -149,7 +155,7 @@ export class Trainer {
       await backward(l);
       return (await l.read())[0];
     });
-    for (const a of this.adapters) await a.optimizerStep();
+    await stepAdapters(this.adapters);
     this.step++;
     this.lossHistory.push(loss);
     this.rankHistory.push(this.adapters.map((a) => a.rank));
