@@ -154,11 +154,13 @@ function optimizerStepRef(
   gBt: Float64Array,
   gradF: number[],
 ): void {
+  // The weight prior: B's in the gradient; A's too, or as AdamW decay at the same lr (weightPriorDecoupledA).
   const wp = s.weightPrior ? 1 / (s.datasetSize * s.weightSigma ** 2) : 0;
-  for (let i = 0; i < gA.length; i++) gA[i] += wp * a.A[i];
+  const coupledA = s.weightPriorDecoupledA ? 0 : wp;
+  for (let i = 0; i < gA.length; i++) gA[i] += coupledA * a.A[i];
   for (let i = 0; i < gBt.length; i++) gBt[i] += wp * a.Bt[i];
   const hyper = { lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay };
-  adamwRef({ param: a.A, m: a.mA, v: a.vA }, gA, hyper, t);
+  adamwRef({ param: a.A, m: a.mA, v: a.vA }, gA, { ...hyper, weightDecay: s.weightDecay + wp - coupledA }, t);
   adamwRef({ param: a.Bt, m: a.mB, v: a.vB }, gBt, hyper, t);
   if (t <= s.rateWarmup) return;
   let g = s.scaleFreeRate ? scaleFreeRateGrad(a.rho, gradF) : rateGradFromImportanceGrad(a.rho, gradF);

@@ -7,10 +7,15 @@ studio's personalization needs on a given base model, in minutes instead of lava
 Targets: `attn` (to_q/to_k/to_v/to_out.0, the studio's default), `all` (every Linear in the blocks), plus
 `--conv` for the 3×3 convolutions of every ResNet block (the studio's `attention+conv`). `--lora2` trains LoRA²
 adapters instead (DESIGN.md §5: importance f(i) = e^{-λi}(1 - e^{-λ}), λ = softplus(ρ), rank D at quantile mass k,
-Gaussian rate and weight priors scaled by 1/N with N = photos·C·H·W as in the studio's trainer), with capacity
+Gaussian rate and weight priors scaled by 1/N with N = photos·C·H·W as in the studio's trainer; A's weight prior
+as decoupled decay, `--weight-prior-a`), with capacity
 fixed at `--max-rank` (no chunked growth: positions ≥ D are masked, which is what the function sees). The grid has four rows
 over four seeds: the photos, the base model, the LoRA with the prompt, and the LoRA with `--other` (to show
 how far the LoRA leaks into other prompts). DDIM 25 steps, guidance 7.5 (`sample.py`).
+
+Experiments kept as options (BENCHMARKS.md, "The weight prior and Adam"): `--precondition` (B's step of position i
+divided by f(i)) and `--soft-mask` (the last live position weighted by the fractional rank) changed neither the
+ranks nor the samples on the robot subject; `--weight-sigma 0` drops the weight prior.
 """
 import argparse
 import glob
@@ -69,6 +74,7 @@ class LoRA2(nn.Module):
     def __init__(self, base, a):
         super().__init__()
         self.base, self.s, self.k, self.max_rank = base, a.scale, a.quantile, a.max_rank
+        self.soft = a.soft_mask
         conv = isinstance(base, nn.Conv2d)
         fan = base.in_channels * base.kernel_size[0] * base.kernel_size[1] if conv else base.in_features
         shape = (a.max_rank, base.in_channels, *base.kernel_size) if conv else (a.max_rank, base.in_features)
@@ -84,18 +90,28 @@ class LoRA2(nn.Module):
     def rank(self):
         return effective_rank(float(self.lam()), self.k, self.max_rank)
 
-    def forward(self, x):
+    def importance(self):
+        """f[:D]; with --soft-mask the last live position is weighted by the fractional part of the continuous
+        rank ln(1/(1-k))/λ, so the live mass is continuous in λ and λ sees whether position D helps."""
         d, lam = self.rank(), self.lam()
         f = torch.exp(-lam * torch.arange(d, dtype=torch.float32)) * (1 - torch.exp(-lam))
+        if self.soft and 1 < d < self.max_rank:
+            frac = (math.log(1 / (1 - self.k)) / lam - (d - 1)).clamp(0, 1)
+            f = torch.cat([f[:-1], f[-1:] * frac.view(1)])
+        return f
+
+    def forward(self, x):
+        d, f = self.rank(), self.importance()
         if isinstance(self.base, nn.Conv2d):
             h = F.conv2d(x, self.A[:d], None, self.base.stride, self.base.padding) * f.view(1, -1, 1, 1)
             return self.base(x) + self.s * F.conv2d(h, self.B[:, :d])
         return self.base(x) + self.s * F.linear(f * F.linear(x, self.A[:d]), self.B[:, :d])
 
-    def prior(self, mu, sigma, weight_sigma):
+    def prior(self, mu, sigma, weight_sigma, with_a=True):
         d = self.rank()
-        w = (self.A[:d] ** 2).sum() + (self.B[:, :d] ** 2).sum()
-        return (self.lam() - mu) ** 2 / (2 * sigma**2) + w / (2 * weight_sigma**2)
+        w = (self.B[:, :d] ** 2).sum() + ((self.A[:d] ** 2).sum() if with_a else 0)
+        rate = (self.lam() - mu) ** 2 / (2 * sigma**2)
+        return rate + w / (2 * weight_sigma**2) if weight_sigma > 0 else rate
 
 
 def main():
@@ -121,6 +137,14 @@ def main():
     ap.add_argument('--prior-rank', type=float, default=2)
     ap.add_argument('--rate-sigma', type=float, default=0.3)
     ap.add_argument('--rate-lr', type=float, default=1e-2)
+    ap.add_argument('--weight-sigma', type=float, default=1.0, help='LoRA²: σ_θ of the weight prior (0: no weight prior)')
+    ap.add_argument('--weight-prior-a', choices=['adam', 'decay'], default='decay',
+                    help="LoRA²: A's weight prior as decoupled decay at lr (the studio's default, weightPriorDecoupledA) "
+                         "or in the gradient Adam normalises (adam: the studio before 2026-11-29)")
+    ap.add_argument('--soft-mask', action='store_true', help='LoRA²: fractional weight on the last live position')
+    ap.add_argument('--precondition', action='store_true',
+                    help='LoRA²: divide the AdamW step of up-column i by f(i), so every live position moves the '
+                         'function as fast as a fixed-rank LoRA column (f is treated as a constant preconditioner)')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -174,16 +198,34 @@ def main():
         loss = ((unet(xt, t.float(), cond.expand(a.batch, -1, -1)) - noise) ** 2).mean()
         total = loss
         if a.lora2:
-            total = loss + sum(ad.prior(mu, a.rate_sigma, 1.0) for ad in adapters) / n_data
+            with_a = a.weight_prior_a == 'adam'
+            total = loss + sum(ad.prior(mu, a.rate_sigma, a.weight_sigma, with_a) for ad in adapters) / n_data
             rate_opt.zero_grad()
         opt.zero_grad()
         total.backward()
+        if a.lora2 and a.precondition:
+            before = [ad.B.detach().clone() for ad in adapters]
         opt.step()
+        if a.lora2 and a.weight_prior_a == 'decay' and a.weight_sigma > 0:
+            with torch.no_grad():
+                for ad in adapters:
+                    ad.A.mul_(1 - a.lr / (n_data * a.weight_sigma**2))
+        if a.lora2 and a.precondition:
+            with torch.no_grad():
+                for ad, old in zip(adapters, before):
+                    d = ad.rank()
+                    f = ad.importance().clamp_min(1e-3)
+                    shape = (1, d, 1, 1) if ad.B.dim() == 4 else (1, d)
+                    ad.B[:, :d] = old[:, :d] + (ad.B[:, :d] - old[:, :d]) / f.view(shape)
         if a.lora2:
             rate_opt.step()
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
         if step % 50 == 0:
-            ranks = f' ranks {sorted(ad.rank() for ad in adapters)}' if a.lora2 else ''
+            ranks = ''
+            if a.lora2:
+                conv = sorted(ad.rank() for ad in adapters if isinstance(ad.base, nn.Conv2d))
+                attn = sorted(ad.rank() for ad in adapters if not isinstance(ad.base, nn.Conv2d))
+                ranks = f' ranks conv {conv} attn {attn}'
             print(f'step {step} loss (EMA) {ema:.4f} {time.time() - t0:.0f}s{ranks}', flush=True)
 
     seeds = [1, 2, 3, 4]
