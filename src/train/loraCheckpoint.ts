@@ -41,7 +41,14 @@ export async function attachLora(
 ): Promise<() => void> {
   checkLayersFit(layers, unet.linearTargets([/./]));
   const adapters: PlainLoraAdapter[] = [];
-  for (const l of layers) adapters.push(await PlainLoraAdapter.create(unet.engine, l, strength));
+  try {
+    for (const l of layers) adapters.push(await PlainLoraAdapter.create(unet.engine, l, strength));
+  } catch (err) {
+    // A layer the checks let through but the GPU upload refused (bad data length, lost device): free the
+    // ones already made before passing the error on.
+    for (const a of adapters) a.release();
+    throw err;
+  }
   for (const a of adapters) unet.params.adapters.set(a.path, a);
   return () => {
     for (const a of adapters) {
