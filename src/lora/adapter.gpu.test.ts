@@ -14,7 +14,7 @@ import { DEFAULT_SCHEDULER, NoiseSchedule } from '../models/schedulers';
 import { memoryCheckpointStore } from '../train/checkpoint';
 import { DEFAULT_TRAINER_CONFIG, Trainer, type TrainData, type TrainerConfig } from '../train/trainer';
 import type { TrainProgress } from '../../workers/api';
-import { Lora2Adapter, lora2Settings, PlainLoraAdapter } from './adapter';
+import { Lora2Adapter, lora2Settings, PlainLoraAdapter, type Lora2Settings } from './adapter';
 import { goldenTensor, loadGolden, loadGoldenUNet, transpose, type GoldenJson } from './testing';
 
 const t0 = performance.now();
@@ -308,6 +308,38 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
       expect([g.capacity, g.rank, g.step, g.rho]).toEqual([w.capacity, w.rank, w.step, w.rho]);
       for (const k of ['A', 'Bt', 'mA', 'vA', 'mB', 'vB'] as const) expect(g[k]).toEqual(w[k]);
     }
+  });
+
+  it('a checkpoint saved before weightPriorDecoupledA existed resumes with the coupled rule it trained with', async () => {
+    const data = await goldenTrainData();
+    const schedule = new NoiseSchedule(DEFAULT_SCHEDULER);
+    const config: TrainerConfig = {
+      ...DEFAULT_TRAINER_CONFIG,
+      sessionId: 'old',
+      steps: 2,
+      batchSize: 1,
+      checkpointEvery: 0,
+      contributionsEvery: 0,
+      lora: lora2Settings(),
+    };
+    const store = memoryCheckpointStore();
+    const t = await Trainer.create(engine, unet, schedule, data, config, store);
+    expect(t.config.lora.weightPriorDecoupledA).toBe(true);
+    await store.put(await t.checkpoint());
+    t.release();
+    const saved = (await store.get('old'))!;
+    expect(saved.settings.lora.weightPriorDecoupledA).toBe(true);
+    const resumedNew = await Trainer.create(engine, unet, schedule, data, config, store);
+    expect(resumedNew.config.lora.weightPriorDecoupledA).toBe(true);
+    resumedNew.release();
+    // The same record as an older build wrote it.
+    const { weightPriorDecoupledA: _d, ...olderLora } = saved.settings.lora;
+    await store.put({ ...saved, step: 1, settings: { ...saved.settings, lora: olderLora as Lora2Settings } });
+    const resumedOld = await Trainer.create(engine, unet, schedule, data, config, store);
+    expect(resumedOld.step).toBe(1);
+    expect(resumedOld.config.lora.weightPriorDecoupledA).toBe(false);
+    expect(resumedOld.adapters.every((a) => a.settings.weightPriorDecoupledA === false)).toBe(true);
+    resumedOld.release();
   });
 
   it('priors count every value the loss averages over, so the adapters learn (N = photos × C·H·W)', async () => {

@@ -100,8 +100,11 @@ export class Trainer {
       ...config.lora,
       datasetSize: config.priorCount ?? data.images.length * perImage,
     };
-    const cfg = { ...config, lora };
     const saved = await store?.get(config.sessionId);
+    // A checkpoint from before weightPriorDecoupledA existed trained with A's weight prior in the gradient:
+    // it resumes with that rule, so its run continues as it started.
+    if (saved && saved.settings.lora.weightPriorDecoupledA === undefined) lora.weightPriorDecoupledA = false;
+    const cfg = { ...config, lora };
     if (saved) {
       const adapters: Lora2Adapter[] = [];
       for (const s of saved.layers) adapters.push(await Lora2Adapter.fromState(engine, lora, s));
