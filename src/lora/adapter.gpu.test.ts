@@ -256,6 +256,16 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     };
   };
 
+  /** A trainer on the golden data: batch 2, no checkpoints or contribution snapshots unless asked. */
+  const goldenTrainer = async (over: Partial<TrainerConfig> & Pick<TrainerConfig, 'sessionId' | 'lora'>) =>
+    Trainer.create(engine, unet, new NoiseSchedule(DEFAULT_SCHEDULER), await goldenTrainData(), {
+      ...DEFAULT_TRAINER_CONFIG,
+      batchSize: 2,
+      checkpointEvery: 0,
+      contributionsEvery: 0,
+      ...over,
+    });
+
   it('trainer: 4 steps straight = 2 steps, checkpoint, reload, 2 steps', { timeout: 2_400_000 }, async () => {
     const data = await goldenTrainData();
     const schedule = new NoiseSchedule(DEFAULT_SCHEDULER);
@@ -316,10 +326,6 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     const config: TrainerConfig = {
       ...DEFAULT_TRAINER_CONFIG,
       sessionId: 'old',
-      steps: 2,
-      batchSize: 1,
-      checkpointEvery: 0,
-      contributionsEvery: 0,
       lora: lora2Settings(),
     };
     const store = memoryCheckpointStore();
@@ -343,18 +349,12 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
   });
 
   it('priors count every value the loss averages over, so the adapters learn (N = photos × C·H·W)', async () => {
-    const data = await goldenTrainData();
-    const schedule = new NoiseSchedule(DEFAULT_SCHEDULER);
     /** Mean Frobenius norm of the adapters' B after 10 steps, and the N the priors used (coupled prior). */
     const normB = async (priorCount: number | undefined) => {
-      const t = await Trainer.create(engine, unet, schedule, data, {
-        ...DEFAULT_TRAINER_CONFIG,
+      const t = await goldenTrainer({
         sessionId: 'prior',
         steps: 10,
-        batchSize: 2,
         seed: 3,
-        checkpointEvery: 0,
-        contributionsEvery: 0,
         lora: lora2Settings({ weightPriorDecoupledA: false }),
         priorCount,
       });
@@ -379,19 +379,13 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
   });
 
   it('the weight prior through Adam shrinks A by ~lr per step while B is small; decoupled (default) it does not', async () => {
-    const data = await goldenTrainData();
-    const schedule = new NoiseSchedule(DEFAULT_SCHEDULER);
     const steps = 10;
     /** Mean over adapters of ‖A[:D]‖ after / before `steps` steps. */
     const shrinkA = async (weightPriorDecoupledA: boolean) => {
-      const t = await Trainer.create(engine, unet, schedule, data, {
-        ...DEFAULT_TRAINER_CONFIG,
+      const t = await goldenTrainer({
         sessionId: 'decoupled',
         steps,
-        batchSize: 2,
         seed: 3,
-        checkpointEvery: 0,
-        contributionsEvery: 0,
         lora: lora2Settings({ weightPriorDecoupledA }),
       });
       const normA = async () =>
