@@ -465,7 +465,8 @@ export class Lora2Adapter implements LinearAdapter {
   }
 
   /**
-   * After backward: adds the weight prior's gradient θ/(Nσ_θ²) to every allocated A/Bᵀ entry and computes
+   * After backward: adds the weight prior's gradient θ/(Nσ_θ²) to every allocated Bᵀ entry (and A entry,
+   * unless A's share is decoupled: then applyStep's AdamW decays A instead) and computes
    * ∂L/∂ρ from ∂L/∂f (D floats, read back here unless the caller already did: `stepAdapters`) plus the rank
    * prior. Leaves A.grad/Bt.grad for inspection.
    */
@@ -674,7 +675,6 @@ export class Lora2Adapter implements LinearAdapter {
   }
 }
 
-/** A frozen plain LoRA (ΔW = up·down, scale folded in): imported files, and sampling with a finished adapter. */
 /**
  * optimizerStep of every adapter in order, with all their ∂L/∂f read back in one GPU wait instead of one
  * per layer (78 on the default model with LoCon). The same numbers as calling optimizerStep one by one.
@@ -692,6 +692,7 @@ export async function stepAdapters(adapters: readonly Lora2Adapter[]): Promise<A
   return out;
 }
 
+/** A frozen plain LoRA (ΔW = up·down, scale folded in): imported files, and sampling with a finished adapter. */
 export class PlainLoraAdapter implements LinearAdapter {
   private constructor(
     readonly path: string,
