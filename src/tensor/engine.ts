@@ -202,8 +202,8 @@ export class Engine {
 
   /** read() of several tensors with one GPU wait (one staging buffer, one submit, one map). */
   async readMany(ts: readonly Tensor[]): Promise<Float32Array[]> {
-    const open = ts.find(() => this.recording);
-    if (open) throw new Error(`${open.label}: read inside an open batch (its work is not submitted yet)`);
+    if (this.recording && ts.length > 0)
+      throw new Error(`${ts[0].label}: read inside an open batch (its work is not submitted yet)`);
     const bytes = await readBuffers(
       this.ctx,
       ts.map((t) => ({ src: t.buffer, byteLength: Math.ceil(t.byteSize / 4) * 4 })),
