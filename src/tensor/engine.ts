@@ -1,7 +1,7 @@
 // The engine a model runs on: one device, its kernel context and buffer pool, tensor factories, and
 // scopes that release the tensors made inside them. One computation at a time (scopes are a stack).
 import type { Gpu } from '../gpu/device';
-import { batch, kernelContext, readBuffer, readBuffers, type KernelContext } from '../kernels/common';
+import { batch, kernelContext, readBuffers, type KernelContext } from '../kernels/common';
 import { bytesPerElement, fromF16Array, toF16Array, type DType } from './dtype';
 import { BufferPool, type BufferPoolOptions, type PoolStats } from './pool';
 import { numel, type Shape } from './shape';
@@ -193,15 +193,16 @@ export class Engine {
   }
 
   async read(t: Tensor): Promise<Float32Array> {
-    if (this.recording)
-      throw new Error(`${t.label}: read inside an open batch (its work is not submitted yet)`);
-    const bytes = await readBuffer(this.ctx, t.buffer, Math.ceil(t.byteSize / 4) * 4);
-    if (t.dtype === 'f32') return new Float32Array(bytes);
-    return fromF16Array(new Uint16Array(bytes, 0, t.size));
+    return (await this.readTensors([t]))[0];
   }
 
   /** read() of several tensors with one GPU wait (one staging buffer, one submit, one map). */
   async readMany(ts: readonly Tensor[]): Promise<Float32Array[]> {
+    return this.readTensors(ts);
+  }
+
+  // Shared by read and readMany so that a spy on readMany counts only the callers that batch their reads.
+  private async readTensors(ts: readonly Tensor[]): Promise<Float32Array[]> {
     if (this.recording && ts.length > 0)
       throw new Error(`${ts[0].label}: read inside an open batch (its work is not submitted yet)`);
     const bytes = await readBuffers(
