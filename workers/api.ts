@@ -47,7 +47,10 @@ export interface TrainSettings {
   prompt: string;
   steps: number;
   batchSize: number;
+  /** AdamW learning rate of the A factors. */
   learningRate: number;
+  /** AdamW learning rate of the B factors (older sessions: the same as learningRate). */
+  learningRateB: number;
   /** Learning rate of the LoRA² rate parameters ρ. */
   rateLearningRate: number;
   /** 'lora2' = adaptive rank; 'fixed' = fixed-rank LoRA baseline at `fixedRank`. */

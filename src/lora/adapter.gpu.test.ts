@@ -14,7 +14,13 @@ import { DEFAULT_SCHEDULER, NoiseSchedule } from '../models/schedulers';
 import { memoryCheckpointStore } from '../train/checkpoint';
 import { DEFAULT_TRAINER_CONFIG, Trainer, type TrainData, type TrainerConfig } from '../train/trainer';
 import type { TrainProgress } from '../../workers/api';
-import { Lora2Adapter, lora2Settings, PlainLoraAdapter, type Lora2Settings } from './adapter';
+import {
+  Lora2Adapter,
+  lora2Settings,
+  PlainLoraAdapter,
+  type AdapterState,
+  type Lora2Settings,
+} from './adapter';
 import { goldenTensor, loadGolden, loadGoldenUNet, transpose, type GoldenJson } from './testing';
 
 const t0 = performance.now();
@@ -408,5 +414,48 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     expect(coupled).toBeLessThan(0.95);
     // Decoupled, the prior removes lr/(Nσ²) ≈ 2e-6 of A per step; what moves A is the data (either way).
     expect(decoupled).toBeGreaterThan(0.99);
+  });
+
+  it('lrB steps B at its own learning rate and A at lr', async () => {
+    const lr = 1e-3;
+    /** Largest |ΔA| and |ΔBᵀ| over all adapters in each of two steps (rank fixed at 4). */
+    const steps = async (lrB: number | undefined) => {
+      const t = await goldenTrainer({
+        sessionId: 'lrB',
+        steps: 2,
+        seed: 5,
+        lora: lora2Settings({ fixedRank: 4, lr, ...(lrB === undefined ? {} : { lrB }) }),
+      });
+      const read = () => Promise.all(t.adapters.map((a) => a.state()));
+      const maxDelta = (x: AdapterState[], y: AdapterState[], key: 'A' | 'Bt') =>
+        Math.max(...x.map((st, i) => Math.max(...st[key].map((v, j) => Math.abs(v - y[i][key][j])))));
+      const s0 = await read();
+      await t.trainStep();
+      const s1 = await read();
+      await t.trainStep();
+      const s2 = await read();
+      t.release();
+      return {
+        B1: maxDelta(s1, s0, 'Bt'),
+        A1: maxDelta(s1, s0, 'A'),
+        A2: maxDelta(s2, s1, 'A'),
+      };
+    };
+    const same = await steps(undefined);
+    const fast = await steps(5 * lr);
+    mark(
+      `lrB: max |ΔB| step 1 ${same.B1.toExponential(3)} / ${fast.B1.toExponential(3)}, max |ΔA| step 2 ${same.A2.toExponential(3)} / ${fast.A2.toExponential(3)}`,
+    );
+    // Adam's first step moves every entry with a gradient by ≈ its lr; B starts at zero, so A has no task gradient yet.
+    expect(same.B1).toBeGreaterThan(0.99 * lr);
+    expect(same.B1).toBeLessThanOrEqual(1.0001 * lr);
+    expect(fast.B1).toBeGreaterThan(0.99 * 5 * lr);
+    expect(fast.B1).toBeLessThanOrEqual(1.0001 * 5 * lr);
+    expect(Math.max(same.A1, fast.A1)).toBeLessThan(1e-3 * lr);
+    // A's first gradient comes at step 2: Adam's bias-corrected step is then at most ≈ 0.75·lr, whatever lrB is.
+    for (const a of [same.A2, fast.A2]) {
+      expect(a).toBeGreaterThan(0.5 * lr);
+      expect(a).toBeLessThan(lr);
+    }
   });
 });

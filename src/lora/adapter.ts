@@ -65,8 +65,10 @@ export interface Lora2Settings {
   weightPriorDecoupledA: boolean;
   /** s: output scale of the adapter (larger fits faster: f(i) ≤ λ makes the effective lr ∝ λ·s). */
   scale: number;
-  /** AdamW learning rate of A and B. */
+  /** AdamW learning rate of A (and of B unless lrB is set). */
   lr: number;
+  /** AdamW learning rate of B; undefined = lr. (LoRA+ sets B's higher than A's; our default keeps them equal.) */
+  lrB?: number;
   /** Adam learning rate of ρ (f64 on the CPU). */
   rateLr: number;
   beta1: number;
@@ -133,6 +135,9 @@ export function lora2Settings(over: Partial<Lora2Settings> = {}): Lora2Settings 
   return { ...DEFAULT_LORA2_SETTINGS, ...over };
 }
 
+/** Numeric settings without a default value, which `--lora2` may still set. */
+const OPTIONAL_NUMERIC_SETTINGS = new Set(['lrB', 'alpha']);
+
 /**
  * `--lora2 k=v,k=v`: LoRA² settings that differ from the defaults: numeric ones, and on/off ones as 0/1
  * (e.g. rankPrior=0). Anything else is an error.
@@ -142,9 +147,9 @@ export function parseLora2Overrides(spec: string): Partial<Lora2Settings> {
   const defaults = lora2Settings() as unknown as Record<string, unknown>;
   for (const part of spec.split(',').filter(Boolean)) {
     const [key, value] = part.split('=');
+    const numeric = typeof defaults[key] === 'number' || OPTIONAL_NUMERIC_SETTINGS.has(key);
     if (typeof defaults[key] === 'boolean' && (value === '0' || value === '1')) out[key] = value === '1';
-    else if (typeof defaults[key] === 'number' && value !== undefined && Number.isFinite(Number(value)))
-      out[key] = Number(value);
+    else if (numeric && value !== undefined && Number.isFinite(Number(value))) out[key] = Number(value);
     else
       throw new Error(
         `--lora2 ${part}: expected <LoRA² setting>=<number>, or =0/1 for an on/off one, e.g. rateSigma=1`,
@@ -534,7 +539,7 @@ export class Lora2Adapter implements LinearAdapter {
           v: v.buffer,
           n: p.size,
           step: t,
-          lr: s.lr,
+          lr: p === this.A ? s.lr : (s.lrB ?? s.lr),
           beta1: s.beta1,
           beta2: s.beta2,
           eps: s.eps,

@@ -161,7 +161,7 @@ function optimizerStepRef(
   for (let i = 0; i < gBt.length; i++) gBt[i] += wp * a.Bt[i];
   const hyper = { lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay };
   adamwRef({ param: a.A, m: a.mA, v: a.vA }, gA, { ...hyper, weightDecay: s.weightDecay + wp - coupledA }, t);
-  adamwRef({ param: a.Bt, m: a.mB, v: a.vB }, gBt, hyper, t);
+  adamwRef({ param: a.Bt, m: a.mB, v: a.vB }, gBt, { ...hyper, lr: s.lrB ?? s.lr }, t);
   if (t <= s.rateWarmup) return;
   let g = s.scaleFreeRate ? scaleFreeRateGrad(a.rho, gradF) : rateGradFromImportanceGrad(a.rho, gradF);
   if (s.rankPrior)

@@ -55,6 +55,8 @@ describe('session schema migration', () => {
       prompt: 'a photo of <v1> dog',
       steps: 300,
       learningRate: 0.002,
+      // Schema 1 had one rate for A and B.
+      learningRateB: 0.002,
       maxRank: 32,
       priorSigma: 0.35,
       fixedRank: 8,

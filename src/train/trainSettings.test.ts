@@ -42,6 +42,7 @@ describe('train settings', () => {
     expect(errors({ initialRank: 65 }).map((i) => i.field)).toEqual(['initialRank']);
     expect(errors({ priorSigma: 0 }).map((i) => i.field)).toEqual(['priorSigma']);
     expect(errors({ learningRate: Number.NaN }).map((i) => i.field)).toEqual(['learningRate']);
+    expect(errors({ learningRateB: 0 }).map((i) => i.field)).toEqual(['learningRateB']);
   });
 
   it('skips LoRA² fields for the fixed-rank baseline but checks its rank', () => {
@@ -67,5 +68,16 @@ describe('train settings', () => {
     expect(withDefaultSettings(undefined)).toEqual(DEFAULT_TRAIN_SETTINGS);
     expect(withDefaultSettings({ layers: 'attention+conv' }).layers).toBe('attention+conv');
     expect(withDefaultSettings({ layers: 'toString' }).layers).toBe('attention');
+  });
+
+  it('gives older sessions, which had one rate for A and B, their A rate for B', () => {
+    expect(withDefaultSettings({ learningRate: 0.01 })).toMatchObject({
+      learningRate: 0.01,
+      learningRateB: 0.01,
+    });
+    expect(withDefaultSettings({ learningRate: 0.01, learningRateB: 0.02 }).learningRateB).toBe(0.02);
+    expect(withDefaultSettings({ learningRateB: 'fast' }).learningRateB).toBe(
+      DEFAULT_TRAIN_SETTINGS.learningRate,
+    );
   });
 });

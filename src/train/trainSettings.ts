@@ -9,6 +9,7 @@ export const DEFAULT_TRAIN_SETTINGS: Readonly<TrainSettings> = Object.freeze({
   steps: 400,
   batchSize: 1,
   learningRate: 3e-3,
+  learningRateB: 3e-3,
   rateLearningRate: 1e-2,
   mode: 'lora2',
   fixedRank: 16,
@@ -91,6 +92,8 @@ export function validateTrainSettings(
   if (!isInt(s.steps, 1, 100_000)) err('steps', 'Steps must be a whole number from 1 to 100000.');
   if (!isInt(s.batchSize, 1, 64)) err('batchSize', 'Batch size must be a whole number from 1 to 64.');
   if (!(s.learningRate > 0 && s.learningRate < 1)) err('learningRate', 'Learning rate must be in (0, 1).');
+  if (!(s.learningRateB > 0 && s.learningRateB < 1))
+    err('learningRateB', 'The B learning rate must be in (0, 1).');
   if (!(s.rateLearningRate > 0 && s.rateLearningRate < 1))
     err('rateLearningRate', 'The ρ learning rate must be in (0, 1).');
   if (!isInt(s.maxRank, 1, 256)) err('maxRank', 'Max rank must be a whole number from 1 to 256.');
@@ -122,6 +125,8 @@ export function withDefaultSettings(raw: Partial<Record<string, unknown>> | unde
     const v = raw?.[k];
     if (typeof v === typeof def && (typeof v !== 'number' || Number.isFinite(v))) out[k] = v;
   }
+  // Sessions from before B had its own rate trained both factors at learningRate.
+  if (!Number.isFinite(raw?.learningRateB)) out.learningRateB = out.learningRate;
   if (out.mode !== 'lora2' && out.mode !== 'fixed') out.mode = DEFAULT_TRAIN_SETTINGS.mode;
   if (typeof out.layers !== 'string' || !Object.hasOwn(TARGET_PRESETS, out.layers))
     out.layers = DEFAULT_TRAIN_SETTINGS.layers;

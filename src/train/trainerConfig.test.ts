@@ -12,6 +12,7 @@ describe('trainerConfig', () => {
       seed: 9,
       checkpointEvery: 25,
       learningRate: 1e-3,
+      learningRateB: 4e-3,
       rateLearningRate: 2e-2,
       maxRank: 32,
       initialRank: 6,
@@ -23,6 +24,7 @@ describe('trainerConfig', () => {
     expect(c.contributionsEvery).toBe(3);
     expect(c.lora).toMatchObject({
       lr: 1e-3,
+      lrB: 4e-3,
       rateLr: 2e-2,
       maxRank: 32,
       initialRank: 6,

@@ -20,6 +20,7 @@ export function trainerConfig(sessionId: string, s: TrainSettings): TrainerConfi
     contributionsEvery: contributionsInterval(s.steps),
     lora: lora2Settings({
       lr: s.learningRate,
+      lrB: s.learningRateB,
       rateLr: s.rateLearningRate,
       maxRank: s.maxRank,
       initialRank: Math.min(s.initialRank, s.maxRank),

@@ -163,7 +163,8 @@ export function SettingsPanel() {
         <details className="advanced">
           <summary>Advanced</summary>
           <div className="grid2">
-            <NumberField field="learningRate" label="LR (A, B)" />
+            <NumberField field="learningRate" label="LR (A)" />
+            <NumberField field="learningRateB" label="LR (B)" hint="LoRA+ trains B faster than A" />
             <NumberField field="rateLearningRate" label="LR (ρ)" disabled={fixed} />
             <NumberField field="initialRank" label="Initial rank" step={1} disabled={fixed} />
             <NumberField field="quantile" label="Quantile k" step={0.01} disabled={fixed} />
@@ -186,6 +187,7 @@ export function SettingsPanel() {
           <Issues
             fields={[
               'learningRate',
+              'learningRateB',
               'rateLearningRate',
               'initialRank',
               'quantile',
