@@ -1,6 +1,9 @@
 // Headless LoRA² training in Node (Dawn WebGPU): npm run train -- --photos DIR --prompt "<v1> dog face" --steps N
 // [--fixed-rank R] [--out DIR] [--model DIR] [--batch B] [--seed S] [--samples 4] [--sample-steps 20]
-// [--targets attention|attention+conv] [--lora2 lr=0.01,scale=2] (LoRA² settings: numbers, on/off as 0/1).
+// [--targets attention|attention+conv] [--lora2 lr=0.01,scale=2] (LoRA² settings: numbers, on/off as 0/1)
+// [--accumulate K] [--lr-schedule constant|cosine] [--warmup N] [--flip] [--min-crop 0.8]
+// [--class-prompt "robot" --class-images 8 --prior-weight 1 --class-dir DIR] (prior preservation)
+// [--preview-every N] (previews/step-N.png: the prompt with the LoRA so far, seed 1).
 // Writes the kohya LoRA, a JSON report, and samples.png: the photos, then the prompt rendered by the base model
 // and with the LoRA (same seeds), one row each.
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -16,6 +19,8 @@ import { DiffusionModel } from '../src/models/pipeline';
 import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { fileCheckpointStore } from '../src/train/checkpointFiles';
+import { classImages } from '../src/train/classImages';
+import { fileClassImageCache } from '../src/train/classImagesFiles';
 import { centerSquareCrop } from '../src/train/photos';
 import { DEFAULT_TRAINER_CONFIG, rgbaToModelInput, Trainer } from '../src/train/trainer';
 import type { TrainProgress } from '../workers/api';
@@ -35,6 +40,16 @@ const { values: args } = parseArgs({
     guidance: { type: 'string', default: '4' },
     targets: { type: 'string', default: 'attention' },
     lora2: { type: 'string', default: '' },
+    accumulate: { type: 'string', default: '1' },
+    'lr-schedule': { type: 'string', default: 'constant' },
+    warmup: { type: 'string', default: '0' },
+    flip: { type: 'boolean', default: false },
+    'min-crop': { type: 'string', default: '1' },
+    'class-prompt': { type: 'string' },
+    'class-images': { type: 'string', default: '8' },
+    'prior-weight': { type: 'string', default: '1' },
+    'class-dir': { type: 'string' },
+    'preview-every': { type: 'string', default: '0' },
   },
 });
 
@@ -111,11 +126,40 @@ async function main(): Promise<void> {
 
   const outDir = resolve(args.out!);
   await mkdir(outDir, { recursive: true });
+  // Prior preservation: the base model draws the class images before any adapter is attached.
+  let classData = {};
+  if (args['class-prompt'] !== undefined) {
+    const drawn = await classImages(
+      {
+        model: modelDir,
+        prompt: args['class-prompt'],
+        count: Number(args['class-images']),
+        seed: 1000,
+        steps: Number(args['sample-steps']),
+        guidance: Number(args.guidance),
+      },
+      (o) => model.generate(o),
+      fileClassImageCache(resolve(args['class-dir'] ?? join(outDir, 'class-images'))),
+      (done, total, cached) =>
+        process.stdout.write(
+          cached
+            ? `class images: ${total} from the cache\n`
+            : `\rclass images (base model) ${done}/${total}   `,
+        ),
+    ).catch((e: Error) => fail(e.message));
+    process.stdout.write('\n');
+    classData = {
+      classImages: drawn.map((p) => rgbaToModelInput(p.data, size, size)),
+      classEmbedding: await model.embed(args['class-prompt']),
+    };
+  }
+  const kind = args['lr-schedule'];
+  if (kind !== 'constant' && kind !== 'cosine') fail(`--lr-schedule ${kind}: expected constant or cosine`);
   const trainer = await Trainer.create(
     engine,
     unet,
     schedule,
-    { images, imageShape: [unet.config.inChannels, size, size], embedding },
+    { images, imageShape: [unet.config.inChannels, size, size], embedding, ...classData },
     {
       ...DEFAULT_TRAINER_CONFIG,
       sessionId: 'cli',
@@ -123,10 +167,14 @@ async function main(): Promise<void> {
       batchSize: Number(args.batch),
       seed: Number(args.seed),
       contributionsEvery: 0,
+      gradientAccumulation: Number(args.accumulate),
+      lrSchedule: { kind, warmupSteps: Number(args.warmup) },
+      augment: { flip: args.flip!, minCrop: Number(args['min-crop']) },
+      priorLossWeight: Number(args['prior-weight']),
       lora: loraSettings,
     },
     fileCheckpointStore(join(outDir, 'checkpoints')),
-  );
+  ).catch((e: Error) => fail(e.message));
   if (trainer.step > 0) console.log(`resuming from the checkpoint at step ${trainer.step}`);
   console.log(
     `${names.length} photos at ${size}×${size}, ${trainer.adapters.length} LoRA layers, ${fixedRank ? `fixed rank ${fixedRank}` : 'LoRA² (adaptive rank)'}`,
@@ -134,16 +182,40 @@ async function main(): Promise<void> {
   const stop = () => trainer.stop();
   process.once('SIGINT', stop);
   let last: TrainProgress | undefined;
-  const state = await trainer.run((p) => {
+  // run() measures its peak from its own start; previews split the run, so keep the largest.
+  let peakGpuBytes = 0;
+  const onProgress = (p: TrainProgress) => {
     last = p;
+    peakGpuBytes = Math.max(peakGpuBytes, p.peakGpuBytes);
     const ranks = p.layers.map((l) => l.rank);
     const mean = ranks.reduce((a, b) => a + b, 0) / ranks.length;
     const bar = '#'.repeat(Math.round((20 * p.step) / p.total)).padEnd(20, '.');
+    const classLoss = p.classLoss === undefined ? '' : ` class ${p.classLoss.toFixed(4)}`;
     process.stdout.write(
-      `\r[${bar}] ${p.step}/${p.total} loss ${p.loss.toFixed(4)} rank min/mean/max ${Math.min(...ranks)}/${mean.toFixed(1)}/${Math.max(...ranks)} ` +
+      `\r[${bar}] ${p.step}/${p.total} loss ${p.loss.toFixed(4)}${classLoss} rank min/mean/max ${Math.min(...ranks)}/${mean.toFixed(1)}/${Math.max(...ranks)} ` +
         `${(1000 / p.stepMs).toFixed(2)} it/s ETA ${(p.etaMs / 1000).toFixed(0)}s   `,
     );
-  });
+  };
+  // Previews every N steps: the prompt with the adapters as they are, seed 1.
+  const previewEvery = Number(args['preview-every']);
+  let state: TrainProgress['state'] = 'running';
+  while (state === 'running' && trainer.step < steps) {
+    const until = previewEvery > 0 ? (Math.floor(trainer.step / previewEvery) + 1) * previewEvery : steps;
+    state = await trainer.run(onProgress, { untilStep: until });
+    if (previewEvery > 0 && trainer.step % previewEvery === 0 && (state === 'running' || state === 'done')) {
+      const img = await model.generate({
+        prompt: args.prompt!,
+        seed: 1,
+        steps: Number(args['sample-steps']),
+        guidance: Number(args.guidance),
+        sampler: 'ddim',
+      });
+      // Sampling uploaded the importance vectors without gradients; training uploads its own.
+      for (const a of trainer.adapters) a.releaseImportance();
+      await mkdir(join(outDir, 'previews'), { recursive: true });
+      await writeFile(join(outDir, 'previews', `step-${trainer.step}.png`), await encodePng(img));
+    }
+  }
   process.stdout.write('\n');
   process.off('SIGINT', stop);
 
@@ -190,9 +262,23 @@ async function main(): Promise<void> {
     adapterBytes: trainer.adapterBytes,
     fixedRankBytes: trainer.fixedRankBytes,
     fileBytes: lora.byteLength,
-    peakGpuBytes: last?.peakGpuBytes,
+    peakGpuBytes: last ? peakGpuBytes : undefined,
     elapsedMs: last?.elapsedMs,
     lossCurve: trainer.lossHistory,
+    ...(trainer.classLossHistory.length ? { classLossCurve: trainer.classLossHistory } : {}),
+    training: {
+      batch: trainer.config.batchSize,
+      gradientAccumulation: trainer.config.gradientAccumulation,
+      lrSchedule: trainer.config.lrSchedule,
+      augment: trainer.config.augment,
+      ...(args['class-prompt'] !== undefined
+        ? {
+            classPrompt: args['class-prompt'],
+            classImages: Number(args['class-images']),
+            priorLossWeight: trainer.config.priorLossWeight,
+          }
+        : {}),
+    },
     rankHistory: trainer.rankHistory,
   };
   await writeFile(join(outDir, 'report.json'), JSON.stringify(report, null, 1));

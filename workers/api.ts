@@ -74,6 +74,21 @@ export interface TrainSettings {
    * Absent in sessions saved before it existed: attention.
    */
   layers?: TargetPreset;
+  /** Micro-batches whose gradients make one optimizer step. */
+  gradientAccumulation: number;
+  /** Learning-rate schedule after the warm-up. */
+  lrSchedule: 'constant' | 'cosine';
+  /** Linear warm-up steps of every learning rate. */
+  warmupSteps: number;
+  /** Random left–right flip of the photos. */
+  flip: boolean;
+  /** Random crop: smallest side as a fraction of the photo (1 = off). */
+  minCrop: number;
+  /** Prior preservation: the class prompt ("" = off); the base model draws classImages pictures of it once. */
+  classPrompt: string;
+  classImages: number;
+  /** λ: weight of the class images' loss. */
+  priorLossWeight: number;
 }
 
 /** One photo, already decoded, oriented and cropped to the model's resolution (RGBA, row-major). */
@@ -98,10 +113,16 @@ export interface TrainProgress {
   sessionId: string;
   step: number;
   total: number;
+  /** Work before the first step (drawing class images), while it runs. */
+  preparing?: { what: string; done: number; total: number };
   loss: number;
+  /** Prior-preservation (class) loss of the step, when the run has class images. */
+  classLoss?: number;
   layers: LayerRankState[];
   /** Per layer, per position i < capacity: f(i)·‖B[:,i]‖·‖A[i,:]‖ (sent every few steps; else undefined). */
   contributions?: number[][];
+  /** Per layer, per position i < D: the importance s·f(i) (LoRA²) or α/r (fixed rank); sent with contributions. */
+  importance?: number[][];
   adapterBytes: number;
   /** Adapter bytes of a fixed-rank LoRA at maxRank on the same layers, for comparison. */
   fixedRankBytes: number;

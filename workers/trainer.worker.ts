@@ -11,9 +11,10 @@ import { DiffusionModel } from '../src/models/pipeline';
 import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { idbCheckpointStore } from '../src/train/checkpoint';
+import { classImages, idbClassImageCache } from '../src/train/classImages';
 import { attachLora, checkLayersFit, checkpointFromLora } from '../src/train/loraCheckpoint';
 import { DB_NAME, STORE_NAME } from '../src/train/sessionStore';
-import { rgbaToModelInput, Trainer } from '../src/train/trainer';
+import { rgbaToModelInput, Trainer, type TrainData } from '../src/train/trainer';
 import { trainerConfig } from '../src/train/trainerConfig';
 import type {
   GenerateRequest,
@@ -111,6 +112,12 @@ const currentModel = () => loadDiffusionModel(model?.url ?? DEFAULT_MODEL_URL);
 
 /** Checkpoints live beside the studio's sessions (`ckpt:<session>:<step>`), so deleting a session drops them. */
 const checkpoints = idbCheckpointStore(createStore(DB_NAME, STORE_NAME));
+/** Prior preservation's class images, drawn once per model, class prompt and count. */
+const classImageCache = idbClassImageCache(createStore(DB_NAME, STORE_NAME));
+
+/** Sampling steps and guidance of the class images (DDIM): as the CLI's default samples. */
+const CLASS_IMAGE_STEPS = 20;
+const CLASS_IMAGE_GUIDANCE = 4;
 
 /** Sampling steps of a training preview (DDIM): enough to see the subject appear, cheap beside training. */
 const PREVIEW_STEPS = 10;
@@ -125,7 +132,7 @@ interface ActiveRun {
 let activeRun: ActiveRun | undefined;
 
 /** Photos at the model's resolution → model input; the prompt → its text embedding. */
-async function trainData(m: DiffusionModel, images: TrainingImage[], prompt: string) {
+async function trainData(m: DiffusionModel, images: TrainingImage[], prompt: string): Promise<TrainData> {
   const size = m.resolution;
   if (images.length === 0) throw new Error('Training needs at least one photo.');
   for (const img of images) {
@@ -138,6 +145,24 @@ async function trainData(m: DiffusionModel, images: TrainingImage[], prompt: str
     images: images.map((img) => rgbaToModelInput(img.rgba, size, size)),
     imageShape: [m.unet.config.inChannels, size, size] as [number, number, number],
     embedding: await m.embed(prompt),
+  };
+}
+
+/** A progress event before the trainer exists (step 0, no layers yet). */
+function emptyProgress(sessionId: string, total: number): TrainProgress {
+  return {
+    sessionId,
+    step: 0,
+    total,
+    loss: Number.NaN,
+    layers: [],
+    adapterBytes: 0,
+    fixedRankBytes: 0,
+    peakGpuBytes: 0,
+    stepMs: 0,
+    elapsedMs: 0,
+    etaMs: 0,
+    state: 'running',
   };
 }
 
@@ -179,6 +204,32 @@ async function train(
     g = model?.gpu;
     const config = trainerConfig(sessionId, settings);
     const data = await trainData(m, images, settings.prompt);
+    const classPrompt = settings.classPrompt.trim();
+    if (classPrompt) {
+      // Before the trainer attaches its adapters: these are the base model's pictures of the class.
+      const drawn = await classImages(
+        {
+          model: model?.url ?? DEFAULT_MODEL_URL,
+          prompt: classPrompt,
+          count: settings.classImages,
+          seed: 1000,
+          steps: CLASS_IMAGE_STEPS,
+          guidance: CLASS_IMAGE_GUIDANCE,
+        },
+        (o) => m.generate(o),
+        classImageCache,
+        (done, total) =>
+          notify(() =>
+            onProgress({
+              ...emptyProgress(sessionId, settings.steps),
+              preparing: { what: `class images of “${classPrompt}”`, done, total },
+            }),
+          ),
+      );
+      const size = m.resolution;
+      data.classImages = drawn.map((p) => rgbaToModelInput(p.data, size, size));
+      data.classEmbedding = await m.embed(classPrompt);
+    }
     const schedule = new NoiseSchedule(m.scheduler);
     const trainer = await Trainer.create(m.unet.engine, m.unet, schedule, data, config, checkpoints);
     run.trainer = trainer;

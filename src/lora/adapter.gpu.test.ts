@@ -262,9 +262,12 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     };
   };
 
-  /** A trainer on the golden data: batch 2, no checkpoints or contribution snapshots unless asked. */
-  const goldenTrainer = async (over: Partial<TrainerConfig> & Pick<TrainerConfig, 'sessionId' | 'lora'>) =>
-    Trainer.create(engine, unet, new NoiseSchedule(DEFAULT_SCHEDULER), await goldenTrainData(), {
+  /** A trainer on the golden data (or `data`): batch 2, no checkpoints or contribution snapshots unless asked. */
+  const goldenTrainer = async (
+    over: Partial<TrainerConfig> & Pick<TrainerConfig, 'sessionId' | 'lora'>,
+    data?: TrainData,
+  ) =>
+    Trainer.create(engine, unet, new NoiseSchedule(DEFAULT_SCHEDULER), data ?? (await goldenTrainData()), {
       ...DEFAULT_TRAINER_CONFIG,
       batchSize: 2,
       checkpointEvery: 0,
@@ -272,22 +275,9 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
       ...over,
     });
 
-  it('trainer: 4 steps straight = 2 steps, checkpoint, reload, 2 steps', { timeout: 2_400_000 }, async () => {
-    const data = await goldenTrainData();
+  /** Checkpoint and resume: `config` run straight vs until step 2, saved, reloaded (as `resumeAs`), run on. */
+  const expectResumeExact = async (config: TrainerConfig, data: TrainData, resumeAs = config) => {
     const schedule = new NoiseSchedule(DEFAULT_SCHEDULER);
-    const config: TrainerConfig = {
-      ...DEFAULT_TRAINER_CONFIG,
-      sessionId: 's1',
-      steps: 4,
-      batchSize: 2,
-      seed: 7,
-      checkpointEvery: 0,
-      contributionsEvery: 2,
-      // chunk 2 so that ranks moving by one position exercise growth/release within 4 steps; N = 2 (the
-      // photos alone) keeps the priors strong enough to move ranks that fast.
-      lora: lora2Settings({ lr: 3e-2, rateLr: 0.3, chunk: 2, releaseChunks: 1, initialRank: 2 }),
-      priorCount: 2,
-    };
     const events: TrainProgress[] = [];
     const straight = await Trainer.create(engine, unet, schedule, data, config);
     mark(`trainer: ${straight.adapters.length} layers`);
@@ -295,36 +285,102 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     const want = await straight.checkpoint();
     straight.release();
     mark(`straight: ranks ${want.rankHistory.map((r) => r.join('')).join(' | ')}; loss ${want.lossHistory}`);
-    expect(events.map((e) => e.step)).toEqual([1, 2, 3, 4]);
-    expect(events[3].state).toBe('done');
-    expect(events[1].contributions?.length).toBe(want.layers.length);
-    expect(events[0].contributions).toBeUndefined();
-    expect(events[3].adapterBytes).toBeGreaterThan(0);
-    expect(events[3].fixedRankBytes).toBeGreaterThan(events[3].adapterBytes);
-    expect(events[3].peakGpuBytes).toBeGreaterThan(0);
 
     const store = memoryCheckpointStore();
     const first = await Trainer.create(engine, unet, schedule, data, config, store);
     expect(await first.run(undefined, { untilStep: 2 })).toBe('running');
     first.release();
-    expect(await store.pointer('s1')).toBe(2);
-    // Resumed with settings as an older version saved them, without the fields added since (rateWarmup,
-    // scaleFreeRate): the trainer fills in their defaults, so the run continues exactly as before.
-    const { rateWarmup: _w, scaleFreeRate: _s, ...olderLora } = config.lora;
-    const older = { ...config, lora: olderLora as typeof config.lora };
-    const resumed = await Trainer.create(engine, unet, schedule, data, older, store);
+    expect(await store.pointer(config.sessionId)).toBe(2);
+    const resumed = await Trainer.create(engine, unet, schedule, data, resumeAs, store);
     expect(resumed.step).toBe(2);
     expect(await resumed.run()).toBe('done');
     const got = await resumed.checkpoint();
     resumed.release();
     expect(got.rankHistory).toEqual(want.rankHistory);
     expect(got.lossHistory).toEqual(want.lossHistory);
+    expect(got.classLossHistory).toEqual(want.classLossHistory);
     for (let i = 0; i < want.layers.length; i++) {
       const [g, w] = [got.layers[i], want.layers[i]];
       expect([g.capacity, g.rank, g.step, g.rho]).toEqual([w.capacity, w.rank, w.step, w.rho]);
       for (const k of ['A', 'Bt', 'mA', 'vA', 'mB', 'vB'] as const) expect(g[k]).toEqual(w[k]);
     }
+    return { events, want };
+  };
+
+  // chunk 2 so that ranks moving by one position exercise growth/release within 4 steps; N = 2 (the
+  // photos alone) keeps the priors strong enough to move ranks that fast.
+  const resumeConfig = (): TrainerConfig => ({
+    ...DEFAULT_TRAINER_CONFIG,
+    sessionId: 's1',
+    steps: 4,
+    batchSize: 2,
+    seed: 7,
+    checkpointEvery: 0,
+    contributionsEvery: 2,
+    lora: lora2Settings({ lr: 3e-2, rateLr: 0.3, chunk: 2, releaseChunks: 1, initialRank: 2 }),
+    priorCount: 2,
   });
+
+  it('trainer: 4 steps straight = 2 steps, checkpoint, reload, 2 steps', { timeout: 2_400_000 }, async () => {
+    const config = resumeConfig();
+    // Resumed with settings as an older version saved them, without the fields added since (rateWarmup,
+    // scaleFreeRate): the trainer fills in their defaults, so the run continues exactly as before.
+    const { rateWarmup: _w, scaleFreeRate: _s, ...olderLora } = config.lora;
+    const older = { ...config, lora: olderLora as typeof config.lora };
+    const { events, want } = await expectResumeExact(config, await goldenTrainData(), older);
+    expect(events.map((e) => e.step)).toEqual([1, 2, 3, 4]);
+    expect(events[3].state).toBe('done');
+    expect(events[1].contributions?.length).toBe(want.layers.length);
+    // Importance vectors go with the contributions: s·f(i) for each of the layer's D positions.
+    expect(events[1].importance?.map((f) => f.length)).toEqual(events[1].layers.map((l) => l.rank));
+    expect(events[0].contributions).toBeUndefined();
+    expect(events[0].importance).toBeUndefined();
+    expect(events[3].adapterBytes).toBeGreaterThan(0);
+    expect(events[3].fixedRankBytes).toBeGreaterThan(events[3].adapterBytes);
+    expect(events[3].peakGpuBytes).toBeGreaterThan(0);
+    expect(events[3].classLoss).toBeUndefined();
+  });
+
+  it(
+    'trainer with accumulation, cosine warm-up, crop/flip and prior preservation also resumes exactly',
+    { timeout: 2_400_000 },
+    async () => {
+      const base = await goldenTrainData();
+      const ehs = await reader.readFloat32('inputs.encoder_hidden_states');
+      const data: TrainData = {
+        ...base,
+        classImages: [base.images[1], base.images[0], base.images[1]],
+        classEmbedding: { data: ehs.slice(7 * 20, 2 * 7 * 20), shape: [1, 7, 20] },
+      };
+      const config: TrainerConfig = {
+        ...resumeConfig(),
+        sessionId: 's2',
+        batchSize: 1,
+        gradientAccumulation: 2,
+        lrSchedule: { kind: 'cosine', warmupSteps: 1 },
+        augment: { flip: true, minCrop: 0.7 },
+        priorLossWeight: 0.5,
+      };
+      const { events, want } = await expectResumeExact(config, data);
+      expect(want.classLossHistory).toHaveLength(4);
+      expect(events.map((e) => e.classLoss)).toEqual(want.classLossHistory);
+      await expect(
+        Trainer.create(engine, unet, new NoiseSchedule(DEFAULT_SCHEDULER), data, {
+          ...config,
+          gradientAccumulation: 0,
+        }),
+      ).rejects.toThrow(/gradient accumulation 0/);
+      await expect(
+        Trainer.create(
+          engine,
+          unet,
+          new NoiseSchedule(DEFAULT_SCHEDULER),
+          { ...data, classEmbedding: undefined },
+          config,
+        ),
+      ).rejects.toThrow(/class prompt/);
+    },
+  );
 
   it('a checkpoint saved before weightPriorDecoupledA existed resumes with the coupled rule it trained with', async () => {
     const data = await goldenTrainData();
@@ -416,15 +472,86 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     expect(decoupled).toBeGreaterThan(0.99);
   });
 
-  it('lrB steps B at its own learning rate and A at lr', async () => {
+  it('gradient accumulation averages its micro-batches; prior preservation adds λ × the class batch', async () => {
+    const base = await goldenTrainData();
+    const ehs = await reader.readFloat32('inputs.encoder_hidden_states');
+    // Class pool = the instance pool (same size, so the same draws) under the second prompt.
+    const withClass: TrainData = {
+      ...base,
+      classImages: base.images,
+      classEmbedding: { data: ehs.slice(7 * 20, 2 * 7 * 20), shape: [1, 7, 20] },
+    };
+    const secondPrompt: TrainData = { ...base, embedding: withClass.classEmbedding! };
+    /**
+     * Every step's gradients (A, Bᵀ, ∂L/∂f of all layers, concatenated) at lr 0, so nothing moves and each
+     * step sees the same adapters; B starts from fixed random values so that A and f get gradients too.
+     * Without the weight prior, which is added once per step (not per micro-batch), they are the task's alone.
+     */
+    const gradients = async (over: Partial<TrainerConfig>, data: TrainData, steps: number) => {
+      const t = await goldenTrainer(
+        {
+          sessionId: 'accumulate',
+          steps,
+          seed: 7,
+          batchSize: 1,
+          lora: lora2Settings({ lr: 0, rateLr: 0, weightPrior: false }),
+          ...over,
+        },
+        data,
+      );
+      const init = new Rng(11);
+      for (const a of t.adapters) engine.write(a.Bt, init.normals(a.Bt.size, 0.05));
+      const out: Float32Array[] = [];
+      const parts: Float32Array[] = [];
+      for (const a of t.adapters) {
+        const apply = a.applyStep.bind(a);
+        a.applyStep = async (scale?: number) => {
+          parts.push(await a.A.grad!.read(), await a.Bt.grad!.read(), await a.importanceGrad!.read());
+          return apply(scale);
+        };
+      }
+      for (let i = 0; i < steps; i++) {
+        await t.trainStep();
+        out.push(Float32Array.from(parts.flatMap((p) => Array.from(p))));
+        parts.length = 0;
+      }
+      const losses = { loss: [...t.lossHistory], classLoss: [...t.classLossHistory] };
+      t.release();
+      return { grads: out, ...losses };
+    };
+    // Micro-batch draws, one per step: instance prompt, then the second prompt.
+    const [ga] = (await gradients({}, base, 1)).grads;
+    const two = await gradients({}, base, 2);
+    const gb1 = two.grads[1];
+    const single = await gradients({}, secondPrompt, 2);
+    const gb2 = single.grads[1];
+    const accumulated = await gradients({ gradientAccumulation: 2 }, base, 1);
+    const prior = await gradients({ priorLossWeight: 0.5 }, withClass, 1);
+    const combine = (wa: number, b: Float32Array, wb: number) => ga.map((v, i) => wa * v + wb * b[i]);
+    const errAcc = relativeError(accumulated.grads[0], combine(0.5, gb1, 0.5));
+    const errPrior = relativeError(prior.grads[0], combine(1, gb2, 0.5));
+    mark(`accumulation rel err ${errAcc.toExponential(2)}, prior preservation ${errPrior.toExponential(2)}`);
+    expect(errAcc).toBeLessThan(1e-4);
+    expect(errPrior).toBeLessThan(1e-4);
+    // The two micro-batches really differ (else the test could not tell a mean from either one).
+    expect(relativeError(ga, gb1)).toBeGreaterThan(0.1);
+    expect(relativeError(gb1, gb2)).toBeGreaterThan(0.01);
+    // Reported losses: the instance mean over micro-batches; the class loss separately.
+    expect(accumulated.loss[0]).toBeCloseTo((two.loss[0] + two.loss[1]) / 2, 6);
+    expect(prior.loss[0]).toBeCloseTo(two.loss[0], 6);
+    expect(prior.classLoss[0]).toBeCloseTo(single.loss[1], 6);
+  });
+
+  it('lrB steps B at its own learning rate and A at lr; the lr schedule scales both', async () => {
     const lr = 1e-3;
     /** Largest |ΔA| and |ΔBᵀ| over all adapters in each of two steps (rank fixed at 4). */
-    const steps = async (lrB: number | undefined) => {
+    const steps = async (lrB: number | undefined, over: Partial<TrainerConfig> = {}) => {
       const t = await goldenTrainer({
         sessionId: 'lrB',
         steps: 2,
         seed: 5,
         lora: lora2Settings({ fixedRank: 4, lr, ...(lrB === undefined ? {} : { lrB }) }),
+        ...over,
       });
       const read = () => Promise.all(t.adapters.map((a) => a.state()));
       const maxDelta = (x: AdapterState[], y: AdapterState[], key: 'A' | 'Bt') =>
@@ -452,6 +579,9 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     expect(fast.B1).toBeGreaterThan(0.99 * 5 * lr);
     expect(fast.B1).toBeLessThanOrEqual(1.0001 * 5 * lr);
     expect(Math.max(same.A1, fast.A1)).toBeLessThan(1e-3 * lr);
+    // The trainer's schedule scales both: 4 warm-up steps start at a quarter of each rate.
+    const warm = await steps(5 * lr, { lrSchedule: { kind: 'cosine', warmupSteps: 4 } });
+    expect(warm.B1 / fast.B1).toBeCloseTo(0.25, 4);
     // A's first gradient comes at step 2: Adam's bias-corrected step is then at most ≈ 0.75·lr, whatever lrB is.
     for (const a of [same.A2, fast.A2]) {
       expect(a).toBeGreaterThan(0.5 * lr);

@@ -522,8 +522,11 @@ export class Lora2Adapter implements LinearAdapter {
     this.taskGradStats.sumSq += task * task;
   }
 
-  /** AdamW on A and Bᵀ (GPU), Adam on ρ (f64), then the rank controller. Clears the gradients. */
-  async applyStep(): Promise<AdapterStepInfo> {
+  /**
+   * AdamW on A and Bᵀ (GPU), Adam on ρ (f64), then the rank controller. Clears the gradients. `lrScale`
+   * multiplies every learning rate of this step (the trainer's warm-up / cosine schedule).
+   */
+  async applyStep(lrScale = 1): Promise<AdapterStepInfo> {
     const e = this.engine;
     const s = this.settings;
     const t = ++this.step;
@@ -539,7 +542,7 @@ export class Lora2Adapter implements LinearAdapter {
           v: v.buffer,
           n: p.size,
           step: t,
-          lr: p === this.A ? s.lr : (s.lrB ?? s.lr),
+          lr: lrScale * (p === this.A ? s.lr : (s.lrB ?? s.lr)),
           beta1: s.beta1,
           beta2: s.beta2,
           eps: s.eps,
@@ -558,7 +561,7 @@ export class Lora2Adapter implements LinearAdapter {
       const tr = t - s.rateWarmup;
       const mHat = this.rhoM / (1 - s.beta1 ** tr);
       const vHat = this.rhoV / (1 - s.beta2 ** tr);
-      this.rho -= (s.rateLr * mHat) / (Math.sqrt(vHat) + s.eps);
+      this.rho -= (lrScale * s.rateLr * mHat) / (Math.sqrt(vHat) + s.eps);
       this.rank = effectiveRank(this.rate, s.quantile, s.maxRank);
       const cap = planCapacity(this.rank, this.capacity, this.policy);
       if (cap !== this.capacity) await this.resize(cap);
@@ -684,7 +687,10 @@ export class Lora2Adapter implements LinearAdapter {
  * optimizerStep of every adapter in order, with all their ∂L/∂f read back in one GPU wait instead of one
  * per layer (78 on the default model with LoCon). The same numbers as calling optimizerStep one by one.
  */
-export async function stepAdapters(adapters: readonly Lora2Adapter[]): Promise<AdapterStepInfo[]> {
+export async function stepAdapters(
+  adapters: readonly Lora2Adapter[],
+  lrScale = 1,
+): Promise<AdapterStepInfo[]> {
   const pending = adapters.map((a) => a.importanceGrad);
   const tensors = pending.filter((t): t is Tensor => t !== undefined);
   const values = tensors.length > 0 ? await adapters[0].engine.readMany(tensors) : [];
@@ -692,7 +698,7 @@ export async function stepAdapters(adapters: readonly Lora2Adapter[]): Promise<A
   let j = 0;
   for (let i = 0; i < adapters.length; i++) {
     await adapters[i].prepareGradients(pending[i] ? values[j++] : undefined);
-    out.push(await adapters[i].applyStep());
+    out.push(await adapters[i].applyStep(lrScale));
   }
   return out;
 }

@@ -18,6 +18,8 @@ export interface TrainerCheckpoint {
   /** Per recorded step: the rank of each layer (layer order of `layers`). */
   rankHistory: number[][];
   lossHistory: number[];
+  /** Prior-preservation loss per step (absent: no class images, or saved before it existed). */
+  classLossHistory?: number[];
   elapsedMs: number;
 }
 

@@ -43,6 +43,16 @@ describe('train settings', () => {
     expect(errors({ priorSigma: 0 }).map((i) => i.field)).toEqual(['priorSigma']);
     expect(errors({ learningRate: Number.NaN }).map((i) => i.field)).toEqual(['learningRate']);
     expect(errors({ learningRateB: 0 }).map((i) => i.field)).toEqual(['learningRateB']);
+    expect(errors({ gradientAccumulation: 0 }).map((i) => i.field)).toEqual(['gradientAccumulation']);
+    expect(errors({ warmupSteps: -1 }).map((i) => i.field)).toEqual(['warmupSteps']);
+    expect(warnings({ warmupSteps: 400 }).map((i) => i.field)).toEqual(['warmupSteps']);
+    expect(errors({ minCrop: 0 }).map((i) => i.field)).toEqual(['minCrop']);
+    // Prior preservation is checked only when a class prompt is set.
+    expect(errors({ classImages: 0, priorLossWeight: -1 })).toEqual([]);
+    expect(
+      errors({ classPrompt: '<v1> dog', classImages: 0, priorLossWeight: -1 }).map((i) => i.field),
+    ).toEqual(['classPrompt', 'classImages', 'priorLossWeight']);
+    expect(errors({ classPrompt: 'dog', classImages: 12, priorLossWeight: 0.5 })).toEqual([]);
   });
 
   it('skips LoRA² fields for the fixed-rank baseline but checks its rank', () => {
@@ -79,5 +89,10 @@ describe('train settings', () => {
     expect(withDefaultSettings({ learningRateB: 'fast' }).learningRateB).toBe(
       DEFAULT_TRAIN_SETTINGS.learningRate,
     );
+    expect(withDefaultSettings({ lrSchedule: 'linear' }).lrSchedule).toBe('constant');
+    expect(withDefaultSettings({ lrSchedule: 'cosine', flip: true })).toMatchObject({
+      lrSchedule: 'cosine',
+      flip: true,
+    });
   });
 });

@@ -22,6 +22,14 @@ export const DEFAULT_TRAIN_SETTINGS: Readonly<TrainSettings> = Object.freeze({
   previewEvery: 100,
   checkpointEvery: 50,
   layers: 'attention',
+  gradientAccumulation: 1,
+  lrSchedule: 'constant',
+  warmupSteps: 0,
+  flip: false,
+  minCrop: 1,
+  classPrompt: '',
+  classImages: 8,
+  priorLossWeight: 1,
 });
 
 export type SettingsField = keyof TrainSettings;
@@ -112,6 +120,19 @@ export function validateTrainSettings(
     else if (s.quantile < 0.85) warn('quantile', 'k below 0.85 keeps layers that start small stuck small.');
   }
   if (!isInt(s.seed, 0, 2 ** 32 - 1)) err('seed', 'Seed must be a whole number ≥ 0.');
+  if (!isInt(s.gradientAccumulation, 1, 64))
+    err('gradientAccumulation', 'Gradient accumulation must be a whole number from 1 to 64.');
+  if (!isInt(s.warmupSteps, 0, 100_000)) err('warmupSteps', 'Warm-up must be a whole number of steps ≥ 0.');
+  else if (s.warmupSteps >= s.steps) warn('warmupSteps', 'The warm-up lasts the whole run.');
+  if (!(s.minCrop > 0 && s.minCrop <= 1)) err('minCrop', 'The smallest crop must be a fraction in (0, 1].');
+  if (s.classPrompt.trim()) {
+    if (identifiersIn(s.classPrompt).length > 0)
+      err('classPrompt', 'The class prompt is the plain class word(s), without an identifier like <v1>.');
+    if (!isInt(s.classImages, 1, 1000))
+      err('classImages', 'Class images must be a whole number from 1 to 1000.');
+    if (!(s.priorLossWeight >= 0 && s.priorLossWeight <= 10))
+      err('priorLossWeight', 'The prior loss weight must be from 0 to 10.');
+  }
   if (!isInt(s.previewEvery, 0, 100_000)) err('previewEvery', 'Preview interval must be 0 (never) or more.');
   if (!isInt(s.checkpointEvery, 1, 100_000))
     err('checkpointEvery', 'Checkpoint interval must be at least 1.');
@@ -128,6 +149,8 @@ export function withDefaultSettings(raw: Partial<Record<string, unknown>> | unde
   // Sessions from before B had its own rate trained both factors at learningRate.
   if (!Number.isFinite(raw?.learningRateB)) out.learningRateB = out.learningRate;
   if (out.mode !== 'lora2' && out.mode !== 'fixed') out.mode = DEFAULT_TRAIN_SETTINGS.mode;
+  if (out.lrSchedule !== 'constant' && out.lrSchedule !== 'cosine')
+    out.lrSchedule = DEFAULT_TRAIN_SETTINGS.lrSchedule;
   if (typeof out.layers !== 'string' || !Object.hasOwn(TARGET_PRESETS, out.layers))
     out.layers = DEFAULT_TRAIN_SETTINGS.layers;
   return out as unknown as TrainSettings;

@@ -1,6 +1,8 @@
-// DreamBooth-style LoRA² training loop: instance images + one prompt embedding, noise and timestep from the
-// serializable Rng, UNet forward with adapters, MSE (+ priors in the adapters' gradients), backward, AdamW,
-// rank controller; progress events, pause/stop, atomic checkpoints that resume bit for bit.
+// DreamBooth-style LoRA² training loop: instance images + one prompt embedding (and, with prior preservation,
+// class images + the class prompt's), optional crop/flip augmentation, noise and timestep from the
+// serializable Rng, UNet forward with adapters, MSE (+ priors in the adapters' gradients), backward over
+// `gradientAccumulation` micro-batches, AdamW at the scheduled learning rate, rank controller; progress
+// events, pause/stop, atomic checkpoints that resume bit for bit.
 import * as ops from '../autograd/ops';
 import { backward } from '../autograd/tape';
 import type { LoraLayerWeights } from '../io/lora';
@@ -16,7 +18,9 @@ import type { NoiseSchedule } from '../models/schedulers';
 import type { UNet2DConditionModel } from '../models/unet';
 import type { Engine } from '../tensor/engine';
 import type { LayerRankState, TrainProgress } from '../../workers/api';
+import { augmentImage, checkAugment, NO_AUGMENT, type AugmentSettings } from './augment';
 import { CHECKPOINT_SCHEMA_VERSION, type CheckpointStore, type TrainerCheckpoint } from './checkpoint';
+import { checkLrSchedule, CONSTANT_LR, lrScale, type LrSchedule } from './lrSchedule';
 
 export interface TrainerConfig {
   sessionId: string;
@@ -37,6 +41,14 @@ export interface TrainerConfig {
    * decays A to nothing within tens of steps (see src/lora/synthetic.ts for the same arithmetic).
    */
   priorCount?: number;
+  /** Micro-batches of batchSize whose gradients add up to one optimizer step (the loss is their mean). */
+  gradientAccumulation: number;
+  /** Warm-up and constant/cosine decay; scales the learning rates of A, B and ρ. */
+  lrSchedule: LrSchedule;
+  /** Random crop and flip of every image drawn (instance and class). */
+  augment: AugmentSettings;
+  /** λ of prior preservation: loss = instance MSE + λ·class MSE (used when the data has class images). */
+  priorLossWeight: number;
 }
 
 export const DEFAULT_TRAINER_CONFIG: Omit<TrainerConfig, 'sessionId' | 'lora'> = {
@@ -46,6 +58,10 @@ export const DEFAULT_TRAINER_CONFIG: Omit<TrainerConfig, 'sessionId' | 'lora'> =
   checkpointEvery: 50,
   contributionsEvery: 10,
   gradientCheckpointing: false,
+  gradientAccumulation: 1,
+  lrSchedule: CONSTANT_LR,
+  augment: NO_AUGMENT,
+  priorLossWeight: 1,
 };
 
 /** Instance images in model space ([C, H, W], pixel models: [−1, 1]) and the prompt's embedding [1, S, D]. */
@@ -53,6 +69,12 @@ export interface TrainData {
   images: Float32Array[];
   imageShape: [number, number, number];
   embedding: { data: Float32Array; shape: [number, number, number] };
+  /**
+   * Prior preservation (DreamBooth): images the base model drew for the class prompt, and that prompt's
+   * embedding (same S, D). Every optimizer step also fits a batch of these with the adapters on.
+   */
+  classImages?: Float32Array[];
+  classEmbedding?: { data: Float32Array; shape: [number, number, number] };
 }
 
 /** RGBA bytes (row-major) → [3, H, W] in [−1, 1]. */
@@ -66,7 +88,10 @@ export function rgbaToModelInput(rgba: ArrayLike<number>, width: number, height:
 
 export class Trainer {
   step = 0;
+  /** Instance loss of every optimizer step (mean over its micro-batches). */
   readonly lossHistory: number[] = [];
+  /** Class (prior-preservation) loss of every step; empty without class images. */
+  readonly classLossHistory: number[] = [];
   readonly rankHistory: number[][] = [];
   private elapsedMs = 0;
   private request: 'pause' | 'stop' | undefined;
@@ -104,7 +129,8 @@ export class Trainer {
     // A checkpoint from before weightPriorDecoupledA existed trained with A's weight prior in the gradient:
     // it resumes with that rule, so its run continues as it started.
     if (saved && saved.settings.lora.weightPriorDecoupledA === undefined) lora.weightPriorDecoupledA = false;
-    const cfg = { ...config, lora };
+    const cfg: TrainerConfig = { ...DEFAULT_TRAINER_CONFIG, ...config, lora };
+    checkTrainerConfig(cfg, data);
     if (saved) {
       const adapters: Lora2Adapter[] = [];
       for (const s of saved.layers) adapters.push(await Lora2Adapter.fromState(engine, lora, s));
@@ -112,6 +138,7 @@ export class Trainer {
       t.step = saved.step;
       t.elapsedMs = saved.elapsedMs;
       t.lossHistory.push(...saved.lossHistory);
+      t.classLossHistory.push(...(saved.classLossHistory ?? []));
       t.rankHistory.push(...saved.rankHistory);
       return t;
     }
@@ -132,14 +159,45 @@ export class Trainer {
     this.request = 'stop';
   }
 
-  /** One optimizer step; returns the diffusion (MSE) loss. */
+  /**
+   * One optimizer step: `gradientAccumulation` micro-batches of instance images (and as many of class images
+   * with prior preservation), their gradients summed with weight 1/k (class: λ/k), then AdamW at the
+   * scheduled learning rate. Returns the instance loss (mean over the micro-batches).
+   */
   async trainStep(): Promise<number> {
+    const { images, embedding, classImages, classEmbedding } = this.data;
+    const k = this.config.gradientAccumulation;
+    const prior = classImages?.length && classEmbedding ? this.config.priorLossWeight : 0;
+    let loss = 0;
+    let classLoss = 0;
+    for (let m = 0; m < k; m++) {
+      loss += (await this.microBatch(images, embedding, 1 / k)) / k;
+      if (prior > 0) classLoss += (await this.microBatch(classImages!, classEmbedding!, prior / k)) / k;
+    }
+    await stepAdapters(this.adapters, lrScale(this.config.lrSchedule, this.step, this.config.steps));
+    this.step++;
+    this.lossHistory.push(loss);
+    if (prior > 0) this.classLossHistory.push(classLoss);
+    this.rankHistory.push(this.adapters.map((a) => a.rank));
+    return loss;
+  }
+
+  /** Forward and backward of one batch drawn from `pool`, its MSE's gradient scaled by `weight`; the MSE. */
+  private async microBatch(
+    pool: readonly Float32Array[],
+    embedding: TrainData['embedding'],
+    weight: number,
+  ): Promise<number> {
     const e = this.engine;
-    const { images, imageShape, embedding } = this.data;
+    const { imageShape } = this.data;
     const B = this.config.batchSize;
     const per = imageShape[0] * imageShape[1] * imageShape[2];
     const x0 = new Float32Array(B * per);
-    for (let b = 0; b < B; b++) x0.set(images[this.rng.int(images.length)], b * per);
+    for (let b = 0; b < B; b++)
+      x0.set(
+        augmentImage(pool[this.rng.int(pool.length)], imageShape, this.rng, this.config.augment),
+        b * per,
+      );
     const timesteps = this.schedule.sampleTimesteps(this.rng, B);
     const noise = this.rng.normals(B * per);
     const noisy = this.schedule.addNoise(x0, noise, timesteps);
@@ -147,7 +205,7 @@ export class Trainer {
     const [, S, D] = embedding.shape;
     const ehs = new Float32Array(B * S * D);
     for (let b = 0; b < B; b++) ehs.set(embedding.data.subarray(0, S * D), b * S * D);
-    const loss = await e.scope(async () => {
+    return e.scope(async () => {
       const sample = e.fromArray(noisy, [B, ...imageShape], { label: 'noisy' });
       const cond = e.fromArray(ehs, [B, S, D], { label: 'ehs' });
       const want = e.fromArray(target, [B, ...imageShape], { label: 'target' });
@@ -155,14 +213,10 @@ export class Trainer {
         gradientCheckpointing: this.config.gradientCheckpointing,
       });
       const l = await ops.mseLoss(out, want);
-      await backward(l);
+      if (weight === 1) await backward(l);
+      else await backward(l, { grad: e.fromArray(new Float32Array(l.size).fill(weight), l.shape) });
       return (await l.read())[0];
     });
-    await stepAdapters(this.adapters);
-    this.step++;
-    this.lossHistory.push(loss);
-    this.rankHistory.push(this.adapters.map((a) => a.rank));
-    return loss;
   }
 
   layerStates(): LayerRankState[] {
@@ -232,8 +286,10 @@ export class Trainer {
       step: this.step,
       total,
       loss: at.loss ?? this.lossHistory.at(-1) ?? NaN,
+      ...(this.classLossHistory.length ? { classLoss: this.classLossHistory.at(-1) } : {}),
       layers: this.layerStates(),
       contributions: at.contributions,
+      importance: at.contributions ? this.adapters.map((a) => Array.from(a.positionScales())) : undefined,
       adapterBytes: this.adapterBytes,
       fixedRankBytes: this.fixedRankBytes,
       peakGpuBytes: this.engine.stats().peakAllocatedBytes,
@@ -256,6 +312,7 @@ export class Trainer {
       layers,
       rankHistory: this.rankHistory.map((r) => [...r]),
       lossHistory: [...this.lossHistory],
+      ...(this.classLossHistory.length ? { classLossHistory: [...this.classLossHistory] } : {}),
       elapsedMs: this.elapsedMs,
     };
   }
@@ -278,5 +335,26 @@ export class Trainer {
       this.unet.params.adapters.delete(a.target.path);
       a.release();
     }
+  }
+}
+
+/** Throws when the loop could not follow `c` on `data` (bad numbers, class images without their prompt). */
+function checkTrainerConfig(c: TrainerConfig, data: TrainData): void {
+  if (!(Number.isInteger(c.gradientAccumulation) && c.gradientAccumulation >= 1))
+    throw new Error(`gradient accumulation ${c.gradientAccumulation}: expected a whole number ≥ 1`);
+  checkLrSchedule(c.lrSchedule);
+  checkAugment(c.augment);
+  if (!(c.priorLossWeight >= 0)) throw new Error(`prior loss weight ${c.priorLossWeight}: expected ≥ 0`);
+  if (data.classImages?.length) {
+    const ce = data.classEmbedding;
+    if (!ce) throw new Error('class images need the class prompt’s embedding (classEmbedding)');
+    if (ce.shape[1] !== data.embedding.shape[1] || ce.shape[2] !== data.embedding.shape[2])
+      throw new Error(
+        `class prompt embedding ${ce.shape.join('×')} does not match the instance prompt's ${data.embedding.shape.join('×')}`,
+      );
+    const per = data.imageShape[0] * data.imageShape[1] * data.imageShape[2];
+    const bad = data.classImages.findIndex((img) => img.length !== per);
+    if (bad >= 0)
+      throw new Error(`class image ${bad} has ${data.classImages[bad].length} values, expected ${per}`);
   }
 }

@@ -19,8 +19,24 @@ describe('trainerConfig', () => {
       priorRank: 3,
       priorSigma: 0.4,
       quantile: 0.92,
+      gradientAccumulation: 3,
+      lrSchedule: 'cosine',
+      warmupSteps: 20,
+      flip: true,
+      minCrop: 0.8,
+      priorLossWeight: 0.5,
     });
-    expect(c).toMatchObject({ sessionId: 's1', steps: 250, batchSize: 2, seed: 9, checkpointEvery: 25 });
+    expect(c).toMatchObject({
+      sessionId: 's1',
+      steps: 250,
+      batchSize: 2,
+      seed: 9,
+      checkpointEvery: 25,
+      gradientAccumulation: 3,
+      lrSchedule: { kind: 'cosine', warmupSteps: 20 },
+      augment: { flip: true, minCrop: 0.8 },
+      priorLossWeight: 0.5,
+    });
     expect(c.contributionsEvery).toBe(3);
     expect(c.lora).toMatchObject({
       lr: 1e-3,

@@ -18,6 +18,10 @@ export function trainerConfig(sessionId: string, s: TrainSettings): TrainerConfi
     seed: s.seed,
     checkpointEvery: s.checkpointEvery,
     contributionsEvery: contributionsInterval(s.steps),
+    gradientAccumulation: s.gradientAccumulation,
+    lrSchedule: { kind: s.lrSchedule, warmupSteps: s.warmupSteps },
+    augment: { flip: s.flip, minCrop: s.minCrop },
+    priorLossWeight: s.priorLossWeight,
     lora: lora2Settings({
       lr: s.learningRate,
       lrB: s.learningRateB,

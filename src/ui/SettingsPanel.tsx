@@ -59,6 +59,35 @@ function NumberField({
   );
 }
 
+/** A free-text setting (the prompts), with a line of guidance under it. */
+function TextField({
+  field,
+  label,
+  placeholder,
+  children,
+}: {
+  field: 'prompt' | 'classPrompt';
+  label: string;
+  placeholder: string;
+  children: ReactNode;
+}) {
+  const value = useStudio((s) => s.settings[field]);
+  return (
+    <label className="field wide">
+      <span className="label">{label}</span>
+      <input
+        type="text"
+        value={value}
+        spellCheck={false}
+        data-testid={`setting-${field}`}
+        placeholder={placeholder}
+        onChange={(e) => updateSettings({ [field]: e.target.value })}
+      />
+      <span className="default">{children}</span>
+    </label>
+  );
+}
+
 function Issues({
   fields,
   issues,
@@ -96,20 +125,9 @@ export function SettingsPanel() {
         </span>
       </h2>
       <fieldset disabled={locked}>
-        <label className="field wide">
-          <span className="label">Prompt</span>
-          <input
-            type="text"
-            value={settings.prompt}
-            spellCheck={false}
-            data-testid="setting-prompt"
-            placeholder="a photo of <v1> dog"
-            onChange={(e) => updateSettings({ prompt: e.target.value })}
-          />
-          <span className="default">
-            identifier {tokens?.slice(0, 2).join(', ') ?? '<v1>'} + a class word (dog, person, mug)
-          </span>
-        </label>
+        <TextField field="prompt" label="Prompt" placeholder="a photo of <v1> dog">
+          identifier {tokens?.slice(0, 2).join(', ') ?? '<v1>'} + a class word (dog, person, mug)
+        </TextField>
         <Issues fields={['prompt']} issues={issues} />
         <div className="grid2">
           <NumberField field="steps" label="Steps" step={1} />
@@ -183,6 +201,63 @@ export function SettingsPanel() {
               </select>
               <span className="default">LoCon: more of the subject&apos;s shape, larger file</span>
             </label>
+            <NumberField
+              field="gradientAccumulation"
+              label="Accumulate"
+              step={1}
+              hint="micro-batches per optimizer step (a larger batch without more memory)"
+            />
+            <label className="field">
+              <span className="label">LR schedule</span>
+              <select
+                value={settings.lrSchedule}
+                data-testid="setting-lrSchedule"
+                onChange={(e) =>
+                  updateSettings({ lrSchedule: e.target.value as TrainSettings['lrSchedule'] })
+                }
+              >
+                <option value="constant">constant</option>
+                <option value="cosine">cosine</option>
+              </select>
+            </label>
+            <NumberField field="warmupSteps" label="Warm-up steps" step={1} />
+            <NumberField
+              field="minCrop"
+              label="Random crop"
+              step={0.05}
+              hint="smallest crop side as a fraction of the photo; 1 = no crop"
+            />
+            <label className="field">
+              <span className="label">Random flip</span>
+              <input
+                type="checkbox"
+                checked={settings.flip}
+                data-testid="setting-flip"
+                onChange={(e) => updateSettings({ flip: e.target.checked })}
+              />
+              <span className="default">off for subjects that are not mirror-symmetric</span>
+            </label>
+          </div>
+          <TextField
+            field="classPrompt"
+            label="Prior preservation: class prompt"
+            placeholder="empty = off; e.g. robot"
+          >
+            the base model draws this many pictures of the class once; training keeps fitting them
+          </TextField>
+          <div className="grid2">
+            <NumberField
+              field="classImages"
+              label="Class images"
+              step={1}
+              disabled={!settings.classPrompt.trim()}
+            />
+            <NumberField
+              field="priorLossWeight"
+              label="Prior weight λ"
+              step={0.1}
+              disabled={!settings.classPrompt.trim()}
+            />
           </div>
           <Issues
             fields={[
@@ -194,6 +269,12 @@ export function SettingsPanel() {
               'batchSize',
               'seed',
               'checkpointEvery',
+              'gradientAccumulation',
+              'warmupSteps',
+              'minCrop',
+              'classPrompt',
+              'classImages',
+              'priorLossWeight',
             ]}
             issues={issues}
           />

@@ -42,6 +42,13 @@ class Run {
 
   progress(p: TrainProgress): void {
     if (p.sessionId !== this.sessionId) return;
+    if (p.preparing) {
+      // Before the first step (class images being drawn): a line of text, nothing for the charts. The first
+      // step's event sets the phase again, which clears it.
+      const { what, done, total } = p.preparing;
+      useStudio.setState({ train: { phase: 'running', message: `Drawing ${what}: ${done} of ${total}` } });
+      return;
+    }
     metrics.push(p, this.blocks);
     // At a checkpoint step the history is saved too (at most 4×/s): a resume starts from the
     // checkpoint, so the charts up to it must be on disk when the page goes away.
