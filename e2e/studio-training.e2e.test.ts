@@ -174,12 +174,29 @@ describe('studio training', () => {
       await page.getByTestId('setting-previewEvery').fill(String(PREVIEW_EVERY));
       await page.locator('details.advanced').evaluate((d) => ((d as HTMLDetailsElement).open = true));
       await page.getByTestId('setting-checkpointEvery').fill('4');
+      // Prior preservation: the worker draws two class images with the base model before the first step.
+      await page.getByTestId('setting-classPrompt').fill('dog');
+      await page.getByTestId('setting-classImages').fill('2');
       await page.locator('[data-testid="settings-saved"][data-saved="true"]').waitFor({ timeout: 10_000 });
       const points = () => page.getByTestId('rank-chart').getAttribute('data-points').then(Number);
       expect(await points()).toBe(0);
       await longTasks();
 
       await page.getByTestId('start').click();
+      await expect
+        .poll(
+          () =>
+            page
+              .getByTestId('train-message')
+              .textContent({ timeout: 1000 })
+              .catch(() => ''),
+          {
+            timeout: FIRST_STEP_MS,
+            interval: 200,
+          },
+        )
+        .toMatch(/Drawing class images of “dog”: 1 of 2/);
+      mark('first class image drawn');
       await expect.poll(progressStep, { timeout: FIRST_STEP_MS, interval: 1000 }).toBeGreaterThanOrEqual(1);
       mark(`first step (pipelines compiled): ${await progressStep()}`);
       await expect.poll(progressStep, { timeout: 300_000, interval: 1000 }).toBeGreaterThanOrEqual(2);
@@ -220,6 +237,31 @@ describe('studio training', () => {
       await phase('done', RESUMED_RUN_MS);
       mark('done');
       expect(await progressStep()).toBe(STEPS);
+      // The class images are kept in IndexedDB under their spec (model, prompt, count, seed, steps, guidance).
+      const classSets = await page.evaluate(
+        () =>
+          new Promise<{ key: string; images: number; width: number }[]>((resolve, reject) => {
+            const open = indexedDB.open('lora2-studio');
+            open.onerror = () => reject(open.error);
+            open.onsuccess = () => {
+              const tx = open.result.transaction('kv');
+              const range = IDBKeyRange.bound('class:', 'class:\uffff');
+              const all = tx.objectStore('kv').getAll(range);
+              const keys = tx.objectStore('kv').getAllKeys(range);
+              tx.oncomplete = () =>
+                resolve(
+                  (all.result as { width: number }[][]).map((imgs, i) => ({
+                    key: String(keys.result[i]),
+                    images: imgs.length,
+                    width: imgs[0].width,
+                  })),
+                );
+            };
+          }),
+      );
+      expect(classSets).toEqual([
+        { key: expect.stringContaining('"dog",2,1000'), images: 2, width: expect.any(Number) },
+      ]);
       const steps = await page.evaluate(() => (window as unknown as Hooks).__lora2.metrics.steps);
       expect(steps).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
       await expect.poll(points, { timeout: 5000 }).toBe(STEPS);
