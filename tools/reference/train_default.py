@@ -9,6 +9,7 @@ Usage: nice -n 10 python3 tools/reference/train_default.py --minutes 70 [--resum
 import argparse
 import copy
 import json
+import math
 import os
 import random
 import signal
@@ -72,6 +73,10 @@ def main():
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--lr', type=float, default=5e-4)
     ap.add_argument('--warmup', type=int, default=100)
+    ap.add_argument('--decay-from', type=int, default=0,
+                    help='global step where a cosine decay of the lr to --lr-min starts (0: constant lr)')
+    ap.add_argument('--decay-steps', type=int, default=2000)
+    ap.add_argument('--lr-min', type=float, default=6e-5)
     ap.add_argument('--ema', type=float, default=0.999)
     ap.add_argument('--text-dropout', type=float, default=0.1)
     ap.add_argument('--ckpt-seconds', type=float, default=240)
@@ -132,7 +137,9 @@ def main():
     runs.append({'from_step': step, 'args': vars(args)})
     acp = alphas_cumprod().float()
     settings = dict(vars(args), optimizer='AdamW(betas=(0.9,0.999), weight_decay=0.01)',
-                    lr_schedule=f'linear warmup {args.warmup} steps then constant',
+                    lr_schedule=f'linear warmup {args.warmup} steps then constant' + (
+                        f', cosine to {args.lr_min:g} over steps {args.decay_from}..{args.decay_from + args.decay_steps}'
+                        if args.decay_from else ''),
                     ema=f'decay min({args.ema}, (1+step)/(10+step)) on UNet and text encoder',
                     objective='DDPM epsilon MSE, t ~ U{0..999}' + (
                         f', Min-SNR-{args.min_snr:g} weights min(SNR, {args.min_snr:g})/SNR' if args.min_snr else ''),
@@ -208,6 +215,9 @@ def main():
         a = acp[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
         lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        if args.decay_from and step >= args.decay_from:
+            p = min(1.0, (step - args.decay_from) / args.decay_steps)
+            lr = args.lr_min + (args.lr - args.lr_min) * 0.5 * (1 + math.cos(math.pi * p))
         for g in opt.param_groups:
             g['lr'] = lr
         if args.min_snr:
