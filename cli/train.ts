@@ -19,7 +19,7 @@ import { DiffusionModel } from '../src/models/pipeline';
 import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { fileCheckpointStore } from '../src/train/checkpointFiles';
-import { classImages } from '../src/train/classImages';
+import { classTrainData } from '../src/train/classImages';
 import { fileClassImageCache } from '../src/train/classImagesFiles';
 import { centerSquareCrop } from '../src/train/photos';
 import { DEFAULT_TRAINER_CONFIG, rgbaToModelInput, Trainer } from '../src/train/trainer';
@@ -129,16 +129,15 @@ async function main(): Promise<void> {
   // Prior preservation: the base model draws the class images before any adapter is attached.
   let classData = {};
   if (args['class-prompt'] !== undefined) {
-    const drawn = await classImages(
+    classData = await classTrainData(
+      model,
       {
         model: modelDir,
         prompt: args['class-prompt'],
         count: Number(args['class-images']),
-        seed: 1000,
         steps: Number(args['sample-steps']),
         guidance: Number(args.guidance),
       },
-      (o) => model.generate(o),
       fileClassImageCache(resolve(args['class-dir'] ?? join(outDir, 'class-images'))),
       (done, total, cached) =>
         process.stdout.write(
@@ -148,10 +147,6 @@ async function main(): Promise<void> {
         ),
     ).catch((e: Error) => fail(e.message));
     process.stdout.write('\n');
-    classData = {
-      classImages: drawn.map((p) => rgbaToModelInput(p.data, size, size)),
-      classEmbedding: await model.embed(args['class-prompt']),
-    };
   }
   const kind = args['lr-schedule'];
   if (kind !== 'constant' && kind !== 'cosine') fail(`--lr-schedule ${kind}: expected constant or cosine`);

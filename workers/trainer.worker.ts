@@ -11,7 +11,7 @@ import { DiffusionModel } from '../src/models/pipeline';
 import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { idbCheckpointStore } from '../src/train/checkpoint';
-import { classImages, idbClassImageCache } from '../src/train/classImages';
+import { classTrainData, idbClassImageCache } from '../src/train/classImages';
 import { attachLora, checkLayersFit, checkpointFromLora } from '../src/train/loraCheckpoint';
 import { DB_NAME, STORE_NAME } from '../src/train/sessionStore';
 import { rgbaToModelInput, Trainer, type TrainData } from '../src/train/trainer';
@@ -207,28 +207,27 @@ async function train(
     const classPrompt = settings.classPrompt.trim();
     if (classPrompt) {
       // Before the trainer attaches its adapters: these are the base model's pictures of the class.
-      const drawn = await classImages(
-        {
-          model: model?.url ?? DEFAULT_MODEL_URL,
-          prompt: classPrompt,
-          count: settings.classImages,
-          seed: 1000,
-          steps: CLASS_IMAGE_STEPS,
-          guidance: CLASS_IMAGE_GUIDANCE,
-        },
-        (o) => m.generate(o),
-        classImageCache,
-        (done, total) =>
-          notify(() =>
-            onProgress({
-              ...emptyProgress(sessionId, settings.steps),
-              preparing: { what: `class images of “${classPrompt}”`, done, total },
-            }),
-          ),
+      Object.assign(
+        data,
+        await classTrainData(
+          m,
+          {
+            model: model?.url ?? DEFAULT_MODEL_URL,
+            prompt: classPrompt,
+            count: settings.classImages,
+            steps: CLASS_IMAGE_STEPS,
+            guidance: CLASS_IMAGE_GUIDANCE,
+          },
+          classImageCache,
+          (done, total) =>
+            notify(() =>
+              onProgress({
+                ...emptyProgress(sessionId, settings.steps),
+                preparing: { what: `class images of “${classPrompt}”`, done, total },
+              }),
+            ),
+        ),
       );
-      const size = m.resolution;
-      data.classImages = drawn.map((p) => rgbaToModelInput(p.data, size, size));
-      data.classEmbedding = await m.embed(classPrompt);
     }
     const schedule = new NoiseSchedule(m.scheduler);
     const trainer = await Trainer.create(m.unet.engine, m.unet, schedule, data, config, checkpoints);

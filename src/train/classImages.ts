@@ -2,7 +2,12 @@
 // prompt, then kept in a cache (files in Node, IndexedDB in the browser) so reruns and resumes reuse them.
 import { get, set, type UseStore } from 'idb-keyval';
 import type { RgbaImage } from '../io/png';
-import type { GenerateOptions } from '../models/pipeline';
+import type { DiffusionModel, GenerateOptions } from '../models/pipeline';
+import { rgbaToModelInput, type TrainData } from './trainer';
+import { identifiersIn } from './trainSettings';
+
+/** Seed of the first class image; image i uses CLASS_IMAGE_SEED + i. */
+export const CLASS_IMAGE_SEED = 1000;
 
 export interface ClassImageSpec {
   /** Identifies the base model (folder name, or URL); images of another model are not reused. */
@@ -30,7 +35,7 @@ export function classImageKey(s: ClassImageSpec): string {
 /** Throws on a spec that cannot be drawn. */
 export function checkClassImageSpec(s: ClassImageSpec): void {
   if (!s.prompt.trim()) throw new Error('prior preservation needs a class prompt (e.g. "robot")');
-  if (/<[A-Za-z][\w-]*>/.test(s.prompt))
+  if (identifiersIn(s.prompt).length > 0)
     throw new Error(`class prompt "${s.prompt}" contains an identifier token; use the plain class word`);
   if (!(Number.isInteger(s.count) && s.count >= 1 && s.count <= 1000))
     throw new Error(`class images ${s.count}: expected a whole number from 1 to 1000`);
@@ -70,6 +75,29 @@ export async function classImages(
   }
   await cache.put(key, out);
   return out;
+}
+
+/**
+ * Prior preservation's part of the TrainData: `model` (the base model, before any adapter is attached) draws
+ * or the cache gives the class images, in model space, and the class prompt's embedding.
+ */
+export async function classTrainData(
+  model: Pick<DiffusionModel, 'generate' | 'embed' | 'resolution'>,
+  spec: Omit<ClassImageSpec, 'seed'>,
+  cache: ClassImageCache,
+  onImage?: (done: number, total: number, cached: boolean) => void,
+): Promise<Required<Pick<TrainData, 'classImages' | 'classEmbedding'>>> {
+  const drawn = await classImages(
+    { ...spec, seed: CLASS_IMAGE_SEED },
+    (o) => model.generate(o),
+    cache,
+    onImage,
+  );
+  const size = model.resolution;
+  return {
+    classImages: drawn.map((p) => rgbaToModelInput(p.data, size, size)),
+    classEmbedding: await model.embed(spec.prompt),
+  };
 }
 
 /** A cache in memory (tests, and runs that should not keep the images). */
