@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { importLora, type LoraLayerWeights } from '../src/io/lora';
 import { launchStudio, screenshot, type Studio } from './support/browser';
 import { dropFiles, emojiPng } from './support/images';
-import { capabilities, openStudio, SCREENSHOTS } from './support/studio';
+import { capabilities, openStudio, SCREENSHOTS, storedClassSets } from './support/studio';
 
 const NEEDED = [
   'loadModel',
@@ -238,27 +238,7 @@ describe('studio training', () => {
       mark('done');
       expect(await progressStep()).toBe(STEPS);
       // The class images are kept in IndexedDB under their spec (model, prompt, count, seed, steps, guidance).
-      const classSets = await page.evaluate(
-        () =>
-          new Promise<{ key: string; images: number; width: number }[]>((resolve, reject) => {
-            const open = indexedDB.open('lora2-studio');
-            open.onerror = () => reject(open.error);
-            open.onsuccess = () => {
-              const tx = open.result.transaction('kv');
-              const range = IDBKeyRange.bound('class:', 'class:\uffff');
-              const all = tx.objectStore('kv').getAll(range);
-              const keys = tx.objectStore('kv').getAllKeys(range);
-              tx.oncomplete = () =>
-                resolve(
-                  (all.result as { width: number }[][]).map((imgs, i) => ({
-                    key: String(keys.result[i]),
-                    images: imgs.length,
-                    width: imgs[0].width,
-                  })),
-                );
-            };
-          }),
-      );
+      const classSets = await storedClassSets(page);
       expect(classSets).toEqual([
         { key: expect.stringContaining('"dog",2,1000'), images: 2, width: expect.any(Number) },
       ]);

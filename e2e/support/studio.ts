@@ -31,3 +31,56 @@ export function capabilities(page: Page): Promise<string[]> {
       .capabilities(),
   );
 }
+
+/** The studio's class-image sets in IndexedDB (`class:<spec>` keys): key, image count, first image's width. */
+export function storedClassSets(page: Page): Promise<{ key: string; images: number; width: number }[]> {
+  return page.evaluate(
+    () =>
+      new Promise<{ key: string; images: number; width: number }[]>((resolve, reject) => {
+        const open = indexedDB.open('lora2-studio');
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const tx = open.result.transaction('kv');
+          const range = IDBKeyRange.bound('class:', 'class:\uffff');
+          const all = tx.objectStore('kv').getAll(range);
+          const keys = tx.objectStore('kv').getAllKeys(range);
+          tx.oncomplete = () => {
+            open.result.close();
+            resolve(
+              (all.result as { width: number }[][]).map((imgs, i) => ({
+                key: String(keys.result[i]),
+                images: imgs.length,
+                width: imgs[0]?.width ?? 0,
+              })),
+            );
+          };
+        };
+      }),
+  );
+}
+
+/** Writes `count` flat-colored size×size images under `key` in the studio's IndexedDB, as the worker would. */
+export function storeClassSet(page: Page, key: string, count: number, size: number): Promise<void> {
+  return page.evaluate(
+    ([key, count, size]) =>
+      new Promise<void>((resolve, reject) => {
+        const open = indexedDB.open('lora2-studio');
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const tx = open.result.transaction('kv', 'readwrite');
+          const images = Array.from({ length: count }, (_, i) => ({
+            width: size,
+            height: size,
+            data: new Uint8ClampedArray(size * size * 4).fill(60 + 60 * i),
+          }));
+          tx.objectStore('kv').put(images, key);
+          tx.oncomplete = () => {
+            open.result.close();
+            resolve();
+          };
+          tx.onerror = () => reject(tx.error);
+        };
+      }),
+    [key, count, size] as const,
+  );
+}

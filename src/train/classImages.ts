@@ -4,6 +4,7 @@ import { get, set, type UseStore } from 'idb-keyval';
 import type { RgbaImage } from '../io/png';
 import type { DiffusionModel, GenerateOptions } from '../models/pipeline';
 import { rgbaToModelInput, type TrainData } from './trainer';
+import { storeKeys } from './sessionStore';
 import { identifiersIn } from './trainSettings';
 
 /** Seed of the first class image; image i uses CLASS_IMAGE_SEED + i. */
@@ -115,10 +116,13 @@ export function memoryClassImageCache(): ClassImageCache & { puts: number } {
   };
 }
 
-/** In the studio's idb-keyval database under `class:<key>` (shared by every session of the same spec). */
+/**
+ * In the studio's idb-keyval database under `class:<key>` (shared by every session of the same spec; the
+ * Sessions tab lists and deletes them through SessionStore.classImageSets / deleteClassImages).
+ */
 export function idbClassImageCache(store: UseStore): ClassImageCache {
   return {
-    get: (key) => get<RgbaImage[]>(`class:${key}`, store),
-    put: (key, images) => set(`class:${key}`, images, store),
+    get: (key) => get<RgbaImage[]>(storeKeys.classImages(key), store),
+    put: (key, images) => set(storeKeys.classImages(key), images, store),
   };
 }

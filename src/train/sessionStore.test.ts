@@ -2,11 +2,13 @@
 // pointers, sizes and delete with the trainer's checkpoints, the full-disk message, whole-session files.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { classImageKey } from './classImages';
 import { DEFAULT_TRAIN_SETTINGS } from './trainSettings';
 import {
   blockOfLayer,
   memoryKeyValueStore,
   migrateSession,
+  parseClassImageKey,
   requestedModelUrl,
   SCHEMA_VERSION,
   SchemaTooNewError,
@@ -153,6 +155,73 @@ describe('session store', () => {
     kv.data.set('ckpt:yyy', new Uint8Array(1));
     kv.data.set(`ckpt:${a.id}:1`, new Uint8Array(1));
     expect((await store.orphans()).sort()).toEqual(['yyy', 'zzz']);
+  });
+
+  it('lists cached class-image sets apart from sessions, and deletes one or all', async () => {
+    const kv = memoryKeyValueStore();
+    const store = new SessionStore(kv);
+    const a = await store.create();
+    const sessionBytes = (await store.sizes()).get(a.id);
+    const img = (v: number) => ({ width: 2, height: 2, data: new Uint8ClampedArray(16).fill(v) });
+    const robot = classImageKey({
+      model: '/models/emoji-tiny/',
+      prompt: 'robot',
+      count: 3,
+      seed: 1000,
+      steps: 20,
+      guidance: 4,
+    });
+    const dog = classImageKey({
+      model: '/models/emoji-tiny/',
+      prompt: 'dog',
+      count: 1,
+      seed: 1000,
+      steps: 20,
+      guidance: 4,
+    });
+    kv.data.set(storeKeys.classImages(robot), [img(1), img(2), img(3)]);
+    kv.data.set(storeKeys.classImages(dog), [img(9)]);
+    kv.data.set('class:not json', 'junk');
+
+    const sets = await store.classImageSets(2);
+    expect(sets.map((s) => [s.prompt, s.images, s.previews.length])).toEqual([
+      ['robot', 3, 2],
+      ['dog', 1, 1],
+      [undefined, 0, 0],
+    ]);
+    expect(sets[0]).toMatchObject({ model: '/models/emoji-tiny/', count: 3, steps: 20, guidance: 4 });
+    expect(sets[0].bytes).toBeGreaterThan(3 * 16);
+    expect(sets[0].previews[1].data[0]).toBe(2);
+    // Class images are no session's data: not in a session's size, not orphans, kept when a session goes.
+    expect(await store.orphans()).toEqual([]);
+    expect((await store.sizes()).get(a.id)).toBe(sessionBytes);
+    await store.delete(a.id);
+    expect(await store.classImageSets()).toHaveLength(3);
+
+    await store.deleteClassImages([storeKeys.classImages(dog), 'class:no such set']);
+    expect((await store.classImageSets()).map((s) => s.prompt)).toEqual(['robot', undefined]);
+    await store.deleteClassImages();
+    expect(await store.classImageSets()).toEqual([]);
+  });
+
+  it('reads the fields of a class-image key and nothing from other strings', () => {
+    const spec = { model: 'm/', prompt: 'a "red" cat', count: 8, seed: 1000, steps: 20, guidance: 4.5 };
+    expect(parseClassImageKey(classImageKey(spec))).toEqual({
+      model: 'm/',
+      prompt: 'a "red" cat',
+      count: 8,
+      steps: 20,
+      guidance: 4.5,
+    });
+    expect(parseClassImageKey('{"a":1}')).toEqual({});
+    expect(parseClassImageKey('[1,2')).toEqual({});
+    expect(parseClassImageKey('[3,"x"]')).toEqual({
+      model: undefined,
+      prompt: 'x',
+      count: undefined,
+      steps: undefined,
+      guidance: undefined,
+    });
   });
 
   it('says which sessions to delete when storage is full', async () => {

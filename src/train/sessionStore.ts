@@ -1,8 +1,10 @@
 // Sessions in IndexedDB (idb-keyval store 'lora2-studio'/'kv'): versioned records under `session:<id>`,
-// `photo:<id>:<n>`, `history:<id>`, `sample:<id>:<n>`; `ckpt:<id>…` keys belong to the trainer. Old records
+// `photo:<id>:<n>`, `history:<id>`, `sample:<id>:<n>`; `ckpt:<id>…` keys belong to the trainer and
+// `class:<spec>` sets (prior preservation's class images) to no session. Old records
 // are migrated on read; writes that belong together go in one transaction, the session record (the
 // pointer to the others) last; a full disk becomes a StorageFullError that says what to delete.
 import { createStore, delMany, getMany, setMany, get as idbGet, type UseStore } from 'idb-keyval';
+import type { RgbaImage } from '../io/png';
 import type { GenerateRequest, SessionSummary, TrainSettings } from '../../workers/api';
 import { decodeSessionFile, encodeSessionFile, SessionFileError } from './sessionFile';
 import { withDefaultSettings } from './trainSettings';
@@ -16,7 +18,10 @@ export const storeKeys = {
   photo: (id: string, n: number) => `photo:${id}:${n}`,
   history: (id: string) => `history:${id}`,
   sample: (id: string, n: number) => `sample:${id}:${n}`,
+  /** Prior preservation's class images, shared by every session that asks for the same set. */
+  classImages: (cacheKey: string) => `${CLASS_IMAGES_PREFIX}${cacheKey}`,
 };
+const CLASS_IMAGES_PREFIX = 'class:';
 const SESSION_KEY_PREFIXES = ['session', 'photo', 'history', 'sample', 'ckpt'] as const;
 
 /** The session a key belongs to (any prefix, the trainer's `ckpt:` keys included). */
@@ -345,6 +350,43 @@ export function valueBytes(v: unknown, depth = 0): number {
   return s;
 }
 
+export interface ClassImageSetInfo {
+  /** The store key (`class:…`), for deleteClassImages. */
+  key: string;
+  /** What the cache key says (see classImageKey); undefined fields when it could not be read. */
+  model?: string;
+  prompt?: string;
+  count?: number;
+  steps?: number;
+  guidance?: number;
+  /** Images stored under the key. */
+  images: number;
+  bytes: number;
+  previews: RgbaImage[];
+}
+
+/** The fields of a class-image cache key (`classImageKey`: a JSON array); {} for a key in another form. */
+export function parseClassImageKey(
+  cacheKey: string,
+): Pick<ClassImageSetInfo, 'model' | 'prompt' | 'count' | 'steps' | 'guidance'> {
+  try {
+    const a = JSON.parse(cacheKey) as unknown;
+    if (!Array.isArray(a)) return {};
+    const [model, prompt, count, , steps, guidance] = a;
+    const str = (x: unknown) => (typeof x === 'string' ? x : undefined);
+    const num = (x: unknown) => (typeof x === 'number' ? x : undefined);
+    return {
+      model: str(model),
+      prompt: str(prompt),
+      count: num(count),
+      steps: num(steps),
+      guidance: num(guidance),
+    };
+  } catch {
+    return {};
+  }
+}
+
 export function isQuotaError(e: unknown): boolean {
   const name = (e as { name?: string } | undefined)?.name;
   return name === 'QuotaExceededError' || (e as { code?: number } | undefined)?.code === 22;
@@ -504,6 +546,36 @@ export class SessionStore {
     }
     const existing = new Set((await this.kv.keys('session:')).map((k) => sessionOfKey(k)));
     return [...ids].filter((id) => !existing.has(id));
+  }
+
+  /**
+   * The cached class-image sets (prior preservation), largest first, with up to `previews` images of each.
+   * They belong to no session: deleting a session keeps them, and a later run with the same spec reuses them.
+   */
+  async classImageSets(previews = 4): Promise<ClassImageSetInfo[]> {
+    const keys = await this.kv.keys(CLASS_IMAGES_PREFIX);
+    const values = await this.kv.getMany(keys);
+    return keys
+      .map((key, i): ClassImageSetInfo => {
+        const images = Array.isArray(values[i]) ? (values[i] as RgbaImage[]) : [];
+        return {
+          key,
+          ...parseClassImageKey(key.slice(CLASS_IMAGES_PREFIX.length)),
+          images: images.length,
+          bytes: valueBytes(values[i]),
+          previews: images.slice(0, previews),
+        };
+      })
+      .sort((a, b) => b.bytes - a.bytes);
+  }
+
+  /** Deletes class-image sets by their store keys (all of them when `keys` is left out). */
+  deleteClassImages(keys?: string[]): Promise<void> {
+    return this.serial(async () => {
+      const all = await this.kv.keys(CLASS_IMAGES_PREFIX);
+      const gone = keys ? all.filter((k) => keys.includes(k)) : all;
+      if (gone.length) await this.kv.delMany(gone);
+    });
   }
 
   /** Deletes the session and everything it owns, checkpoints included, in one transaction. */

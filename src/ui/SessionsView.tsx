@@ -1,9 +1,11 @@
 // Saved sessions: size of each (photos, history, samples, checkpoints), open, export, delete; import a
 // session file; browser storage usage; data left without a session.
 import { useEffect, useRef, useState } from 'react';
-import { formatBytes } from '../train/sessionStore';
+import type { RgbaImage } from '../io/png';
+import { formatBytes, type ClassImageSetInfo } from '../train/sessionStore';
 import {
   cleanOrphans,
+  deleteClassImages,
   deleteSession,
   exportSession,
   importSession,
@@ -69,6 +71,96 @@ function Row({ item, current }: { item: SessionListItem; current: boolean }) {
   );
 }
 
+/** One stored class image, drawn at its own size and scaled up without smoothing. */
+function ImageThumb({ image }: { image: RgbaImage }) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  useEffect(() => {
+    const c = canvas.current;
+    if (!c) return;
+    c.width = image.width;
+    c.height = image.height;
+    c.getContext('2d')?.putImageData(
+      new ImageData(new Uint8ClampedArray(image.data), image.width, image.height),
+      0,
+      0,
+    );
+  }, [image]);
+  return <canvas ref={canvas} className="pixel-thumb" />;
+}
+
+function ClassSetRow({ set }: { set: ClassImageSetInfo }) {
+  const model = set.model?.replace(/\/$/, '').split('/').pop();
+  return (
+    <tr data-testid="class-set-row">
+      <td>
+        <b>{set.prompt ?? '(unreadable key)'}</b>
+        {model ? <div className="muted small">{model}</div> : null}
+      </td>
+      <td className="class-previews">
+        {set.previews.map((im, i) => (
+          <ImageThumb key={i} image={im} />
+        ))}
+      </td>
+      <td>{set.images}</td>
+      <td className="muted small">
+        {set.steps !== undefined ? `${set.steps} steps` : ''}
+        {set.guidance !== undefined ? ` · guidance ${set.guidance}` : ''}
+      </td>
+      <td data-testid="class-set-bytes">{formatBytes(set.bytes)}</td>
+      <td className="actions">
+        <button
+          className="ghost small"
+          data-testid="delete-class-set"
+          onClick={() => void deleteClassImages([set.key])}
+        >
+          Delete
+        </button>
+      </td>
+    </tr>
+  );
+}
+
+/** Prior preservation's cached class images: shared by sessions, so they are listed and deleted here. */
+function ClassImageSets({ sets }: { sets: ClassImageSetInfo[] }) {
+  if (sets.length === 0) return null;
+  const bytes = sets.reduce((a, s) => a + s.bytes, 0);
+  return (
+    <section className="panel" data-testid="class-sets">
+      <div className="row">
+        <h2>Class images</h2>
+        <span className="muted small">
+          {sets.length} set{sets.length > 1 ? 's' : ''} · {formatBytes(bytes)}
+        </span>
+        <span className="spacer" />
+        <button className="ghost" data-testid="clear-class-sets" onClick={() => void deleteClassImages()}>
+          Delete all
+        </button>
+      </div>
+      <p className="hint">
+        Prior preservation draws these with the base model once and reuses them in every session with the same
+        class prompt and count. Deleting a set frees the space; a run that needs it draws it again.
+      </p>
+      <table className="sessions">
+        <thead>
+          <tr>
+            <th>Class prompt</th>
+            <th>Images</th>
+            <th>Count</th>
+            <th>Drawn with</th>
+            <th>Size</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {sets.map((s) => (
+            <ClassSetRow key={s.key} set={s} />
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
 export function SessionsView() {
   const sessions = useStudio((s) => s.sessions);
   const current = useStudio((s) => s.session?.id);
@@ -77,6 +169,7 @@ export function SessionsView() {
     void refreshSessions();
   }, []);
   const total = sessions.items.reduce((a, i) => a + (i.bytes ?? 0), 0);
+  const classBytes = sessions.classSets.reduce((a, s) => a + s.bytes, 0);
   const pct = sessions.quota ? (100 * (sessions.usage ?? 0)) / sessions.quota : 0;
   return (
     <div className="sessions-view" data-testid="sessions-view">
@@ -108,8 +201,9 @@ export function SessionsView() {
             <i style={{ width: `${Math.min(100, pct)}%` }} className={pct > 90 ? 'bad' : ''} />
           </div>
           <span>
-            Sessions {formatBytes(total)} · browser storage {formatBytes(sessions.usage ?? 0)} of{' '}
-            {sessions.quota ? formatBytes(sessions.quota) : '?'} used
+            Sessions {formatBytes(total)}
+            {classBytes ? ` · class images ${formatBytes(classBytes)}` : ''} · browser storage{' '}
+            {formatBytes(sessions.usage ?? 0)} of {sessions.quota ? formatBytes(sessions.quota) : '?'} used
           </span>
         </div>
         {sessions.orphans.length > 0 ? (
@@ -144,6 +238,7 @@ export function SessionsView() {
           <p className="muted">No saved sessions.</p>
         ) : null}
       </section>
+      <ClassImageSets sets={sessions.classSets} />
     </div>
   );
 }

@@ -2,7 +2,7 @@
 // (see metrics.ts); actions live in src/ui/actions/ and change this state through small named setters.
 import { create } from 'zustand';
 import type { ModelInfo, TrainerMethod, TrainSettings } from '../../workers/api';
-import type { SampleRecord, SessionRecord } from '../train/sessionStore';
+import type { ClassImageSetInfo, SampleRecord, SessionRecord } from '../train/sessionStore';
 import { DEFAULT_TRAIN_SETTINGS } from '../train/trainSettings';
 import type { ReadableError } from './errorText';
 
@@ -78,7 +78,15 @@ export interface StudioState {
     /** Sample numbers of the last result: one image, or [with the LoRA, base model] for a before/after. */
     latest?: number[];
   };
-  sessions: { items: SessionListItem[]; usage?: number; quota?: number; orphans: string[]; loading: boolean };
+  sessions: {
+    items: SessionListItem[];
+    usage?: number;
+    quota?: number;
+    orphans: string[];
+    /** Prior preservation's cached class images (shared by sessions, kept when one is deleted). */
+    classSets: ClassImageSetInfo[];
+    loading: boolean;
+  };
   /** One page-wide message (a full disk, an import that failed). */
   notice?: ReadableError & { id: number; info: boolean };
   offlineReady: boolean;
@@ -96,7 +104,7 @@ export const useStudio = create<StudioState>(() => ({
   adapterReady: false,
   samples: [],
   generating: { busy: false, step: 0, total: 0 },
-  sessions: { items: [], orphans: [], loading: false },
+  sessions: { items: [], orphans: [], classSets: [], loading: false },
   offlineReady: false,
 }));
 
