@@ -43,6 +43,9 @@ export default defineConfig({
           // SwiftShader has no GPU watchdog: a runaway shader hangs the page, so every test has a timeout.
           testTimeout: 180_000,
           hookTimeout: 180_000,
+          // expect.poll's default 1 s is shorter than a sessions refresh (it reads every stored value for the
+          // sizes) takes on two busy cores; polls that need longer still say so.
+          expect: { poll: { timeout: 10_000 } },
         },
       },
     ],

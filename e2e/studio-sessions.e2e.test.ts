@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { launchStudio, screenshot, type Studio } from './support/browser';
 import { dropFiles, emojiPng } from './support/images';
-import { openStudio, SCREENSHOTS } from './support/studio';
+import { openStudio, SCREENSHOTS, storeClassSet, storedClassSets } from './support/studio';
 
 describe('studio sessions', () => {
   const profileDir = mkdtempSync(join(tmpdir(), 'lora2-e2e-sessions-'));
@@ -101,6 +101,31 @@ describe('studio sessions', () => {
     expect(await rows.allTextContents()).not.toEqual(
       expect.arrayContaining([expect.stringMatching(/^Corgi(?! \(imported\))/)]),
     );
+  });
+
+  it('lists cached class images apart from sessions and deletes them', async () => {
+    const page = studio!.page;
+    const robot = 'class:["/models/emoji-tiny/","robot",3,1000,20,4]';
+    const cat = 'class:["/models/emoji-tiny/","cat",1,1000,20,4]';
+    await storeClassSet(page, robot, 3, 32);
+    await storeClassSet(page, cat, 1, 32);
+    await page.getByTestId('tab-train').click();
+    await page.getByTestId('tab-sessions').click();
+    const sets = page.getByTestId('class-set-row');
+    await expect.poll(() => sets.count()).toBe(2);
+    // Largest first, with the set's images drawn.
+    expect(await sets.first().textContent()).toMatch(/^robot.*emoji-tiny/);
+    expect(await sets.first().locator('canvas').count()).toBe(3);
+    expect(await page.getByTestId('storage-usage').textContent()).toMatch(/class images \d+(\.\d+)? KB/);
+    const sessionsBefore = await page.getByTestId('session-row').count();
+
+    await sets.filter({ hasText: 'cat' }).getByTestId('delete-class-set').click();
+    await expect.poll(() => sets.count()).toBe(1);
+    expect((await storedClassSets(page)).map((s) => s.key)).toEqual([robot]);
+    await page.getByTestId('clear-class-sets').click();
+    await page.getByTestId('class-sets').waitFor({ state: 'detached' });
+    expect(await storedClassSets(page)).toEqual([]);
+    expect(await page.getByTestId('session-row').count()).toBe(sessionsBefore);
   });
 
   it('shows the Generate view and says what is missing until the trainer lands', async () => {

@@ -187,25 +187,46 @@ export async function cleanOrphans(): Promise<void> {
   await refreshSessions();
 }
 
+/** Deletes cached class-image sets (all of them without `keys`); a later run draws them again. */
+export async function deleteClassImages(keys?: string[]): Promise<void> {
+  try {
+    await sessionStore.deleteClassImages(keys);
+  } catch (e) {
+    report(e);
+  }
+  await refreshSessions();
+}
+
+let refreshSeq = 0;
+
+/**
+ * Reloads the sessions list, sizes and storage use. Only the latest call's answer is shown: an earlier,
+ * slower one (sizes read every stored value) would otherwise bring back a session deleted meanwhile.
+ */
 export async function refreshSessions(): Promise<void> {
+  const seq = ++refreshSeq;
   useStudio.setState((s) => ({ sessions: { ...s.sessions, loading: true } }));
   try {
-    const [items, sizes, orphans, est] = await Promise.all([
+    const [items, sizes, orphans, classSets, est] = await Promise.all([
       sessionStore.list(),
       sessionStore.sizes(),
       sessionStore.orphans(),
-      navigator.storage?.estimate?.().catch(() => undefined),
+      sessionStore.classImageSets(),
+      globalThis.navigator?.storage?.estimate?.().catch(() => undefined),
     ]);
+    if (seq !== refreshSeq) return;
     useStudio.setState({
       sessions: {
         items: items.map((session) => ({ session, bytes: sizes.get(session.id) ?? 0 })),
         orphans,
+        classSets,
         usage: est?.usage,
         quota: est?.quota,
         loading: false,
       },
     });
   } catch (e) {
+    if (seq !== refreshSeq) return;
     useStudio.setState((s) => ({ sessions: { ...s.sessions, loading: false } }));
     report(e);
   }
@@ -226,8 +247,9 @@ export function updateSettings(patch: Partial<TrainSettings>): void {
     if (!s) return;
     try {
       const rec = await sessionStore.update(s.id, { settings });
+      // Saved only if nothing changed while this write ran; a newer change has its own save coming.
       if (useStudio.getState().session?.id === rec.id)
-        useStudio.setState({ session: rec, settingsSaved: true });
+        useStudio.setState({ session: rec, settingsSaved: useStudio.getState().settings === settings });
     } catch (e) {
       report(e);
     }
