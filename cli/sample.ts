@@ -3,7 +3,6 @@
 // with the default model on Dawn, optionally with a kohya or PEFT LoRA file (e.g. from `npm run train`). Several
 // strengths render the whole set once per strength (0 = the base model), one grid row per prompt × strength.
 import { readFile, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { adapterName } from '../src/gpu/device';
 import { imageGrid, upscale } from '../src/io/imageGrid';
@@ -13,24 +12,28 @@ import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
 import { Engine } from '../src/tensor/engine';
 import { attachLora, checkLayersFit } from '../src/train/loraCheckpoint';
+import { cliArgs } from './args';
 
-const { values } = parseArgs({
-  options: {
-    prompt: { type: 'string', default: 'grinning face' },
-    negative: { type: 'string', default: '' },
-    seed: { type: 'string', default: '1' },
-    seeds: { type: 'string' },
-    steps: { type: 'string', default: '25' },
-    guidance: { type: 'string', default: '4' },
-    sampler: { type: 'string', default: 'ddim' },
-    model: { type: 'string', default: 'public/models/emoji-tiny' },
-    out: { type: 'string', default: 'out.png' },
-    grid: { type: 'string' },
-    scale: { type: 'string', default: '4' },
-    lora: { type: 'string' },
-    'lora-strength': { type: 'string', default: '1' },
+const values = cliArgs(
+  'sample',
+  'Renders prompts with a diffusion model on Dawn WebGPU, optionally with a kohya or PEFT LoRA file; several\n' +
+    '--lora-strength values render the set once per strength (0 = the base model).',
+  {
+    prompt: { type: 'string', default: 'grinning face', help: 'prompt' },
+    negative: { type: 'string', default: '', help: 'negative prompt' },
+    seed: { type: 'string', default: '1', help: 'seed' },
+    seeds: { type: 'string', help: 'comma-separated seeds, one grid column each' },
+    steps: { type: 'string', default: '25', help: 'sampler steps' },
+    guidance: { type: 'string', default: '4', help: 'classifier-free guidance' },
+    sampler: { type: 'string', default: 'ddim', help: 'ddim or euler-a' },
+    model: { type: 'string', default: 'public/models/emoji-tiny', help: 'model folder' },
+    out: { type: 'string', default: 'out.png', help: 'output PNG' },
+    grid: { type: 'string', help: 'text file with one prompt per line: renders a grid' },
+    scale: { type: 'string', default: '4', help: 'upscale factor of the written PNG' },
+    lora: { type: 'string', help: 'LoRA file (.safetensors, kohya or PEFT keys)' },
+    'lora-strength': { type: 'string', default: '1', help: 'comma-separated LoRA strengths' },
   },
-});
+);
 
 const strengths = values['lora-strength']!.split(',').map(Number);
 if (strengths.some((s) => !Number.isFinite(s))) {

@@ -8,7 +8,6 @@
 // and with the LoRA (same seeds), one row each.
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { exportKohya } from '../src/io/lora';
 import { imageGrid } from '../src/io/imageGrid';
@@ -24,34 +23,57 @@ import { fileClassImageCache } from '../src/train/classImagesFiles';
 import { centerSquareCrop } from '../src/train/photos';
 import { DEFAULT_TRAINER_CONFIG, rgbaToModelInput, Trainer } from '../src/train/trainer';
 import type { TrainProgress } from '../workers/api';
+import { cliArgs } from './args';
 
-const { values: args } = parseArgs({
-  options: {
-    photos: { type: 'string' },
-    prompt: { type: 'string' },
-    steps: { type: 'string', default: '200' },
-    'fixed-rank': { type: 'string' },
-    out: { type: 'string', default: 'out/train' },
-    model: { type: 'string', default: 'public/models/emoji-tiny' },
-    batch: { type: 'string', default: '1' },
-    seed: { type: 'string', default: '0' },
-    samples: { type: 'string', default: '4' },
-    'sample-steps': { type: 'string', default: '20' },
-    guidance: { type: 'string', default: '4' },
-    targets: { type: 'string', default: 'attention' },
-    lora2: { type: 'string', default: '' },
-    accumulate: { type: 'string', default: '1' },
-    'lr-schedule': { type: 'string', default: 'constant' },
-    warmup: { type: 'string', default: '0' },
-    flip: { type: 'boolean', default: false },
-    'min-crop': { type: 'string', default: '1' },
-    'class-prompt': { type: 'string' },
-    'class-images': { type: 'string', default: '8' },
-    'prior-weight': { type: 'string', default: '1' },
-    'class-dir': { type: 'string' },
-    'preview-every': { type: 'string', default: '0' },
+const args = cliArgs(
+  'train',
+  'Trains a LoRA² (or fixed-rank) LoRA on a folder of photos with the default model on Dawn WebGPU; writes the\n' +
+    'kohya LoRA file, report.json and samples.png (photos, then base model vs LoRA at the same seeds). Rerunning\n' +
+    'into the same --out resumes from its checkpoint.',
+  {
+    photos: { type: 'string', help: 'folder of PNG photos of the subject (required)' },
+    prompt: {
+      type: 'string',
+      help: 'training prompt with an identifier token, e.g. "<v1> dog face" (required)',
+    },
+    steps: { type: 'string', default: '200', help: 'optimizer steps' },
+    'fixed-rank': { type: 'string', help: 'train fixed-rank LoRA at this rank instead of LoRA²' },
+    out: { type: 'string', default: 'out/train', help: 'output folder (checkpoint, LoRA, report, samples)' },
+    model: { type: 'string', default: 'public/models/emoji-tiny', help: 'model folder' },
+    batch: { type: 'string', default: '1', help: 'photos per step' },
+    seed: { type: 'string', default: '0', help: 'training seed' },
+    samples: { type: 'string', default: '4', help: 'seeds rendered in samples.png' },
+    'sample-steps': { type: 'string', default: '20', help: 'sampler steps for samples and previews' },
+    guidance: { type: 'string', default: '4', help: 'classifier-free guidance for samples' },
+    targets: { type: 'string', default: 'attention', help: 'layers: attention or attention+conv (LoCon)' },
+    lora2: { type: 'string', default: '', help: 'LoRA² settings, e.g. lr=0.01,scale=2 (on/off as 0/1)' },
+    accumulate: { type: 'string', default: '1', help: 'micro-batches per optimizer step' },
+    'lr-schedule': { type: 'string', default: 'constant', help: 'constant or cosine' },
+    warmup: { type: 'string', default: '0', help: 'linear warm-up steps' },
+    flip: { type: 'boolean', default: false, help: 'random horizontal flips' },
+    'min-crop': {
+      type: 'string',
+      default: '1',
+      help: 'random crops of at least this side fraction (1: off)',
+    },
+    'class-prompt': {
+      type: 'string',
+      help: 'prior preservation: class prompt without the identifier, e.g. "robot"',
+    },
+    'class-images': {
+      type: 'string',
+      default: '8',
+      help: 'prior preservation: class images drawn by the base model',
+    },
+    'prior-weight': { type: 'string', default: '1', help: 'prior preservation: weight λ of the class loss' },
+    'class-dir': { type: 'string', help: 'cache folder for class images (default: <out>/class-images)' },
+    'preview-every': {
+      type: 'string',
+      default: '0',
+      help: 'write previews/step-N.png every N steps (0: never)',
+    },
   },
-});
+);
 
 function fail(message: string): never {
   console.error(message);
@@ -83,7 +105,8 @@ export function cropResize(img: RgbaImage, size: number): Uint8ClampedArray {
 async function main(): Promise<void> {
   if (!args.photos || !args.prompt)
     fail(
-      'usage: npm run train -- --photos DIR --prompt "<v1> dog face" --steps N [--fixed-rank R] [--out DIR]',
+      'usage: npm run train -- --photos DIR --prompt "<v1> dog face" [--steps N] …\n' +
+        'run `npm run train -- --help` for all the options',
     );
   const modelDir = resolve(args.model!);
   const folder = new DirectoryFolder(modelDir);

@@ -1,0 +1,82 @@
+// Command-line parsing for the CLIs: node:util's parseArgs plus `--help` (a usage text listing every option
+// with its default) and one-line errors for unknown or malformed options instead of a stack trace.
+import { parseArgs } from 'node:util';
+
+export interface CliOption {
+  type: 'string' | 'boolean';
+  default?: string | boolean;
+  /** One line for --help; `VALUE` in the text names the argument. */
+  help: string;
+}
+
+export type CliOptions = Record<string, CliOption>;
+
+type Values<O extends CliOptions> = {
+  [K in keyof O]: O[K]['type'] extends 'boolean'
+    ? boolean
+    : O[K]['default'] extends string
+      ? string
+      : string | undefined;
+};
+
+/** A command line the CLI cannot run: the message says what to change. */
+export class CliUsageError extends Error {}
+
+/** The --help text: the summary, then one line per option with its default. */
+export function cliHelp(command: string, summary: string, options: CliOptions): string {
+  const rows = Object.entries(options).map(([name, o]) => {
+    const flag = o.type === 'boolean' ? `--${name}` : `--${name} VALUE`;
+    const def =
+      o.type === 'string' && o.default !== undefined && o.default !== '' ? ` (default: ${o.default})` : '';
+    return [flag, `${o.help}${def}`] as const;
+  });
+  const width = Math.max(...rows.map(([f]) => f.length)) + 2;
+  return [
+    `usage: npm run ${command} -- [options]`,
+    '',
+    summary,
+    '',
+    'options:',
+    ...rows.map(([f, h]) => `  ${f.padEnd(width)}${h}`),
+    `  ${'--help'.padEnd(width)}this text`,
+  ].join('\n');
+}
+
+/** Parses `argv`; 'help' when it asks for --help or -h; throws CliUsageError on a bad command line. */
+export function parseCli<O extends CliOptions>(argv: string[], options: O): Values<O> | 'help' {
+  if (argv.includes('--help') || argv.includes('-h')) return 'help';
+  const config = Object.fromEntries(
+    Object.entries(options).map(([k, o]) => [
+      k,
+      o.default === undefined ? { type: o.type } : { type: o.type, default: o.default },
+    ]),
+  ) as Parameters<typeof parseArgs>[0] extends infer C
+    ? C extends { options?: infer P }
+      ? P
+      : never
+    : never;
+  try {
+    return parseArgs({ args: argv, options: config, allowPositionals: false }).values as Values<O>;
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? '';
+    if (!code.startsWith('ERR_PARSE_ARGS')) throw e;
+    throw new CliUsageError((e as Error).message);
+  }
+}
+
+/** parseCli on the process's arguments: prints --help and exits 0, or the error and exits 2. */
+export function cliArgs<O extends CliOptions>(command: string, summary: string, options: O): Values<O> {
+  let parsed: Values<O> | 'help';
+  try {
+    parsed = parseCli(process.argv.slice(2), options);
+  } catch (e) {
+    if (!(e instanceof CliUsageError)) throw e;
+    console.error(`${e.message}\nrun \`npm run ${command} -- --help\` for the options`);
+    process.exit(2);
+  }
+  if (parsed === 'help') {
+    console.log(cliHelp(command, summary, options));
+    process.exit(0);
+  }
+  return parsed;
+}
