@@ -235,6 +235,13 @@ describe('session store', () => {
     expect(err.message).toMatch(/storage is full \(19 KB of 20 KB used\)/);
     expect(err.message).toMatch(/The largest: “big dog” 1[23] KB, “small”/);
     expect(err.largest[0].id).toBe(big.id);
+    expect(err.message).not.toMatch(/class images/);
+    // Cached class images are named as something to delete as well.
+    kv.data.set(storeKeys.classImages('["m","robot",1,1000,20,4]'), [
+      { width: 8, height: 8, data: new Uint8ClampedArray(256) },
+    ]);
+    const err2 = await store.addPhotos(small.id, [photo('q', 9_000)]).catch((e) => e);
+    expect(err2.message).toMatch(/Cached class images take \d+ B; they can be deleted there too/);
     // Nothing half-written: the photo record and the pointer are one transaction.
     expect(await store.photos(small.id)).toEqual([]);
   });

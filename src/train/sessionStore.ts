@@ -398,6 +398,8 @@ export class StorageFullError extends Error {
     readonly quota: number | undefined,
     /** Biggest sessions first: what deleting would free. */
     readonly largest: { id: string; name: string; bytes: number }[],
+    /** Bytes of prior preservation's cached class images (deletable in the Sessions tab too). */
+    readonly classImageBytes = 0,
   ) {
     const used = usage !== undefined && quota ? ` (${formatBytes(usage)} of ${formatBytes(quota)} used)` : '';
     const which = largest.length
@@ -406,8 +408,11 @@ export class StorageFullError extends Error {
           .map((s) => `“${s.name}” ${formatBytes(s.bytes)}`)
           .join(', ')}.`
       : '';
+    const classSets = classImageBytes
+      ? ` Cached class images take ${formatBytes(classImageBytes)}; they can be deleted there too and are drawn again when needed.`
+      : '';
     super(
-      `Browser storage is full${used}. Delete sessions you no longer need in the Sessions tab (export them first to keep a copy).${which}`,
+      `Browser storage is full${used}. Delete sessions you no longer need in the Sessions tab (export them first to keep a copy).${which}${classSets}`,
     );
     this.name = 'StorageFullError';
   }
@@ -457,7 +462,9 @@ export class SessionStore {
       const largest = sessions
         .map((s) => ({ id: s.id, name: s.name, bytes: sizes.get(s.id) ?? 0 }))
         .sort((a, b) => b.bytes - a.bytes);
-      throw new StorageFullError(est?.usage, est?.quota, largest);
+      const classSets = await this.classImageSets(0).catch(() => []);
+      const classBytes = classSets.reduce((a, c) => a + c.bytes, 0);
+      throw new StorageFullError(est?.usage, est?.quota, largest, classBytes);
     }
   }
 

@@ -1,5 +1,5 @@
 // Saved sessions: size of each (photos, history, samples, checkpoints), open, export, delete; import a
-// session file; browser storage usage; data left without a session.
+// session file; browser storage usage; data left without a session; prior preservation's cached class images.
 import { useEffect, useRef, useState } from 'react';
 import type { RgbaImage } from '../io/png';
 import { formatBytes, type ClassImageSetInfo } from '../train/sessionStore';
@@ -77,13 +77,14 @@ function ImageThumb({ image }: { image: RgbaImage }) {
   useEffect(() => {
     const c = canvas.current;
     if (!c) return;
-    c.width = image.width;
-    c.height = image.height;
-    c.getContext('2d')?.putImageData(
-      new ImageData(new Uint8ClampedArray(image.data), image.width, image.height),
-      0,
-      0,
-    );
+    try {
+      const pixels = new ImageData(new Uint8ClampedArray(image.data), image.width, image.height);
+      c.width = image.width;
+      c.height = image.height;
+      c.getContext('2d')?.putImageData(pixels, 0, 0);
+    } catch {
+      // A damaged record: leave the tile blank (the set can still be deleted).
+    }
   }, [image]);
   return <canvas ref={canvas} className="pixel-thumb" />;
 }
@@ -138,14 +139,14 @@ function ClassImageSets({ sets }: { sets: ClassImageSetInfo[] }) {
       </div>
       <p className="hint">
         Prior preservation draws these with the base model once and reuses them in every session with the same
-        class prompt and count. Deleting a set frees the space; a run that needs it draws it again.
+        model, class prompt and count. Deleting a set frees the space; a run that needs it draws it again.
       </p>
       <table className="sessions">
         <thead>
           <tr>
             <th>Class prompt</th>
+            <th>Preview</th>
             <th>Images</th>
-            <th>Count</th>
             <th>Drawn with</th>
             <th>Size</th>
             <th />
