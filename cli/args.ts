@@ -1,6 +1,6 @@
 // Command-line parsing for the CLIs: node:util's parseArgs plus `--help` (a usage text listing every option
 // with its default) and one-line errors for unknown or malformed options instead of a stack trace.
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export interface CliOption {
   type: 'string' | 'boolean';
@@ -45,16 +45,12 @@ export function cliHelp(command: string, summary: string, options: CliOptions): 
 /** Parses `argv`; 'help' when it asks for --help or -h; throws CliUsageError on a bad command line. */
 export function parseCli<O extends CliOptions>(argv: string[], options: O): Values<O> | 'help' {
   if (argv.includes('--help') || argv.includes('-h')) return 'help';
-  const config = Object.fromEntries(
+  const config: ParseArgsConfig['options'] = Object.fromEntries(
     Object.entries(options).map(([k, o]) => [
       k,
       o.default === undefined ? { type: o.type } : { type: o.type, default: o.default },
     ]),
-  ) as Parameters<typeof parseArgs>[0] extends infer C
-    ? C extends { options?: infer P }
-      ? P
-      : never
-    : never;
+  );
   try {
     return parseArgs({ args: argv, options: config, allowPositionals: false }).values as Values<O>;
   } catch (e) {

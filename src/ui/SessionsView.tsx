@@ -122,9 +122,8 @@ function ClassSetRow({ set }: { set: ClassImageSetInfo }) {
 }
 
 /** Prior preservation's cached class images: shared by sessions, so they are listed and deleted here. */
-function ClassImageSets({ sets }: { sets: ClassImageSetInfo[] }) {
+function ClassImageSets({ sets, bytes }: { sets: ClassImageSetInfo[]; bytes: number }) {
   if (sets.length === 0) return null;
-  const bytes = sets.reduce((a, s) => a + s.bytes, 0);
   return (
     <section className="panel" data-testid="class-sets">
       <div className="row">
@@ -239,7 +238,7 @@ export function SessionsView() {
           <p className="muted">No saved sessions.</p>
         ) : null}
       </section>
-      <ClassImageSets sets={sessions.classSets} />
+      <ClassImageSets sets={sessions.classSets} bytes={classBytes} />
     </div>
   );
 }
