@@ -12,6 +12,7 @@ import { bytesSource } from '../io/sources';
 import { Engine } from '../tensor/engine';
 import { DirectoryFolder } from './folderNode';
 import { DiffusionModel } from './pipeline';
+import { Rng } from './rng';
 
 const GOLDEN = 'tools/reference/golden';
 
@@ -78,5 +79,48 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
     expect([a.width, a.height]).toEqual([32, 32]);
     expect(a.data).toEqual(b.data);
     expect(a.data).not.toEqual(c.data);
+  });
+
+  it('samples the same DDIM trajectory as torch from the same noise and embeddings', async () => {
+    // golden/emoji_tiny_ddim.safetensors (make_sampler_golden.py): 25 DDIM steps, guidance 4, torch's noise.
+    const ddim = await SafetensorsReader.open(
+      bytesSource(new Uint8Array(readFileSync(`${GOLDEN}/emoji_tiny_ddim.safetensors`))),
+    );
+    const ehs = await ddim.readFloat32('inputs.encoder_hidden_states'); // [uncond, cond]
+    const [, len, dim] = ddim.info('inputs.encoder_hidden_states').shape;
+    const half = len * dim;
+    const embedding = (data: Float32Array) => ({ data, shape: [1, len, dim] as [number, number, number] });
+    const steps = (await ddim.readFloat32('meta.steps'))[0];
+    const guidance = (await ddim.readFloat32('meta.guidance'))[0];
+    const recorded = [...ddim.tensors.keys()].filter((k) => k.startsWith('x.after_'));
+    const errors: Record<number, number> = {};
+    const wants = new Map<number, Float32Array>();
+    for (const k of recorded) wants.set(Number(k.slice('x.after_'.length)), await ddim.readFloat32(k));
+    await model.denoise(
+      await ddim.readFloat32('inputs.noise'),
+      embedding(ehs.subarray(0, half)),
+      embedding(ehs.subarray(half)),
+      {
+        steps,
+        guidance,
+        sampler: 'ddim',
+        rng: new Rng(0),
+        inspect: (step, x) => {
+          const want = wants.get(step);
+          if (want) errors[step] = relativeError(x, want);
+        },
+      },
+    );
+    console.log(
+      `emoji-tiny DDIM vs torch, rel err after step ${Object.entries(errors)
+        .map(([s, e]) => `${s}: ${e.toExponential(2)}`)
+        .join(', ')}`,
+    );
+    expect(
+      Object.keys(errors)
+        .map(Number)
+        .sort((a, b) => a - b),
+    ).toEqual([...wants.keys()].sort((a, b) => a - b));
+    for (const e of Object.values(errors)) expect(e).toBeLessThan(1e-3);
   });
 });

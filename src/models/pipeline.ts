@@ -62,19 +62,41 @@ export class DiffusionModel {
 
   /** Renders one image. The conditional and unconditional passes run as one batch of 2. */
   async generate(opts: GenerateOptions): Promise<RgbaImage> {
+    const c = this.unet.config;
+    const cond = await this.embed(opts.prompt);
+    const uncond = await this.embed(opts.negativePrompt ?? '');
+    const sampler = createSampler(opts.sampler, this.scheduler, opts.steps);
+    const rng = new Rng(opts.seed);
+    const noise = rng.normals(c.inChannels * this.resolution * this.resolution, sampler.initNoiseSigma);
+    const x = await this.denoise(noise, uncond, cond, { ...opts, rng });
+    return toImage(x, c.inChannels, this.resolution);
+  }
+
+  /**
+   * The sampler loop from given initial noise (already scaled by the sampler's initNoiseSigma) and text
+   * embeddings [1, L, D]: what generate runs after drawing its noise, open for comparing with another
+   * implementation from the same noise. `inspect` sees x after each step.
+   */
+  async denoise(
+    noise: Float32Array,
+    uncond: TextEmbeddings,
+    cond: TextEmbeddings,
+    opts: Pick<GenerateOptions, 'steps' | 'guidance' | 'sampler' | 'onStep'> & {
+      rng: Rng;
+      inspect?: (step: number, x: Float32Array) => void;
+    },
+  ): Promise<Float32Array> {
     const engine = this.unet.engine;
     const c = this.unet.config;
     const size = this.resolution;
-    const cond = await this.embed(opts.prompt);
-    const uncond = await this.embed(opts.negativePrompt ?? '');
+    const n = c.inChannels * size * size;
+    if (noise.length !== n) throw new Error(`denoise: noise has ${noise.length} values, the UNet takes ${n}`);
     const [, len, dim] = cond.shape;
     const ehsData = new Float32Array(2 * len * dim);
     ehsData.set(uncond.data, 0);
     ehsData.set(cond.data, len * dim);
     const sampler = createSampler(opts.sampler, this.scheduler, opts.steps);
-    const rng = new Rng(opts.seed);
-    const n = c.inChannels * size * size;
-    let x = rng.normals(n, sampler.initNoiseSigma);
+    let x = noise;
     await noGrad(engine, async () => {
       const ehs = engine.keep(engine.fromArray(ehsData, [2, len, dim], { label: 'ehs' }));
       try {
@@ -89,14 +111,15 @@ export class DiffusionModel {
             const eps = await this.unet.forward(sample, [t, t], ehs);
             return eps.read();
           });
-          x = sampler.step(guide(out.subarray(0, n), out.subarray(n), opts.guidance), i, x, rng);
+          x = sampler.step(guide(out.subarray(0, n), out.subarray(n), opts.guidance), i, x, opts.rng);
+          opts.inspect?.(i + 1, x);
           opts.onStep?.(i + 1, sampler.timesteps.length);
         }
       } finally {
         ehs.release();
       }
     });
-    return toImage(x, c.inChannels, size);
+    return x;
   }
 }
 

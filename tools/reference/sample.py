@@ -13,9 +13,10 @@ import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import DATA, MODEL_DIR, ROOT, alphas_cumprod, use_openblas  # noqa: E402
+from common import MODEL_DIR, ROOT, alphas_cumprod, use_openblas  # noqa: E402
+from onnx_weights import load_text_encoder  # noqa: E402
 from st_io import load_file  # noqa: E402
-from text import TextEncoder, Tokenizer  # noqa: E402
+from text import Tokenizer  # noqa: E402
 from unet import UNet2DConditionModel  # noqa: E402
 
 GRID_PROMPTS = [
@@ -31,14 +32,16 @@ def ddim_timesteps(num_steps, cfg):
 
 
 @torch.no_grad()
-def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0):
-    """Deterministic DDIM (eta 0) exactly as diffusers' DDIMScheduler.step (x0 clipped, epsilon kept)."""
+def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0, inspect=None):
+    """Deterministic DDIM (eta 0) exactly as diffusers' DDIMScheduler.step (x0 clipped, epsilon kept).
+
+    inspect(i, x), if given, sees x after each step i = 1..steps."""
     acp = alphas_cumprod(sched_cfg).float()
     final = torch.tensor(1.0) if sched_cfg['set_alpha_to_one'] else acp[0]
     ratio = sched_cfg['num_train_timesteps'] // steps
     x = noise
     ctx = torch.cat([uncond, cond])
-    for t in ddim_timesteps(steps, sched_cfg):
+    for i, t in enumerate(ddim_timesteps(steps, sched_cfg)):
         out = unet(torch.cat([x, x]), torch.full((2 * x.shape[0],), float(t)), ctx)
         eu, ec = out.chunk(2)
         eps = eu + guidance * (ec - eu)
@@ -49,6 +52,8 @@ def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0):
         if sched_cfg['clip_sample']:
             x0 = x0.clamp(-sched_cfg['clip_sample_range'], sched_cfg['clip_sample_range'])
         x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        if inspect:
+            inspect(i + 1, x)
     return x
 
 
@@ -60,15 +65,8 @@ def load_model(model_dir):
     with open(os.path.join(model_dir, 'scheduler_config.json')) as f:
         sched = json.load(f)
     tok = Tokenizer.from_json(os.path.join(model_dir, 'tokenizer.json'))
-    # ONNX cannot run here (no onnxruntime for Python); export_default.py keeps the same weights for torch.
-    path = os.path.join(DATA, 'text_encoder.safetensors')
-    text = None
-    if os.path.exists(path):
-        sd = load_file(path)
-        text = TextEncoder(sd['token_embedding.weight'].shape[0], dim=sd['token_embedding.weight'].shape[1],
-                           layers=sum(1 for k in sd if k.endswith('qkv.weight')), max_length=tok.max_length)
-        text.load_state_dict(sd)
-        text.eval()
+    # ONNX cannot run here (no onnxruntime for Python): the torch encoder gets the ONNX file's own weights.
+    text = load_text_encoder(os.path.join(model_dir, 'text_encoder.onnx'))
     return unet.eval(), text, tok, sched
 
 
@@ -111,7 +109,6 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     unet, text, tok, sched = load_model(args.model)
-    assert text is not None, 'run export_default.py first (it keeps the text encoder weights in .data/)'
     prompts = args.prompts.split(',') if args.prompts else GRID_PROMPTS
     seeds = [int(s) for s in args.seeds.split(',')]
     render_grid(unet, lambda ps: text(tok(ps)), sched, prompts, seeds, args.out, args.steps, args.guidance)

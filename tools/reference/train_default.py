@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import DATA, HERE, TINY_UNET_CONFIG, alphas_cumprod, use_openblas  # noqa: E402
+from common import DATA, HERE, MODEL_DIR, TINY_UNET_CONFIG, alphas_cumprod, use_openblas  # noqa: E402
 from text import TextEncoder, Tokenizer  # noqa: E402
 from unet import UNet2DConditionModel, count_params  # noqa: E402
 
@@ -95,6 +95,10 @@ def main():
     ap.add_argument('--probe-every', type=int, default=200,
                     help='every N steps log the text probe: EMA-model loss with matched vs shuffled prompts')
     ap.add_argument('--resume', action='store_true')
+    ap.add_argument('--from-export', action='store_true',
+                    help='start from the shipped public/models/emoji-tiny weights (EMA UNet widened from f16, the text '
+                         'encoder read back from its ONNX) with a fresh optimizer and a new warm-up: for a clone '
+                         'without .data/ckpt.pt')
     ap.add_argument('--no-export', action='store_true')
     ap.add_argument('--ckpt', default=CKPT)
     args = ap.parse_args()
@@ -119,6 +123,7 @@ def main():
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), weight_decay=0.01)
     ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
     step, history, wall_before, runs = 0, [], 0.0, []
+    warm_from = 0  # the lr warm-up counts from here (a fresh optimizer)
     if args.resume and os.path.exists(ckpt):
         ck = torch.load(ckpt)
         unet.load_state_dict(ck['unet'])
@@ -131,6 +136,22 @@ def main():
         rng.setstate(ck['py_rng'])
         torch.set_rng_state(ck['torch_rng'])
         log(f'resumed at step {step}')
+    elif args.from_export:
+        if os.path.exists(ckpt):
+            sys.exit(f'{ckpt} exists: continue it with --resume, or move it away to start from the export')
+        from onnx_weights import text_encoder_state_dict
+        from st_io import load_file
+
+        with open(os.path.join(MODEL_DIR, 'training.json')) as f:
+            exported = json.load(f)
+        unet.load_state_dict({k: v.float() for k, v in load_file(os.path.join(MODEL_DIR, 'unet.safetensors')).items()})
+        text.load_state_dict(text_encoder_state_dict(os.path.join(MODEL_DIR, 'text_encoder.onnx')))
+        ema_unet.load_state_dict(unet.state_dict())
+        ema_text.load_state_dict(text.state_dict())
+        step, wall_before = exported['steps'], exported['wall_seconds']
+        history, runs = exported.get('loss_curve', []), exported.get('runs', [])
+        warm_from = step
+        log(f'from the export at step {step} (its EMA weights; the optimizer starts fresh, warm-up from here)')
     log(f'unet params {count_params(unet)}, text params {count_params(text)}, vocab {len(tok.vocab)}, '
         f'images {len(items)}, args {vars(args)}')
 
@@ -214,7 +235,7 @@ def main():
         noise = torch.randn_like(x0)
         a = acp[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        lr = args.lr * min(1.0, (step - warm_from + 1) / args.warmup)
         if args.decay_from and step >= args.decay_from:
             p = min(1.0, (step - args.decay_from) / args.decay_steps)
             lr = args.lr_min + (args.lr - args.lr_min) * 0.5 * (1 + math.cos(math.pi * p))

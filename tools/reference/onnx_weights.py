@@ -1,0 +1,158 @@
+"""The text encoder's torch weights, read back from the shipped text_encoder.onnx.
+
+export_default.py keeps them in .data/text_encoder.safetensors, but .data/ is not committed: on a fresh clone the
+only copy is the ONNX file. torch.onnx.export names most initializers after their parameters; the Linear weights
+become anonymous transposed MatMul initializers (`onnx::MatMul_N`, in graph order: qkv, proj, fc1, fc2 of each
+layer) and the position embedding a [1, L, D] slice input. A minimal protobuf reader (no onnx package needed) maps
+them back, and `check()` runs the result on the ids torch encoded at export and compares with its output.
+
+Usage: python3 tools/reference/onnx_weights.py [--out .data/text_encoder.safetensors]
+"""
+
+import argparse
+import os
+import re
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import DATA, HERE, MODEL_DIR  # noqa: E402
+from st_io import load_file, save_file  # noqa: E402
+from text import TextEncoder  # noqa: E402
+
+_FLOAT = 1  # TensorProto.DataType.FLOAT
+
+
+def _varint(b, i):
+    result = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        result |= (c & 0x7F) << shift
+        shift += 7
+        if c < 0x80:
+            return result, i
+
+
+def _fields(b):
+    """(field number, wire type, value) of one protobuf message; length-delimited values as bytes."""
+    i = 0
+    while i < len(b):
+        key, i = _varint(b, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(b, i)
+        elif wire == 1:
+            value, i = b[i:i + 8], i + 8
+        elif wire == 5:
+            value, i = b[i:i + 4], i + 4
+        elif wire == 2:
+            n, i = _varint(b, i)
+            value, i = b[i:i + n], i + n
+        else:
+            raise ValueError(f'unsupported protobuf wire type {wire}')
+        yield field, wire, value
+
+
+def _tensor(b):
+    """TensorProto → (name, float32 array). Only FLOAT tensors with raw_data or float_data."""
+    name, dims, dtype, raw, floats = None, [], None, None, []
+    for field, wire, value in _fields(b):
+        if field == 1:  # dims (int64, packed or not)
+            if wire == 0:
+                dims.append(value)
+            else:
+                j = 0
+                while j < len(value):
+                    d, j = _varint(value, j)
+                    dims.append(d)
+        elif field == 2:
+            dtype = value
+        elif field == 4:  # float_data, packed
+            floats.append(np.frombuffer(value, dtype='<f4') if wire == 2 else np.frombuffer(value, '<f4'))
+        elif field == 8:
+            name = value.decode()
+        elif field == 9:
+            raw = value
+    if dtype != _FLOAT:
+        raise ValueError(f'{name}: data type {dtype}, expected FLOAT')
+    data = np.frombuffer(raw, dtype='<f4') if raw is not None else np.concatenate(floats)
+    return name, data.reshape(dims).copy()
+
+
+def onnx_initializers(path):
+    """Every FLOAT initializer of the model's graph, by name, in file order."""
+    with open(path, 'rb') as f:
+        model = f.read()
+    graphs = [v for field, _, v in _fields(model) if field == 7]
+    if len(graphs) != 1:
+        raise ValueError(f'{path}: expected one graph, found {len(graphs)}')
+    out = {}
+    for field, _, value in _fields(graphs[0]):
+        if field == 5:
+            name, data = _tensor(value)
+            out[name] = data
+    return out
+
+
+def text_encoder_state_dict(path):
+    """The TextEncoder state dict (text.py's names and layouts) from an exported text_encoder.onnx."""
+    inits = onnx_initializers(path)
+    sd = {k: torch.from_numpy(v) for k, v in inits.items() if not k.startswith('onnx::')}
+    matmuls = sorted((k for k in inits if k.startswith('onnx::MatMul_')), key=lambda k: int(k.rsplit('_', 1)[1]))
+    layers = sorted({int(m.group(1)) for k in sd for m in [re.match(r'layers\.(\d+)\.', k)] if m})
+    names = ['qkv', 'proj', 'fc1', 'fc2']
+    if len(matmuls) != len(names) * len(layers):
+        raise ValueError(f'{path}: {len(matmuls)} MatMul weights for {len(layers)} layers')
+    for i, key in enumerate(matmuls):
+        layer, name = layers[i // len(names)], names[i % len(names)]
+        w = torch.from_numpy(inits[key]).t().contiguous()  # MatMul takes x @ Wᵀ: stored [in, out]
+        bias = sd[f'layers.{layer}.{name}.bias']
+        if w.shape[0] != bias.shape[0]:
+            raise ValueError(f'{key} → layers.{layer}.{name}.weight: shape {list(w.shape)} vs bias {list(bias.shape)}')
+        sd[f'layers.{layer}.{name}.weight'] = w
+    pos = [k for k in inits if k.startswith('onnx::') and inits[k].ndim == 3 and inits[k].shape[0] == 1]
+    if len(pos) != 1:
+        raise ValueError(f'{path}: cannot tell the position embedding ({pos})')
+    sd['position_embedding'] = torch.from_numpy(inits[pos[0]][0])
+    return sd
+
+
+def load_text_encoder(path):
+    sd = text_encoder_state_dict(path)
+    vocab, dim = sd['token_embedding.weight'].shape
+    layers = sum(1 for k in sd if k.endswith('qkv.weight'))
+    text = TextEncoder(vocab, dim=dim, layers=layers, max_length=sd['position_embedding'].shape[0])
+    text.load_state_dict(sd)
+    return text.eval()
+
+
+@torch.no_grad()
+def check(text):
+    """Relative error against torch's own output at export (golden/emoji_tiny_forward.safetensors)."""
+    golden = load_file(os.path.join(HERE, 'golden', 'emoji_tiny_forward.safetensors'))
+    want = golden['inputs.encoder_hidden_states'].float()
+    got = text(golden['inputs.input_ids'].long())
+    return ((got - want).norm() / want.norm()).item()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--model', default=MODEL_DIR)
+    ap.add_argument('--out', default=os.path.join(DATA, 'text_encoder.safetensors'))
+    args = ap.parse_args()
+    path = os.path.join(args.model, 'text_encoder.onnx')
+    text = load_text_encoder(path)
+    err = check(text)
+    print(f'text encoder from {path}: rel. error vs torch at export {err:.2e}')
+    if err > 1e-5:
+        sys.exit('the weights read from ONNX do not reproduce the exported encoder')
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    save_file({k: v.contiguous() for k, v in text.state_dict().items()}, args.out)
+    print('wrote', args.out)
+
+
+if __name__ == '__main__':
+    main()
