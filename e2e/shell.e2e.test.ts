@@ -1,6 +1,7 @@
 // The studio shell in real Chromium: the page loads, the worker's WebGPU self-test passes, adapter shown.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { GPU_PROCESS_NICE, gpuProcessNices, launchStudio, screenshot, type Studio } from './support/browser';
+import { MainThreadCpu, ownLongTasks, type LongTask } from './support/mainThread';
 
 describe('studio shell in Chromium', () => {
   let studio: Studio;
@@ -36,6 +37,56 @@ describe('studio shell in Chromium', () => {
       await expect
         .poll(() => gpuProcessNices(studio.profileDir), { timeout: 10_000 })
         .toSatisfy((n: number[]) => n.length > 0 && n.every((v) => v === GPU_PROCESS_NICE));
+    },
+  );
+
+  it.runIf(process.platform === 'linux')(
+    "measures the CPU of the page's main thread behind a long task: a busy one counts, a starved one does not",
+    async () => {
+      const cpu = new MainThreadCpu(studio.profileDir);
+      try {
+        await new Promise((r) => setTimeout(r, 1200)); // a scan for the renderer, then samples
+        // Two long tasks: one computing for 600 ms, one blocked in a synchronous request the test answers after
+        // 300 ms (the thread waits without using the CPU, as a thread starved of a core would). On a busy
+        // machine the computing one gets less than all of its 600 ms of CPU, but far more than the blocked one.
+        await studio.page.route('**/__slow', async (route) => {
+          await new Promise((r) => setTimeout(r, 300));
+          await route.fulfill({ body: 'ok' });
+        });
+        const tasks = await studio.page.evaluate(async () => {
+          const out: { start: number; ms: number }[] = [];
+          const obs = new PerformanceObserver((l) =>
+            l
+              .getEntries()
+              .forEach((e) => out.push({ start: performance.timeOrigin + e.startTime, ms: e.duration })),
+          );
+          obs.observe({ type: 'longtask' });
+          await new Promise((r) => setTimeout(r, 100)); // the task that starts observing is not observed
+          const t0 = performance.now();
+          let x = 0;
+          while (performance.now() - t0 < 600) x += Math.sqrt(x + 1);
+          await new Promise((r) => setTimeout(r, 400));
+          const xhr = new XMLHttpRequest();
+          xhr.open('GET', '/__slow', false);
+          xhr.send();
+          await new Promise((r) => setTimeout(r, 400));
+          obs.disconnect();
+          if (!Number.isFinite(x))
+            throw new Error('unreachable: keeps the busy loop from being optimized away');
+          return out.map((t) => ({ ...t, ms: Math.round(t.ms) }));
+        });
+        await studio.page.unroute('**/__slow');
+        expect(tasks.length, JSON.stringify(tasks)).toBe(2);
+        const [busy, waiting] = await cpu.measure(tasks as LongTask[]);
+        console.log(
+          `[e2e] busy task ${busy.ms} ms, CPU ${busy.cpuMs} ms; waiting task ${waiting.ms} ms, CPU ${waiting.cpuMs} ms`,
+        );
+        expect(busy.cpuMs).toBeGreaterThanOrEqual(200);
+        expect(waiting.cpuMs).toBeLessThan(60);
+        expect(ownLongTasks([busy, waiting], 150)).toEqual([busy]);
+      } finally {
+        cpu.stop();
+      }
     },
   );
 

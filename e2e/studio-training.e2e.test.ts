@@ -1,6 +1,7 @@
 // The training flow in Chromium on the real trainer worker: photos → train → pause/resume → reload mid-run and
 // resume from the IndexedDB checkpoint at its step → previews → export the LoRA (kohya and PEFT) → import it
-// back → reload offline and generate with it; the main thread has no long tasks over 200 ms while training.
+// back → reload offline and generate with it; the main thread has no long tasks over 200 ms (of its own CPU
+// time) while training.
 // It runs on public/models/micro-test (`?model=micro-test`, an untrained 16×16 model with emoji-tiny's layout):
 // on SwiftShader an emoji-tiny step takes ~20 s and each fresh worker compiles for minutes, which is too long for
 // the default test command. `npm run test:e2e:training` (LORA2_E2E_MODEL=emoji-tiny) runs the same flow on the
@@ -10,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { importLora, type LoraLayerWeights } from '../src/io/lora';
 import { launchStudio, screenshot, type Studio } from './support/browser';
 import { dropFiles, emojiPng } from './support/images';
+import { describeLongTask, MainThreadCpu, ownLongTasks, type LongTask } from './support/mainThread';
 import { capabilities, openStudio, SCREENSHOTS, storedClassSets } from './support/studio';
 
 const NEEDED = [
@@ -39,15 +41,17 @@ type Hooks = {
     metrics: { steps: number[]; latest?: { step: number; stepMs: number; elapsedMs: number } };
     studio: { getState(): { session: { id: string }; train: { phase: string } } };
   };
-  __longtasks: { ms: number; at: string }[];
+  __longtasks: LongTask[];
   __loaf: string[];
 };
 
 describe('studio training', () => {
   let studio: Studio;
+  let cpu: MainThreadCpu | undefined;
   let caps: string[] = [];
   beforeAll(async () => {
     studio = await launchStudio(inject('baseURL'));
+    cpu = new MainThreadCpu(studio.profileDir);
     await studio.page.addInitScript(() => {
       // Each long task with where the run was (step, phase), so a failure says when it happened.
       const w = window as unknown as Hooks;
@@ -57,7 +61,13 @@ describe('studio training', () => {
         return `step ${step ?? '–'}, ${w.__lora2?.studio.getState().train.phase ?? 'loading'}`;
       };
       new PerformanceObserver((l) =>
-        l.getEntries().forEach((e) => w.__longtasks.push({ ms: Math.round(e.duration), at: at() })),
+        l.getEntries().forEach((e) =>
+          w.__longtasks.push({
+            start: performance.timeOrigin + e.startTime,
+            ms: Math.round(e.duration),
+            at: at(),
+          }),
+        ),
       ).observe({ type: 'longtask' });
       // Long animation frames name the scripts behind a long task (function, source, how it was invoked).
       w.__loaf = [];
@@ -93,6 +103,7 @@ describe('studio training', () => {
     caps = await capabilities(studio.page);
   });
   afterAll(async () => {
+    cpu?.stop();
     await studio?.context.setOffline(false);
     await studio?.close();
   });
@@ -119,12 +130,14 @@ describe('studio training', () => {
     return missing.length > 0;
   };
 
+  /** Long tasks and long animation frames since the last call (a reload starts new lists: collect before it). */
   const longTasks = () =>
     studio.page.evaluate(() => {
       const w = window as unknown as Hooks;
-      const t = w.__longtasks;
+      const got = { tasks: w.__longtasks, frames: w.__loaf };
       w.__longtasks = [];
-      return t;
+      w.__loaf = [];
+      return got;
     });
 
   const sessionId = () =>
@@ -252,19 +265,24 @@ describe('studio training', () => {
       await expect.poll(captions, { timeout: 30_000 }).toContain(`step ${STEPS}`);
       // The step-8 preview is sampled after its checkpoint: a reload from that checkpoint skips it.
       if (saved < PREVIEW_EVERY) expect(await captions()).toContain(`step ${PREVIEW_EVERY}`);
-      const long = [...beforeReload, ...(await longTasks())];
-      const frames = await page.evaluate(() => (window as unknown as Hooks).__loaf);
+      const afterReload = await longTasks();
+      const long = await cpu!.measure([...beforeReload.tasks, ...afterReload.tasks]);
+      const frames = [...beforeReload.frames, ...afterReload.frames];
       if (frames.length) mark(`long animation frames:\n  ${frames.join('\n  ')}`);
-      // Soft: a long task fails the test at its end, after the export, import and offline steps have run.
+      // Soft: a long task fails the test at its end, after the export, import and offline steps have run. One
+      // counts when the main thread also ran over 200 ms of CPU in it: without a GPU the page shares two cores
+      // with SwiftShader, the worker and V8's compilers, and a short task that waited for a core is not ours
+      // (e2e/support/mainThread.ts). The message carries the long animation frames (which scripts ran), as CI
+      // keeps only the end of the output.
       expect
         .soft(
-          long.filter((t) => t.ms > 200),
-          'long tasks while training',
+          ownLongTasks(long, 200).map(describeLongTask),
+          `long tasks while training; long animation frames: ${frames.join(' | ') || 'none'}`,
         )
         .toEqual([]);
       const last = await page.evaluate(() => (window as unknown as Hooks).__lora2.metrics.latest);
       mark(
-        `step time ${((last?.stepMs ?? 0) / 1000).toFixed(1)} s, trained ${((last?.elapsedMs ?? 0) / 1000).toFixed(0)} s in all; long tasks (ms) ${long.map((t) => t.ms).join(', ') || 'none'}`,
+        `step time ${((last?.stepMs ?? 0) / 1000).toFixed(1)} s, trained ${((last?.elapsedMs ?? 0) / 1000).toFixed(0)} s in all; long tasks ${long.map(describeLongTask).join(', ') || 'none'}`,
       );
       await screenshot(page, 'train-running', SHOTS);
 
