@@ -70,8 +70,8 @@ def _tensor(b):
                     dims.append(d)
         elif field == 2:
             dtype = value
-        elif field == 4:  # float_data, packed
-            floats.append(np.frombuffer(value, dtype='<f4') if wire == 2 else np.frombuffer(value, '<f4'))
+        elif field == 4:  # float_data: packed (wire 2) or one float (wire 5), both little-endian f32 bytes
+            floats.append(np.frombuffer(value, dtype='<f4'))
         elif field == 8:
             name = value.decode()
         elif field == 9:
