@@ -71,16 +71,29 @@ function procPids(): string[] {
 }
 
 /**
- * The threads (/proc/PID/task/TID paths) of the test browser's GPU process, found by its --user-data-dir
- * (Linux; [] when it has none or there is no /proc). Chromium rewrites a child's /proc cmdline as one
- * space-separated string, hence the split on spaces too.
+ * Ids of the test browser's processes of one Chromium `--type` (gpu-process, renderer, …), found by its
+ * --user-data-dir; `exclude` drops those with any of these flags (Linux; [] without /proc). Chromium rewrites
+ * a child's /proc cmdline as one space-separated string, hence the split on spaces too.
  */
-function gpuProcessThreads(profileDir: string): string[] {
+export function browserProcesses(profileDir: string, type: string, exclude: string[] = []): string[] {
   const out: string[] = [];
   for (const pid of procPids()) {
     try {
       const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
-      if (!args.includes('--type=gpu-process') || !args.includes(`--user-data-dir=${profileDir}`)) continue;
+      if (!args.includes(`--type=${type}`) || !args.includes(`--user-data-dir=${profileDir}`)) continue;
+      if (!exclude.some((flag) => args.includes(flag))) out.push(pid);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** The threads (/proc/PID/task/TID paths) of the test browser's GPU process ([] when it has none). */
+function gpuProcessThreads(profileDir: string): string[] {
+  const out: string[] = [];
+  for (const pid of browserProcesses(profileDir, 'gpu-process')) {
+    try {
       for (const tid of readdirSync(`/proc/${pid}/task`)) out.push(`/proc/${pid}/task/${tid}`);
     } catch {
       // the process ended meanwhile

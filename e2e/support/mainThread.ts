@@ -2,8 +2,8 @@
 // work. Without a GPU, two cores are shared by the page, its worker, SwiftShader and V8's background compilers:
 // a 30 ms task of ours can wait for a core and be measured as a 230 ms long task. The PerformanceObserver sees
 // only wall time; /proc sees how much of it the main thread actually ran.
-import { readdirSync, readFileSync } from 'node:fs';
 import { cpuTicks } from '../../scripts/thread-nice';
+import { browserProcesses } from './browser';
 
 /** Linux clock ticks (USER_HZ, 100 on every mainstream kernel) in milliseconds. */
 const MS_PER_TICK = 10;
@@ -24,32 +24,6 @@ interface Sample {
   at: number;
   /** CPU ticks so far of each renderer main thread, by process id. */
   ticks: Map<number, number>;
-}
-
-/** Page (not browser-UI) renderer processes of the test browser with this profile (Linux; [] without /proc). */
-function rendererPids(profileDir: string): number[] {
-  const out: number[] = [];
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return out;
-  }
-  for (const pid of pids) {
-    try {
-      // Chromium rewrites a child's cmdline as one space-separated string: split on both.
-      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
-      if (
-        args.includes('--type=renderer') &&
-        args.includes(`--user-data-dir=${profileDir}`) &&
-        !args.includes('--top-chrome-webui')
-      )
-        out.push(Number(pid));
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return out;
 }
 
 /**
@@ -76,7 +50,8 @@ export class MainThreadCpu {
   private sample(): void {
     // Renderers come and go rarely; look for them every ~second, read their main threads every sample.
     if (this.rendererScan++ % Math.max(1, Math.round(1000 / this.intervalMs)) === 0)
-      this.pids = rendererPids(this.profileDir);
+      // Page renderers only: the browser UI's own renderer is not the page.
+      this.pids = browserProcesses(this.profileDir, 'renderer', ['--top-chrome-webui']).map(Number);
     const ticks = new Map<number, number>();
     for (const pid of this.pids) {
       const t = cpuTicks(`/proc/${pid}/task/${pid}`);

@@ -82,7 +82,7 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
   });
 
   it('samples the same DDIM trajectory as torch from the same noise and embeddings', async () => {
-    // golden/emoji_tiny_ddim.safetensors (make_sampler_golden.py): 25 DDIM steps, guidance 4, torch's noise.
+    // golden/emoji_tiny_ddim.safetensors (make_sampler_golden.py): 10 DDIM steps, guidance 4, torch's noise.
     const ddim = await SafetensorsReader.open(
       bytesSource(new Uint8Array(readFileSync(`${GOLDEN}/emoji_tiny_ddim.safetensors`))),
     );

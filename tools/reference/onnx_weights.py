@@ -1,12 +1,12 @@
 """The text encoder's torch weights, read back from the shipped text_encoder.onnx.
 
-export_default.py keeps them in .data/text_encoder.safetensors, but .data/ is not committed: on a fresh clone the
-only copy is the ONNX file. torch.onnx.export names most initializers after their parameters; the Linear weights
+The ONNX file is the only copy committed (the training checkpoint in .data/ is not), so sample.py and the tools
+built on it take the torch encoder from here. torch.onnx.export names most initializers after their parameters; the Linear weights
 become anonymous transposed MatMul initializers (`onnx::MatMul_N`, in graph order: qkv, proj, fc1, fc2 of each
 layer) and the position embedding a [1, L, D] slice input. A minimal protobuf reader (no onnx package needed) maps
 them back, and `check()` runs the result on the ids torch encoded at export and compares with its output.
 
-Usage: python3 tools/reference/onnx_weights.py [--out .data/text_encoder.safetensors]
+Usage: python3 tools/reference/onnx_weights.py [--out weights.safetensors]   (checks; --out also saves)
 """
 
 import argparse
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import DATA, HERE, MODEL_DIR  # noqa: E402
+from common import HERE, MODEL_DIR  # noqa: E402
 from st_io import load_file, save_file  # noqa: E402
 from text import TextEncoder  # noqa: E402
 
@@ -141,7 +141,7 @@ def check(text):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--model', default=MODEL_DIR)
-    ap.add_argument('--out', default=os.path.join(DATA, 'text_encoder.safetensors'))
+    ap.add_argument('--out', default=None, help='also save the weights as safetensors here')
     args = ap.parse_args()
     path = os.path.join(args.model, 'text_encoder.onnx')
     text = load_text_encoder(path)
@@ -149,9 +149,10 @@ def main():
     print(f'text encoder from {path}: rel. error vs torch at export {err:.2e}')
     if err > 1e-5:
         sys.exit('the weights read from ONNX do not reproduce the exported encoder')
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    save_file({k: v.contiguous() for k, v in text.state_dict().items()}, args.out)
-    print('wrote', args.out)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        save_file({k: v.contiguous() for k, v in text.state_dict().items()}, args.out)
+        print('wrote', args.out)
 
 
 if __name__ == '__main__':
