@@ -31,7 +31,8 @@ export default defineConfig({
       {
         test: {
           name: 'e2e',
-          // A group of its own, so it never runs beside the gpu tier (vitest runs it before gpu here): its
+          // A group of its own, so it never runs beside the other tiers: vitest runs group 0 (unit), then this
+          // group, then the gpu tier (one worker, isolated files: vitest's sequential group, always last). Its
           // long-task checks time the page's main thread, and on two cores lavapipe beside it stretched 10 ms
           // chart redraws to 150-370 ms.
           sequence: { groupOrder: 1 },

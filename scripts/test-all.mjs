@@ -2,6 +2,7 @@
 // e2e in Chromium), ending with a single "tests: N passed, N failed" line.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { join, sep } from 'node:path';
 
 const node = process.execPath;
 const steps = [
@@ -45,6 +46,11 @@ try {
   skipped = j.numPendingTests + (j.numTodoTests ?? 0);
   // A suite that failed to load has no test results but must still count as a failure.
   failed += j.testResults.filter((t) => t.status === 'failed' && t.assertionResults.length === 0).length;
+  const overlap = tierOverlap(j.testResults);
+  if (overlap) {
+    console.error(`tiers overlapped: ${overlap} (the e2e tier's long-task checks assume it runs alone)`);
+    failed += 1;
+  }
 } catch (e) {
   console.error(`could not read ${report}: ${e}`);
   failed += 1;
@@ -53,3 +59,15 @@ passed += steps.length - checksFailed;
 failed += checksFailed;
 console.log(`\ntests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed === 0 && r.status === 0 ? 0 : 1);
+
+/** The first e2e file whose run overlapped a Node-tier file's, as text; '' when the e2e tier ran alone. */
+function tierOverlap(results) {
+  const e2eDir = join(process.cwd(), 'e2e') + sep;
+  const e2e = results.filter((t) => t.name.startsWith(e2eDir));
+  const node = results.filter((t) => !e2e.includes(t));
+  for (const a of e2e)
+    for (const b of node)
+      if (a.startTime < b.endTime && b.startTime < a.endTime)
+        return `${a.name} (${new Date(a.startTime).toISOString()}) beside ${b.name}`;
+  return '';
+}
