@@ -1,0 +1,144 @@
+"""How recognizable are the default model's samples? A nearest-neighbour score against the training emoji.
+
+Each prompt is an emoji's label; each sample (DDIM, classifier-free guidance) is compared with every design in the
+corpus (both vendors, 32x32, L2 over pixels after a 2x2 blur, which forgives one-pixel shifts). The sample's rank
+is where the prompt's own emoji falls among all emoji (the nearer of its two designs), 1 = nearest. A model that
+ignored the prompt would rank the right emoji about halfway (median ~ number of emoji / 2); one that drew it would
+rank it first. It measures likeness to the training designs, not beauty, and it is the same for every checkpoint,
+so two checkpoints can be compared on the same noise.
+
+Usage: python3 tools/reference/recognize.py [--model public/models/emoji-tiny | --ckpt tools/reference/.data/ckpt.pt]
+           [--prompts grid | N] [--seeds 1,2,3,4] [--steps 25] [--guidance 4] [--json out.json]
+           [--save-samples s.npz | --load-samples s.npz]
+--prompts grid: the 16 grid prompts; N: N labels drawn (seed 0) from the six object categories.
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import DATA, HERE, MODEL_DIR, TINY_UNET_CONFIG, use_openblas  # noqa: E402
+from sample import GRID_PROMPTS, ddim_sample, load_model  # noqa: E402
+
+OBJECT_CATEGORIES = ['Smileys & Emotion', 'Animals & Nature', 'Food & Drink', 'Travel & Places', 'Objects',
+                     'Activities']
+
+
+def load_ckpt(path):
+    """The EMA weights of a training checkpoint, without exporting it."""
+    from text import TextEncoder
+    from train_default import build_tokenizer
+    from unet import UNet2DConditionModel
+
+    with open(os.path.join(HERE, 'corpus.json')) as f:
+        items = json.load(f)['items']
+    tok = build_tokenizer(items)
+    ck = torch.load(path)
+    unet = UNet2DConditionModel(TINY_UNET_CONFIG)
+    unet.load_state_dict(ck['ema_unet'])
+    text = TextEncoder(len(tok.vocab), dim=TINY_UNET_CONFIG['cross_attention_dim'], max_length=tok.max_length)
+    text.load_state_dict(ck['ema_text'])
+    with open(os.path.join(MODEL_DIR, 'scheduler_config.json')) as f:
+        sched = json.load(f)
+    return unet.eval(), text.eval(), tok, sched, ck['step']
+
+
+def blur(x):
+    return F.avg_pool2d(x, 2, stride=1, padding=1, count_include_pad=False)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--model', default=MODEL_DIR)
+    ap.add_argument('--ckpt', default='')
+    ap.add_argument('--prompts', default='grid')
+    ap.add_argument('--seeds', default='1,2,3,4')
+    ap.add_argument('--steps', type=int, default=25)
+    ap.add_argument('--guidance', type=float, default=4.0)
+    ap.add_argument('--json', default='')
+    ap.add_argument('--save-samples', default='', help='.npz of the samples, to score again without sampling')
+    ap.add_argument('--load-samples', default='', help='score the samples of a --save-samples file')
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    if args.ckpt:
+        unet, text, tok, sched, step = load_ckpt(args.ckpt)
+        source = f'{args.ckpt} (EMA, step {step})'
+    else:
+        unet, text, tok, sched = load_model(args.model)
+        source = args.model
+
+    with open(os.path.join(HERE, 'corpus.json')) as f:
+        items = json.load(f)['items']
+    images = torch.from_numpy(np.load(os.path.join(DATA, 'corpus.npz'))['images']).permute(0, 3, 1, 2)
+    images = images.float().div(127.5).sub(1.0)
+    codes = sorted({it['code'] for it in items})
+    code_of = [codes.index(it['code']) for it in items]
+    by_label = {}
+    for it in items:
+        by_label.setdefault(it['label'], it['code'])
+    if args.prompts == 'grid':
+        prompts = GRID_PROMPTS
+    else:
+        pool = sorted({it['label'] for it in items if it['category'] in OBJECT_CATEGORIES})
+        prompts = random.Random(0).sample(pool, int(args.prompts))
+    missing = [p for p in prompts if p not in by_label]
+    if missing:
+        sys.exit(f'no corpus emoji is labelled {missing}')
+    seeds = [int(s) for s in args.seeds.split(',')]
+    size = unet.config['sample_size']
+    noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds])
+
+    if args.load_samples:
+        samples = torch.from_numpy(np.load(args.load_samples)['samples'])
+    else:
+        with torch.no_grad():
+            uncond = text(tok([''] * len(seeds)))
+            samples = torch.stack([
+                ddim_sample(unet, text(tok([p] * len(seeds))), uncond, noise, sched, args.steps, args.guidance)
+                for p in prompts]).clamp(-1, 1)  # [P, S, 3, H, W]
+    if args.save_samples:
+        np.savez_compressed(args.save_samples, samples=samples.numpy(), prompts=np.array(prompts))
+
+    ref = blur(images).flatten(1)  # [N, 3*33*33]
+    index = torch.tensor(code_of).expand(len(seeds), -1)
+    ranks = {}
+    for p, x in zip(prompts, samples):
+        d = torch.cdist(blur(x).flatten(1), ref)  # [S, N]
+        per_code = torch.full((len(seeds), len(codes)), float('inf')).scatter_reduce(1, index, d, 'amin')
+        target = codes.index(by_label[p])
+        ranks[p] = [int((row < row[target]).sum()) + 1 for row in per_code]
+    flat = [r for rs in ranks.values() for r in rs]
+    # Every training image is composited on white, so its 1-pixel frame is white; a sample whose frame is not
+    # has drawn a background no emoji has.
+    def white_frame(x):
+        frame = torch.cat([x[..., 0, :], x[..., -1, :], x[..., 1:-1, 0], x[..., 1:-1, -1]], dim=-1)  # [.., 3, F]
+        return (frame.min(dim=-2).values > 0.8).float().mean(dim=-1)  # share of frame pixels near white
+    summary = {
+        'source': source, 'prompts': args.prompts, 'seeds': seeds, 'steps': args.steps, 'guidance': args.guidance,
+        'emoji': len(codes), 'samples': len(flat), 'median_rank': float(np.median(flat)),
+        'top1': sum(r == 1 for r in flat) / len(flat), 'top10': sum(r <= 10 for r in flat) / len(flat),
+        'top100': sum(r <= 100 for r in flat) / len(flat),
+        'white_frame_samples': float((white_frame(samples.flatten(0, 1)) > 0.5).float().mean()),
+        'white_frame_training': float((white_frame(images) > 0.5).float().mean()), 'ranks': ranks,
+    }
+    for p, rs in ranks.items():
+        print(f'{p:>34}: {rs}')
+    print(f'{source}: {len(flat)} samples of {len(prompts)} prompts among {len(codes)} emoji: median rank '
+          f'{summary["median_rank"]:.0f}, top-1 {100 * summary["top1"]:.0f}%, top-10 {100 * summary["top10"]:.0f}%, '
+          f'top-100 {100 * summary["top100"]:.0f}%; white frame in {100 * summary["white_frame_samples"]:.0f}% of '
+          f'samples ({100 * summary["white_frame_training"]:.0f}% of training images)')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(summary, f, indent=1)
+
+
+if __name__ == '__main__':
+    use_openblas()
+    main()
