@@ -67,13 +67,6 @@ def main(argv=None):
     ap.add_argument('--load-samples', default='', help='score the samples of a --save-samples file')
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
-    if args.ckpt:
-        unet, text, tok, sched, step = load_ckpt(args.ckpt)
-        source = f'{args.ckpt} (EMA, step {step})'
-    else:
-        unet, text, tok, sched = load_model(args.model)
-        source = args.model
-
     with open(os.path.join(HERE, 'corpus.json')) as f:
         items = json.load(f)['items']
     images = torch.from_numpy(np.load(os.path.join(DATA, 'corpus.npz'))['images']).permute(0, 3, 1, 2)
@@ -83,37 +76,50 @@ def main(argv=None):
     by_label = {}
     for it in items:
         by_label.setdefault(it['label'], it['code'])
-    if args.prompts == 'grid':
-        prompts = GRID_PROMPTS
-    else:
-        pool = sorted({it['label'] for it in items if it['category'] in OBJECT_CATEGORIES})
-        prompts = random.Random(0).sample(pool, int(args.prompts))
-    missing = [p for p in prompts if p not in by_label]
-    if missing:
-        sys.exit(f'no corpus emoji is labelled {missing}')
     seeds = [int(s) for s in args.seeds.split(',')]
-    size = unet.config['sample_size']
-    noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds])
 
     if args.load_samples:
-        samples = torch.from_numpy(np.load(args.load_samples)['samples'])
+        saved = np.load(args.load_samples)
+        samples, prompts = torch.from_numpy(saved['samples']), saved['prompts'].tolist()
+        seeds = saved['seeds'].tolist() if 'seeds' in saved else seeds
+        source = f'{saved["source"]} ({args.load_samples})' if 'source' in saved else args.load_samples
     else:
+        if args.ckpt:
+            unet, text, tok, sched, step = load_ckpt(args.ckpt)
+            source = f'{args.ckpt} (EMA, step {step})'
+        else:
+            unet, text, tok, sched = load_model(args.model)
+            source = args.model
+        if args.prompts == 'grid':
+            prompts = GRID_PROMPTS
+        else:
+            pool = sorted({it['label'] for it in items if it['category'] in OBJECT_CATEGORIES})
+            prompts = random.Random(0).sample(pool, int(args.prompts))
+        missing = [p for p in prompts if p not in by_label]
+        if missing:
+            sys.exit(f'no corpus emoji is labelled {missing}')
+        size = unet.config['sample_size']
+        noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds])
         with torch.no_grad():
             uncond = text(tok([''] * len(seeds)))
             samples = torch.stack([
                 ddim_sample(unet, text(tok([p] * len(seeds))), uncond, noise, sched, args.steps, args.guidance)
                 for p in prompts]).clamp(-1, 1)  # [P, S, 3, H, W]
     if args.save_samples:
-        np.savez_compressed(args.save_samples, samples=samples.numpy(), prompts=np.array(prompts))
+        np.savez_compressed(args.save_samples, samples=samples.numpy(), prompts=np.array(prompts), seeds=np.array(seeds),
+                            source=np.array(source))
 
     ref = blur(images).flatten(1)  # [N, 3*33*33]
     index = torch.tensor(code_of).expand(len(seeds), -1)
-    ranks = {}
-    for p, x in zip(prompts, samples):
+    ranks, control = {}, []
+    for i, (p, x) in enumerate(zip(prompts, samples)):
         d = torch.cdist(blur(x).flatten(1), ref)  # [S, N]
         per_code = torch.full((len(seeds), len(codes)), float('inf')).scatter_reduce(1, index, d, 'amin')
         target = codes.index(by_label[p])
         ranks[p] = [int((row < row[target]).sum()) + 1 for row in per_code]
+        # Control: the same samples scored against the next prompt's emoji, i.e. a model that ignored the prompt.
+        other = codes.index(by_label[prompts[(i + 1) % len(prompts)]])
+        control += [int((row < row[other]).sum()) + 1 for row in per_code]
     flat = [r for rs in ranks.values() for r in rs]
     # Every training image is composited on white, so its 1-pixel frame is white; a sample whose frame is not
     # has drawn a background no emoji has.
@@ -125,6 +131,7 @@ def main(argv=None):
         'emoji': len(codes), 'samples': len(flat), 'median_rank': float(np.median(flat)),
         'top1': sum(r == 1 for r in flat) / len(flat), 'top10': sum(r <= 10 for r in flat) / len(flat),
         'top100': sum(r <= 100 for r in flat) / len(flat),
+        'control_median_rank': float(np.median(control)), 'control_top100': sum(r <= 100 for r in control) / len(flat),
         'white_frame_samples': float((white_frame(samples.flatten(0, 1)) > 0.5).float().mean()),
         'white_frame_training': float((white_frame(images) > 0.5).float().mean()), 'ranks': ranks,
     }
@@ -132,7 +139,8 @@ def main(argv=None):
         print(f'{p:>34}: {rs}')
     print(f'{source}: {len(flat)} samples of {len(prompts)} prompts among {len(codes)} emoji: median rank '
           f'{summary["median_rank"]:.0f}, top-1 {100 * summary["top1"]:.0f}%, top-10 {100 * summary["top10"]:.0f}%, '
-          f'top-100 {100 * summary["top100"]:.0f}%; white frame in {100 * summary["white_frame_samples"]:.0f}% of '
+          f'top-100 {100 * summary["top100"]:.0f}% (control, the next prompt\'s emoji: median '
+          f'{summary["control_median_rank"]:.0f}, top-100 {100 * summary["control_top100"]:.0f}%); white frame in {100 * summary["white_frame_samples"]:.0f}% of '
           f'samples ({100 * summary["white_frame_training"]:.0f}% of training images)')
     if args.json:
         with open(args.json, 'w') as f:
