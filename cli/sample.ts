@@ -25,6 +25,10 @@ const values = cliArgs(
     seeds: { type: 'string', help: 'comma-separated seeds, one grid column each' },
     steps: { type: 'string', default: '25', help: 'sampler steps' },
     guidance: { type: 'string', default: '4', help: 'classifier-free guidance' },
+    'guidance-below': {
+      type: 'string',
+      help: 'apply the guidance only at timesteps ≤ this (e.g. 500); above it the prompt alone',
+    },
     sampler: { type: 'string', default: 'ddim', help: 'ddim or euler-a' },
     model: { type: 'string', default: 'public/models/emoji-tiny', help: 'model folder' },
     out: { type: 'string', default: 'out.png', help: 'output PNG' },
@@ -35,6 +39,11 @@ const values = cliArgs(
   },
 );
 
+const guidanceBelow = values['guidance-below'] === undefined ? undefined : Number(values['guidance-below']);
+if (guidanceBelow !== undefined && !Number.isFinite(guidanceBelow)) {
+  console.error(`--guidance-below: a timestep (got "${values['guidance-below']}")`);
+  process.exit(1);
+}
 const strengths = values['lora-strength']!.split(',').map(Number);
 if (strengths.some((s) => !Number.isFinite(s))) {
   console.error(`--lora-strength: numbers, comma-separated (got "${values['lora-strength']}")`);
@@ -94,6 +103,7 @@ for (const strength of runs) {
         seed,
         steps: Number(values.steps),
         guidance: Number(values.guidance),
+        guidanceBelow,
         sampler,
         onStep: (s, n) => {
           const elapsed = (performance.now() - start) / 1000;

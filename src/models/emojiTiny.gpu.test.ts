@@ -122,5 +122,20 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
         .sort((a, b) => a - b),
     ).toEqual([...wants.keys()].sort((a, b) => a - b));
     for (const e of Object.values(errors)) expect(e).toBeLessThan(1e-3);
+
+    // The same noise with a guidance interval (guidance only at t ≤ meta.guidance_below): torch's x after the
+    // last step. The full-guidance trajectory ends 1.7 (max abs) away from it, so ignoring the interval fails.
+    const below = (await ddim.readFloat32('meta.guidance_below'))[0];
+    const interval = await model.denoise(
+      await ddim.readFloat32('inputs.noise'),
+      embedding(ehs.subarray(0, half)),
+      embedding(ehs.subarray(half)),
+      { steps, guidance, guidanceBelow: below, sampler: 'ddim', rng: new Rng(0) },
+    );
+    const intervalError = relativeError(interval, await ddim.readFloat32(`x_interval.after_${steps}`));
+    console.log(
+      `emoji-tiny DDIM, guidance only at t ≤ ${below}, vs torch: rel err ${intervalError.toExponential(2)}`,
+    );
+    expect(intervalError).toBeLessThan(1e-3);
   });
 });

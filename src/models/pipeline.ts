@@ -5,7 +5,7 @@ import type { RgbaImage } from '../io/png';
 import type { Engine } from '../tensor/engine';
 import type { ModelFolder } from './folder';
 import { Rng } from './rng';
-import { createSampler, guide, parseSchedulerConfig, type SchedulerConfig } from './schedulers';
+import { createSampler, guide, guidanceAt, parseSchedulerConfig, type SchedulerConfig } from './schedulers';
 import { OnnxTextEncoder, type OrtOptions, type TextEmbeddings } from './textEncoder';
 import type { Tokenizer } from './tokenizer';
 import { loadTokenizer } from './tokenizerFolder';
@@ -17,6 +17,8 @@ export interface GenerateOptions {
   seed: number;
   steps: number;
   guidance: number;
+  /** Apply the guidance only at timesteps ≤ this; above it the conditional prediction alone (unset: every step). */
+  guidanceBelow?: number;
   sampler: 'ddim' | 'euler-a';
   onStep?: (step: number, total: number) => void;
 }
@@ -81,7 +83,7 @@ export class DiffusionModel {
     noise: Float32Array,
     uncond: TextEmbeddings,
     cond: TextEmbeddings,
-    opts: Pick<GenerateOptions, 'steps' | 'guidance' | 'sampler' | 'onStep'> & {
+    opts: Pick<GenerateOptions, 'steps' | 'guidance' | 'guidanceBelow' | 'sampler' | 'onStep'> & {
       rng: Rng;
       inspect?: (step: number, x: Float32Array) => void;
     },
@@ -111,7 +113,8 @@ export class DiffusionModel {
             const eps = await this.unet.forward(sample, [t, t], ehs);
             return eps.read();
           });
-          x = sampler.step(guide(out.subarray(0, n), out.subarray(n), opts.guidance), i, x, opts.rng);
+          const g = guidanceAt(sampler.timesteps[i], opts.guidance, opts.guidanceBelow);
+          x = sampler.step(guide(out.subarray(0, n), out.subarray(n), g), i, x, opts.rng);
           opts.inspect?.(i + 1, x);
           opts.onStep?.(i + 1, sampler.timesteps.length);
         }

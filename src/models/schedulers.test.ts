@@ -9,6 +9,7 @@ import {
   alphasCumprod,
   betas,
   guide,
+  guidanceAt,
   parseSchedulerConfig,
   type Sampler,
   type SchedulerConfig,
@@ -113,6 +114,11 @@ describe('samplers', () => {
   it('guidance extrapolates from the unconditional prediction', () => {
     const g = guide(Float32Array.from([1, 1]), Float32Array.from([2, 0]), 7.5);
     expect(Array.from(g)).toEqual([8.5, -6.5]);
+  });
+
+  it('a guidance interval guides only at timesteps up to its bound', () => {
+    expect([981, 501, 500, 21].map((t) => guidanceAt(t, 4, 500))).toEqual([1, 1, 4, 4]);
+    expect([981, 21].map((t) => guidanceAt(t, 4))).toEqual([4, 4]);
   });
 });
 

@@ -115,6 +115,15 @@ export function guide(uncond: Float32Array, cond: Float32Array, guidance: number
   return out;
 }
 
+/**
+ * The guidance at timestep t: `guidance`, or 1 (the conditional prediction alone) above `below` when a guidance
+ * interval is set. Guidance at the noisiest steps mostly pushes the layout and colours off the training
+ * distribution (Kynkäänniemi et al. 2024, "Applying guidance in a limited interval").
+ */
+export function guidanceAt(t: number, guidance: number, below?: number): number {
+  return below === undefined || t <= below ? guidance : 1;
+}
+
 /** A sampler: the timesteps to visit, how to scale the model input, and one update step. */
 export interface Sampler {
   readonly timesteps: number[];

@@ -3,7 +3,8 @@
 The WGSL pipeline draws its own noise (our seeded RNG, not torch's), so whole-image comparisons between
 docs/default-model-grid.png and docs/default-model-grid-torch.png cannot tell a sampler bug from seed variation.
 This file pins both: the noise and the embeddings (torch's text encoder on "grinning face" and "", from
-golden/emoji_tiny_forward.safetensors), and records x after selected steps of DDIM with guidance.
+golden/emoji_tiny_forward.safetensors), and records x after selected steps of DDIM with guidance, and x after the
+last step with the guidance applied only at t <= GUIDANCE_BELOW.
 
 Usage: python3 tools/reference/make_sampler_golden.py   (writes golden/emoji_tiny_ddim.safetensors)
 """
@@ -22,6 +23,7 @@ STEPS = 10
 GUIDANCE = 4.0
 SEED = 1
 RECORD = (1, 4, 10)  # x after these many steps
+GUIDANCE_BELOW = 500  # a second trajectory with the guidance applied only at t <= 500 (x_interval.after_10)
 
 
 @torch.no_grad()
@@ -41,6 +43,9 @@ def main():
             out[f'x.after_{i}'] = x.clone()
 
     x = ddim_sample(unet, cond, uncond, noise, sched, STEPS, GUIDANCE, inspect=record)
+    out[f'x_interval.after_{STEPS}'] = ddim_sample(unet, cond, uncond, noise, sched, STEPS, GUIDANCE,
+                                                    guidance_below=GUIDANCE_BELOW)
+    out['meta.guidance_below'] = torch.tensor([float(GUIDANCE_BELOW)])
     out['meta.steps'] = torch.tensor([float(STEPS)])
     out['meta.guidance'] = torch.tensor([GUIDANCE])
     path = os.path.join(HERE, 'golden', 'emoji_tiny_ddim.safetensors')

@@ -32,10 +32,11 @@ def ddim_timesteps(num_steps, cfg):
 
 
 @torch.no_grad()
-def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0, inspect=None):
+def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0, inspect=None, guidance_below=None):
     """Deterministic DDIM (eta 0) exactly as diffusers' DDIMScheduler.step (x0 clipped, epsilon kept).
 
-    inspect(i, x), if given, sees x after each step i = 1..steps."""
+    inspect(i, x), if given, sees x after each step i = 1..steps. guidance_below, if given, applies the guidance
+    only at timesteps t <= guidance_below (a guidance interval); above it the conditional prediction alone."""
     acp = alphas_cumprod(sched_cfg).float()
     final = torch.tensor(1.0) if sched_cfg['set_alpha_to_one'] else acp[0]
     ratio = sched_cfg['num_train_timesteps'] // steps
@@ -44,7 +45,8 @@ def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0, in
     for i, t in enumerate(ddim_timesteps(steps, sched_cfg)):
         out = unet(torch.cat([x, x]), torch.full((2 * x.shape[0],), float(t)), ctx)
         eu, ec = out.chunk(2)
-        eps = eu + guidance * (ec - eu)
+        g = guidance if guidance_below is None or t <= guidance_below else 1.0
+        eps = eu + g * (ec - eu)
         a = acp[t]
         prev = t - ratio
         a_prev = acp[prev] if prev >= 0 else final
@@ -74,7 +76,7 @@ def to_image(x):
     return Image.fromarray(((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
 
 
-def render_grid(unet, encode, sched, prompts, seeds, out, steps=50, guidance=4.0, scale=3):
+def render_grid(unet, encode, sched, prompts, seeds, out, steps=50, guidance=4.0, scale=3, guidance_below=None):
     """encode(list[str]) -> [B, L, D]. Tiles: prompts in rows of 4, each prompt's seeds side by side."""
     size = unet.config['sample_size']
     noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds])
@@ -82,7 +84,7 @@ def render_grid(unet, encode, sched, prompts, seeds, out, steps=50, guidance=4.0
     for p in prompts:
         cond = encode([p] * len(seeds))
         uncond = encode([''] * len(seeds))
-        tiles.append(ddim_sample(unet, cond, uncond, noise, sched, steps, guidance))
+        tiles.append(ddim_sample(unet, cond, uncond, noise, sched, steps, guidance, guidance_below=guidance_below))
     tw, cap, cols = size * scale, 14, 4
     rows = (len(prompts) + cols - 1) // cols
     cell_w = tw * len(seeds) + 8
@@ -104,6 +106,8 @@ def main(argv=None):
     ap.add_argument('--out', default=os.path.join(ROOT, 'docs', 'default-model-grid-torch.png'))
     ap.add_argument('--steps', type=int, default=50)
     ap.add_argument('--guidance', type=float, default=4.0)
+    ap.add_argument('--guidance-below', type=int, default=None,
+                    help='apply the guidance only at timesteps <= this (above it: the conditional prediction alone)')
     ap.add_argument('--seeds', default='0,1')
     ap.add_argument('--prompts', default=None, help='comma-separated; default: the 16 grid prompts')
     args = ap.parse_args(argv)
@@ -111,7 +115,8 @@ def main(argv=None):
     unet, text, tok, sched = load_model(args.model)
     prompts = args.prompts.split(',') if args.prompts else GRID_PROMPTS
     seeds = [int(s) for s in args.seeds.split(',')]
-    render_grid(unet, lambda ps: text(tok(ps)), sched, prompts, seeds, args.out, args.steps, args.guidance)
+    render_grid(unet, lambda ps: text(tok(ps)), sched, prompts, seeds, args.out, args.steps, args.guidance,
+                guidance_below=args.guidance_below)
     print('wrote', args.out)
 
 
