@@ -339,11 +339,35 @@ describe('studio training', () => {
       await page.getByTestId('tab-generate').click();
       const before = await page.getByTestId('gallery-item').count();
       await page.getByTestId('gen-steps').fill('3');
+      await page.getByTestId('gen-guidance-below').selectOption('500');
       await page.getByTestId('generate').click();
       await expect
         .poll(() => page.getByTestId('gallery-item').count(), { timeout: 600_000, interval: 1000 })
         .toBe(before + 1);
-      expect(await page.getByTestId('gallery-item').first().textContent()).toMatch(/3 steps · ddim · LoRA 1/);
+      expect(await page.getByTestId('gallery-item').first().textContent()).toMatch(
+        /3 steps · ddim · guided at t ≤ 500 · LoRA 1/,
+      );
+      // The same seed guided at every step: the worker must have used the interval, so the pixels differ.
+      await page.getByTestId('gen-guidance-below').selectOption('');
+      await page.getByTestId('generate').click();
+      await expect
+        .poll(() => page.getByTestId('gallery-item').count(), { timeout: 600_000, interval: 1000 })
+        .toBe(before + 2);
+      const pixels = (i: number) =>
+        page
+          .getByTestId('gallery-item')
+          .nth(i)
+          .locator('img')
+          .evaluate(async (img: HTMLImageElement) => {
+            const bitmap = await createImageBitmap(await (await fetch(img.src)).blob());
+            const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+            const ctx = canvas.getContext('2d')!;
+            ctx.drawImage(bitmap, 0, 0);
+            return Array.from(ctx.getImageData(0, 0, bitmap.width, bitmap.height).data);
+          });
+      const [everyStep, interval] = [await pixels(0), await pixels(1)];
+      expect(everyStep.length).toBe(interval.length);
+      expect(everyStep).not.toEqual(interval);
       expect(await page.getByTestId('generate-error').count()).toBe(0);
       mark('generated offline with the LoRA');
       await screenshot(page, 'generate-trained', SHOTS);

@@ -153,6 +153,8 @@ export interface GenerateRequest {
   seed: number;
   steps: number;
   guidance: number;
+  /** Guide only at timesteps ≤ this, the prompt alone above (a guidance interval); unset: every step. */
+  guidanceBelow?: number;
   sampler: 'ddim' | 'euler-a';
   /** Session whose LoRA to apply (latest checkpoint), or none for the base model. */
   sessionId?: string;

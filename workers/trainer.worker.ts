@@ -340,6 +340,7 @@ const api: TrainerImplementation = {
           seed: req.seed,
           steps: req.steps,
           guidance: req.guidance,
+          guidanceBelow: req.guidanceBelow,
           sampler: req.sampler,
           onStep: onStep ? (s, n) => notify(() => onStep(s, n)) : undefined,
         });

@@ -33,6 +33,7 @@ export function GenerateView() {
     seed: 0,
     steps: 25,
     guidance: 5,
+    guidanceBelow: '',
     loraStrength: 1,
     sampler: 'ddim' as GenerateRequest['sampler'],
     useLora: true,
@@ -54,6 +55,7 @@ export function GenerateView() {
         seed: form.seed,
         steps: form.steps,
         guidance: form.guidance,
+        guidanceBelow: form.guidanceBelow ? Number(form.guidanceBelow) : undefined,
         sampler: form.sampler,
         sessionId: withLora ? session?.id : undefined,
         loraStrength: form.useLora ? form.loraStrength : 0,
@@ -117,6 +119,18 @@ export function GenerateView() {
               value={form.guidance}
               onChange={(e) => set({ guidance: Number(e.target.value) })}
             />
+          </Field>
+          <Field label="Guide at">
+            <select
+              value={form.guidanceBelow}
+              data-testid="gen-guidance-below"
+              title="Guidance only at the less noisy steps: cleaner backgrounds and shapes on the default model"
+              onChange={(e) => set({ guidanceBelow: e.target.value })}
+            >
+              <option value="">every step</option>
+              <option value="700">t ≤ 700</option>
+              <option value="500">t ≤ 500</option>
+            </select>
           </Field>
           <Field label="Sampler">
             <select
@@ -255,6 +269,8 @@ function caption(s: SampleItem): string {
   if (s.kind === 'preview') return `preview · step ${s.step}`;
   const r = s.request;
   return r
-    ? `${r.prompt} · seed ${r.seed} · ${r.steps} steps · ${r.sampler}${r.sessionId ? ` · LoRA ${r.loraStrength}` : ''}`
+    ? `${r.prompt} · seed ${r.seed} · ${r.steps} steps · ${r.sampler}` +
+        (r.guidanceBelow !== undefined ? ` · guided at t ≤ ${r.guidanceBelow}` : '') +
+        (r.sessionId ? ` · LoRA ${r.loraStrength}` : '')
     : s.prompt;
 }
