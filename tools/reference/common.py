@@ -62,6 +62,18 @@ def alphas_cumprod(cfg=SCHEDULER_CONFIG):
     return torch.cumprod(1.0 - betas, dim=0)
 
 
+def load_corpus():
+    """corpus.json's items and .data/corpus.npz's images as float [N, 3, 32, 32] in [-1, 1] (prepare_corpus.py)."""
+    import json
+
+    import numpy as np
+
+    with open(os.path.join(HERE, 'corpus.json')) as f:
+        items = json.load(f)['items']
+    images = torch.from_numpy(np.load(os.path.join(DATA, 'corpus.npz'))['images']).permute(0, 3, 1, 2)
+    return items, images.float().div(127.5).sub(1.0).contiguous()
+
+
 def use_openblas():
     """Re-exec this script with OpenBLAS as libblas.so.3 when it is unpacked and not yet in use."""
     if os.path.isdir(OPENBLAS) and OPENBLAS not in os.environ.get('LD_LIBRARY_PATH', ''):

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import DATA, HERE, MODEL_DIR, TINY_UNET_CONFIG, use_openblas  # noqa: E402
+from common import MODEL_DIR, SCHEDULER_CONFIG, TINY_UNET_CONFIG, load_corpus, use_openblas  # noqa: E402
 from sample import GRID_PROMPTS, ddim_sample, load_model  # noqa: E402
 
 OBJECT_CATEGORIES = ['Smileys & Emotion', 'Animals & Nature', 'Food & Drink', 'Travel & Places', 'Objects',
@@ -32,22 +32,17 @@ OBJECT_CATEGORIES = ['Smileys & Emotion', 'Animals & Nature', 'Food & Drink', 'T
 
 
 def load_ckpt(path):
-    """The EMA weights of a training checkpoint, without exporting it."""
-    from text import TextEncoder
-    from train_default import build_tokenizer
+    """The EMA weights of a training checkpoint (and its vocabulary), without exporting it."""
+    from text import TextEncoder, Tokenizer
     from unet import UNet2DConditionModel
 
-    with open(os.path.join(HERE, 'corpus.json')) as f:
-        items = json.load(f)['items']
-    tok = build_tokenizer(items)
     ck = torch.load(path)
+    tok = Tokenizer(ck['vocab'], max_length=16)
     unet = UNet2DConditionModel(TINY_UNET_CONFIG)
     unet.load_state_dict(ck['ema_unet'])
     text = TextEncoder(len(tok.vocab), dim=TINY_UNET_CONFIG['cross_attention_dim'], max_length=tok.max_length)
     text.load_state_dict(ck['ema_text'])
-    with open(os.path.join(MODEL_DIR, 'scheduler_config.json')) as f:
-        sched = json.load(f)
-    return unet.eval(), text.eval(), tok, sched, ck['step']
+    return unet.eval(), text.eval(), tok, SCHEDULER_CONFIG, ck['step']
 
 
 def blur(x):
@@ -67,12 +62,10 @@ def main(argv=None):
     ap.add_argument('--load-samples', default='', help='score the samples of a --save-samples file')
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
-    with open(os.path.join(HERE, 'corpus.json')) as f:
-        items = json.load(f)['items']
-    images = torch.from_numpy(np.load(os.path.join(DATA, 'corpus.npz'))['images']).permute(0, 3, 1, 2)
-    images = images.float().div(127.5).sub(1.0)
+    items, images = load_corpus()
     codes = sorted({it['code'] for it in items})
-    code_of = [codes.index(it['code']) for it in items]
+    code_index = {c: i for i, c in enumerate(codes)}
+    code_of = [code_index[it['code']] for it in items]
     by_label = {}
     for it in items:
         by_label.setdefault(it['label'], it['code'])
@@ -115,11 +108,13 @@ def main(argv=None):
     for i, (p, x) in enumerate(zip(prompts, samples)):
         d = torch.cdist(blur(x).flatten(1), ref)  # [S, N]
         per_code = torch.full((len(seeds), len(codes)), float('inf')).scatter_reduce(1, index, d, 'amin')
-        target = codes.index(by_label[p])
-        ranks[p] = [int((row < row[target]).sum()) + 1 for row in per_code]
+        def rank_of(label):  # per seed, 1 = the emoji with this label is the nearest
+            k = code_index[by_label[label]]
+            return [int((row < row[k]).sum()) + 1 for row in per_code]
+
+        ranks[p] = rank_of(p)
         # Control: the same samples scored against the next prompt's emoji, i.e. a model that ignored the prompt.
-        other = codes.index(by_label[prompts[(i + 1) % len(prompts)]])
-        control += [int((row < row[other]).sum()) + 1 for row in per_code]
+        control += rank_of(prompts[(i + 1) % len(prompts)])
     flat = [r for rs in ranks.values() for r in rs]
     # Every training image is composited on white, so its 1-pixel frame is white; a sample whose frame is not
     # has drawn a background no emoji has.
@@ -140,8 +135,9 @@ def main(argv=None):
     print(f'{source}: {len(flat)} samples of {len(prompts)} prompts among {len(codes)} emoji: median rank '
           f'{summary["median_rank"]:.0f}, top-1 {100 * summary["top1"]:.0f}%, top-10 {100 * summary["top10"]:.0f}%, '
           f'top-100 {100 * summary["top100"]:.0f}% (control, the next prompt\'s emoji: median '
-          f'{summary["control_median_rank"]:.0f}, top-100 {100 * summary["control_top100"]:.0f}%); white frame in {100 * summary["white_frame_samples"]:.0f}% of '
-          f'samples ({100 * summary["white_frame_training"]:.0f}% of training images)')
+          f'{summary["control_median_rank"]:.0f}, top-100 {100 * summary["control_top100"]:.0f}%); white frame in '
+          f'{100 * summary["white_frame_samples"]:.0f}% of samples ({100 * summary["white_frame_training"]:.0f}% of '
+          f'training images)')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(summary, f, indent=1)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import DATA, HERE, MODEL_DIR, TINY_UNET_CONFIG, alphas_cumprod, use_openblas  # noqa: E402
+from common import DATA, HERE, MODEL_DIR, TINY_UNET_CONFIG, alphas_cumprod, load_corpus, use_openblas  # noqa: E402
 from text import TextEncoder, Tokenizer  # noqa: E402
 from unet import UNet2DConditionModel, count_params  # noqa: E402
 
@@ -117,11 +117,7 @@ def main():
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
 
-    with open(os.path.join(HERE, 'corpus.json')) as f:
-        corpus = json.load(f)
-    items = corpus['items']
-    images = torch.from_numpy(np.load(os.path.join(DATA, 'corpus.npz'))['images']).permute(0, 3, 1, 2)
-    images = images.float().div(127.5).sub(1.0).contiguous()  # [N,3,32,32] in [-1,1]
+    items, images = load_corpus()  # images [N,3,32,32] in [-1,1]
     tok = build_tokenizer(items)
 
     unet = UNet2DConditionModel(TINY_UNET_CONFIG)
