@@ -68,9 +68,12 @@ def load_corpus():
 
     import numpy as np
 
+    npz = os.path.join(DATA, 'corpus.npz')
+    if not os.path.exists(npz):
+        sys.exit(f'{npz} is missing (it is not committed): run /usr/bin/python3 tools/reference/prepare_corpus.py')
     with open(os.path.join(HERE, 'corpus.json')) as f:
         items = json.load(f)['items']
-    images = torch.from_numpy(np.load(os.path.join(DATA, 'corpus.npz'))['images']).permute(0, 3, 1, 2)
+    images = torch.from_numpy(np.load(npz)['images']).permute(0, 3, 1, 2)
     return items, images.float().div(127.5).sub(1.0).contiguous()
 
 

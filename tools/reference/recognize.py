@@ -8,7 +8,7 @@ rank it first. It measures likeness to the training designs, not beauty, and it 
 so two checkpoints can be compared on the same noise.
 
 Usage: python3 tools/reference/recognize.py [--model public/models/emoji-tiny | --ckpt tools/reference/.data/ckpt.pt]
-           [--prompts grid | N] [--seeds 1,2,3,4] [--steps 25] [--guidance 4] [--json out.json]
+           [--prompts grid | N] [--seeds 1,2,3,4] [--steps 25] [--guidance 4] [--guidance-below T] [--json out.json]
            [--save-samples s.npz | --load-samples s.npz]
 --prompts grid: the 16 grid prompts; N: N labels drawn (seed 0) from the six object categories.
 """
@@ -57,6 +57,8 @@ def main(argv=None):
     ap.add_argument('--seeds', default='1,2,3,4')
     ap.add_argument('--steps', type=int, default=25)
     ap.add_argument('--guidance', type=float, default=4.0)
+    ap.add_argument('--guidance-below', type=int, default=None,
+                    help='apply the guidance only at timesteps <= this (sample.py\'s guidance interval)')
     ap.add_argument('--json', default='')
     ap.add_argument('--save-samples', default='', help='.npz of the samples, to score again without sampling')
     ap.add_argument('--load-samples', default='', help='score the samples of a --save-samples file')
@@ -96,7 +98,8 @@ def main(argv=None):
         with torch.no_grad():
             uncond = text(tok([''] * len(seeds)))
             samples = torch.stack([
-                ddim_sample(unet, text(tok([p] * len(seeds))), uncond, noise, sched, args.steps, args.guidance)
+                ddim_sample(unet, text(tok([p] * len(seeds))), uncond, noise, sched, args.steps, args.guidance,
+                            guidance_below=args.guidance_below)
                 for p in prompts]).clamp(-1, 1)  # [P, S, 3, H, W]
     if args.save_samples:
         np.savez_compressed(args.save_samples, samples=samples.numpy(), prompts=np.array(prompts), seeds=np.array(seeds),
@@ -123,6 +126,7 @@ def main(argv=None):
         return (frame.min(dim=-2).values > 0.8).float().mean(dim=-1)  # share of frame pixels near white
     summary = {
         'source': source, 'prompts': args.prompts, 'seeds': seeds, 'steps': args.steps, 'guidance': args.guidance,
+        'guidance_below': args.guidance_below,
         'emoji': len(codes), 'samples': len(flat), 'median_rank': float(np.median(flat)),
         'top1': sum(r == 1 for r in flat) / len(flat), 'top10': sum(r <= 10 for r in flat) / len(flat),
         'top100': sum(r <= 100 for r in flat) / len(flat),
