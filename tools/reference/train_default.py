@@ -4,6 +4,10 @@ DDPM epsilon objective, AdamW, EMA, 10% empty-prompt dropout for classifier-free
 wall-clock budget, checkpoints atomically every few minutes (stop it any time; --resume continues), then exports
 public/models/emoji-tiny/ and renders docs/default-model-grid-torch.png.
 Usage: nice -n 10 python3 tools/reference/train_default.py --minutes 70 [--resume]
+On a CUDA machine: python3 tools/reference/train_default.py --device cuda --bf16 --from-export --batch 256 \
+    --minutes 8 --cosine-to-end --snapshot-dir OUT --snapshot-at 0.5,0.75 --no-export --ckpt /tmp/ckpt.pt
+(needs only this folder, public/models/emoji-tiny and .data/corpus.npz; from_snapshot.py turns a snapshot into a
+checkpoint that export_default.py and recognize.py --ckpt read)
 """
 
 import argparse
@@ -63,8 +67,28 @@ def log(msg):
 
 def ema_update(ema, model, decay):
     with torch.no_grad():
-        for pe, pm in zip(ema.parameters(), model.parameters()):
-            pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
+        pe, pm = list(ema.parameters()), [p.detach() for p in model.parameters()]
+        torch._foreach_mul_(pe, decay)
+        torch._foreach_add_(pe, pm, alpha=1 - decay)
+
+
+def write_snapshot(out_dir, ema_unet, ema_text, meta):
+    """EMA weights as f16 safetensors (unet.* and text.* keys, one file under the device tool's 16 MiB per file)
+    and their step, loss history and settings in snapshots.json, keyed by file name."""
+    from st_io import save_file
+
+    name = f'ema-{meta["step"]}.safetensors'
+    tensors = {f'unet.{k}': v.half() for k, v in ema_unet.state_dict().items()}
+    tensors.update({f'text.{k}': v.half() for k, v in ema_text.state_dict().items()})
+    save_file(tensors, os.path.join(out_dir, name + '.tmp'))
+    os.replace(os.path.join(out_dir, name + '.tmp'), os.path.join(out_dir, name))
+    index_path = os.path.join(out_dir, 'snapshots.json')
+    index = json.load(open(index_path)) if os.path.exists(index_path) else {}
+    index[name] = meta
+    with open(index_path + '.tmp', 'w') as f:
+        json.dump(index, f)
+    os.replace(index_path + '.tmp', index_path)
+    return name
 
 
 def main():
@@ -108,6 +132,16 @@ def main():
                          'without .data/ckpt.pt')
     ap.add_argument('--no-export', action='store_true')
     ap.add_argument('--ckpt', default=CKPT)
+    ap.add_argument('--device', default='cpu', help='cpu or cuda')
+    ap.add_argument('--bf16', action='store_true', help='bf16 autocast for the forward and backward (CUDA)')
+    ap.add_argument('--cosine-to-end', action='store_true',
+                    help='after the warm-up, cosine from --lr to --lr-min over the --minutes budget (wall clock), '
+                         'for a run whose step count is not known ahead (a GPU lease)')
+    ap.add_argument('--snapshot-dir', default='',
+                    help='also write EMA snapshots here (write_snapshot) at the --snapshot-at fractions of the budget '
+                         'and at the end')
+    ap.add_argument('--snapshot-at', default='')
+    ap.add_argument('--log-every', type=int, default=20, help='steps per logged loss mean')
     args = ap.parse_args()
     ckpt = args.ckpt
     if ckpt != CKPT:
@@ -115,15 +149,28 @@ def main():
         LOG = ckpt + '.log'
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    dev = torch.device(args.device)
+    if dev.type == 'cuda':
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     rng = random.Random(args.seed)
 
     items, images = load_corpus()  # images [N,3,32,32] in [-1,1]
-    tok = build_tokenizer(items)
+    images = images.to(dev)
+    if args.from_export:
+        # The export's own vocabulary (the embedding rows must match it); needs no node_modules/emojibase-data.
+        tok = Tokenizer.from_json(os.path.join(MODEL_DIR, 'tokenizer.json'))
+    else:
+        tok = build_tokenizer(items)
 
     unet = UNet2DConditionModel(TINY_UNET_CONFIG)
     text = TextEncoder(len(tok.vocab), dim=TINY_UNET_CONFIG['cross_attention_dim'], max_length=tok.max_length)
+    unet.to(dev)
+    text.to(dev)
     params = list(unet.parameters()) + list(text.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), weight_decay=0.01)
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), weight_decay=0.01,
+                            **({'fused': True} if dev.type == 'cuda' else {}))
     ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
     step, history, wall_before, runs = 0, [], 0.0, []
     warm_from = 0  # the lr warm-up counts from here (a fresh optimizer)
@@ -157,17 +204,23 @@ def main():
         history, runs = exported.get('loss_curve', []), exported.get('runs', [])
         warm_from = step
         log(f'from the export at step {step} (its EMA weights; the optimizer starts fresh, warm-up from here)')
+    if dev.type == 'cuda':
+        log(f'device {torch.cuda.get_device_name(dev)}, torch {torch.__version__}, bf16 autocast {args.bf16}')
     log(f'unet params {count_params(unet)}, text params {count_params(text)}, vocab {len(tok.vocab)}, '
         f'images {len(items)}, args {vars(args)}')
 
     runs.append({'from_step': step, 'args': vars(args)})
-    acp = alphas_cumprod().float()
+    acp = alphas_cumprod().float().to(dev)
     t_lo, t_hi = (int(v) for v in args.t_focus.split(',')) if args.t_focus else (0, 999)
     settings = dict(vars(args), optimizer='AdamW(betas=(0.9,0.999), weight_decay=0.01)',
-                    lr_schedule=f'linear warmup {args.warmup} steps then constant' + (
+                    lr_schedule=f'linear warmup {args.warmup} steps then ' + (
+                        f'cosine to {args.lr_min:g} over the {args.minutes:g}-minute budget (wall clock)'
+                        if args.cosine_to_end else 'constant') + (
                         f', cosine to {args.lr_min:g} over steps {args.decay_from}..{args.decay_from + args.decay_steps}'
                         if args.decay_from else ''),
                     ema=f'decay min({args.ema}, (1+step)/(10+step)) on UNet and text encoder',
+                    hardware=(torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu') + (
+                        ', bf16 autocast' if args.bf16 else ''),
                     objective='DDPM epsilon MSE, t ~ U{0..999}' + (
                         f' (U{{{t_lo}..{t_hi}}} with p={args.t_focus_frac:g})' if args.t_focus_frac else '') + (
                         f', Min-SNR-{args.min_snr:g} weights min(SNR, {args.min_snr:g})/SNR' if args.min_snr else ''),
@@ -199,18 +252,19 @@ def main():
     probe_idx = torch.tensor(probe_rng.sample(range(len(items)), 64))
     probe_perm = list(range(64))
     probe_rng.shuffle(probe_perm)
-    probe_noise = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(1234))
+    probe_noise = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(1234)).to(dev)
+    probe_idx = probe_idx.to(dev)
 
     def text_probe():
         with torch.no_grad():
             x0 = images[probe_idx]
-            t = torch.full((64,), 500)
+            t = torch.full((64,), 500, device=dev)
             a = acp[t].view(-1, 1, 1, 1)
             xt = a.sqrt() * x0 + (1 - a).sqrt() * probe_noise
             labels = [items[i]['label'] for i in probe_idx.tolist()]
             out = {}
             for name, ps in (('matched', labels), ('shuffled', [labels[j] for j in probe_perm])):
-                out[name] = (ema_unet(xt, t, ema_text(tok(ps))) - probe_noise).pow(2).mean().item()
+                out[name] = (ema_unet(xt, t, ema_text(tok(ps).to(dev))) - probe_noise).pow(2).mean().item()
         return out
 
     stop = []
@@ -220,11 +274,35 @@ def main():
         signal.signal(sig, lambda num, _frame: stop.append(num))
     threads = args.threads
 
+    if args.bf16:
+        try:  # one forward and backward under autocast before committing the run to it
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
+                out = unet(images[:2], torch.tensor([10, 900], device=dev), text(tok(['dog', '']).to(dev)))
+            out.float().pow(2).mean().backward()
+            opt.zero_grad(set_to_none=True)
+        except RuntimeError as e:
+            args.bf16 = False
+            settings['hardware'] = settings['hardware'].replace(', bf16 autocast', '')
+            log(f'bf16 autocast failed here ({str(e).splitlines()[0]}): training in f32')
+    autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=args.bf16)
+    budget = args.minutes * 60
+    snapshot_at = sorted(float(v) for v in args.snapshot_at.split(',') if v)
+
+    def snapshot():
+        meta = dict(step=step, history=history, wall_seconds=wall_before + time.time() - t_start, vocab=tok.vocab,
+                    settings=settings, runs=runs, unet_params=count_params(unet))
+        name = write_snapshot(args.snapshot_dir, ema_unet, ema_text, meta)
+        log(f'snapshot {name} at step {step}')
+
+    run_from_step = step
     t_start = time.time()
     last_ckpt = t_start
     window = []
-    deadline = t_start + args.minutes * 60
+    deadline = t_start + budget
     while time.time() < deadline and not stop:
+        if args.snapshot_dir and snapshot_at and time.time() - t_start >= snapshot_at[0] * budget:
+            snapshot_at.pop(0)
+            snapshot()
         if args.threads_file and step % 20 == 0 and os.path.exists(args.threads_file):
             try:
                 wanted = int(open(args.threads_file).read().strip())
@@ -235,13 +313,13 @@ def main():
                 log(f'threads {threads} -> {wanted} (from {args.threads_file})')
                 threads = wanted
         idx = torch.tensor(draw_batch())
-        x0 = images[idx]
+        x0 = images[idx.to(dev)]
         prompts = ['' if rng.random() < args.text_dropout else sample_prompt(items[i], rng) for i in idx.tolist()]
-        ids = tok(prompts)
-        t = torch.randint(0, 1000, (args.batch,))
+        ids = tok(prompts).to(dev)
+        t = torch.randint(0, 1000, (args.batch,), device=dev)
         if args.t_focus_frac:
-            pick = torch.rand(args.batch) < args.t_focus_frac
-            t = torch.where(pick, torch.randint(t_lo, t_hi + 1, (args.batch,)), t)
+            pick = torch.rand(args.batch, device=dev) < args.t_focus_frac
+            t = torch.where(pick, torch.randint(t_lo, t_hi + 1, (args.batch,), device=dev), t)
         noise = torch.randn_like(x0)
         a = acp[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
@@ -249,17 +327,22 @@ def main():
         if args.decay_from and step >= args.decay_from:
             p = min(1.0, (step - args.decay_from) / args.decay_steps)
             lr = args.lr_min + (args.lr - args.lr_min) * 0.5 * (1 + math.cos(math.pi * p))
+        if args.cosine_to_end and step - warm_from >= args.warmup:
+            p = min(1.0, (time.time() - t_start) / budget)
+            lr = args.lr_min + (args.lr - args.lr_min) * 0.5 * (1 + math.cos(math.pi * p))
         for g in opt.param_groups:
             g['lr'] = lr
+        with autocast:
+            eps = unet(xt, t, text(ids)).float()
         if args.min_snr:
             snr = acp[t] / (1 - acp[t])
             w = torch.clamp(snr, max=args.min_snr) / snr
-            per_item = (unet(xt, t, text(ids)) - noise).pow(2).mean(dim=(1, 2, 3))
+            per_item = (eps - noise).pow(2).mean(dim=(1, 2, 3))
             loss = (w * per_item).mean()
-            mse = per_item.mean().item()  # logged unweighted, comparable with the plain objective
+            mse = per_item.mean().detach()  # logged unweighted, comparable with the plain objective
         else:
-            loss = F.mse_loss(unet(xt, t, text(ids)), noise)
-            mse = loss.item()
+            loss = F.mse_loss(eps, noise)
+            mse = loss.detach()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -268,11 +351,14 @@ def main():
         decay = min(args.ema, (1 + step) / (10 + step))
         ema_update(ema_unet, unet, decay)
         ema_update(ema_text, text, decay)
-        window.append(mse)
-        if len(window) == 20:
+        window.append(mse)  # a tensor: read back once per window, so a GPU is not synchronised every step
+        if len(window) == args.log_every:
             elapsed = wall_before + time.time() - t_start
-            history.append({'step': step, 'loss': float(np.mean(window)), 'wall_seconds': round(elapsed, 1)})
-            log(f'step {step} loss {np.mean(window):.4f} lr {lr:.2e} elapsed {elapsed / 60:.1f} min')
+            mean = torch.stack(window).mean().item()
+            history.append({'step': step, 'loss': mean, 'wall_seconds': round(elapsed, 1)})
+            log(f'step {step} loss {mean:.4f} lr {lr:.2e} elapsed {elapsed / 60:.1f} min' + (
+                f', {step - run_from_step} steps in {time.time() - t_start:.0f} s, peak GPU memory '
+                f'{torch.cuda.max_memory_allocated(dev) / 2**20:.0f} MiB' if dev.type == 'cuda' else ''))
             window = []
         if args.probe_every and step % args.probe_every == 0:
             p = text_probe()
@@ -285,6 +371,8 @@ def main():
             save()
             last_ckpt = time.time()
             log(f'checkpoint at step {step}')
+    if args.snapshot_dir:
+        snapshot()
     save()
     log(f'done: {step} steps' + (f' (stopped by signal {stop[0]})' if stop else ''))
     if not args.no_export:

@@ -57,7 +57,8 @@ def full_config(config):
 def get_timestep_embedding(timesteps, dim, flip_sin_to_cos, downscale_freq_shift, max_period=10000):
     """diffusers.models.embeddings.get_timestep_embedding (scale 1)."""
     half = dim // 2
-    exponent = -math.log(max_period) * torch.arange(half, dtype=torch.float32) / (half - downscale_freq_shift)
+    steps = torch.arange(half, dtype=torch.float32, device=timesteps.device)
+    exponent = -math.log(max_period) * steps / (half - downscale_freq_shift)
     emb = timesteps.float()[:, None] * torch.exp(exponent)[None, :]
     emb = torch.cat([torch.sin(emb), torch.cos(emb)], dim=-1)
     if flip_sin_to_cos:
@@ -352,7 +353,7 @@ class UNet2DConditionModel(nn.Module):
     def forward(self, sample, timestep, encoder_hidden_states):
         t = timestep
         if not torch.is_tensor(t):
-            t = torch.tensor([t], dtype=torch.float32)
+            t = torch.tensor([t], dtype=torch.float32, device=sample.device)
         t = t.reshape(-1).expand(sample.shape[0])
         temb = self.time_embedding(self.time_proj(t).to(sample.dtype))
 
