@@ -130,6 +130,9 @@ def main():
                     help='start from the shipped public/models/emoji-tiny weights (EMA UNet widened from f16, the text '
                          'encoder read back from its ONNX) with a fresh optimizer and a new warm-up: for a clone '
                          'without .data/ckpt.pt')
+    ap.add_argument('--from-snapshot', default='',
+                    help='start from an EMA snapshot (ema-STEP.safetensors beside its snapshots.json) of an earlier '
+                         '--snapshot-dir run, with a fresh optimizer and a new warm-up')
     ap.add_argument('--no-export', action='store_true')
     ap.add_argument('--ckpt', default=CKPT)
     ap.add_argument('--device', default='cpu', help='cpu or cuda')
@@ -158,7 +161,13 @@ def main():
 
     items, images = load_corpus()  # images [N,3,32,32] in [-1,1]
     images = images.to(dev)
-    if args.from_export:
+    snap = None
+    if args.from_snapshot:
+        from from_snapshot import read_snapshot
+
+        snap = read_snapshot(args.from_snapshot)  # (ema_unet, ema_text, meta)
+        tok = Tokenizer(snap[2]['vocab'], max_length=16)
+    elif args.from_export:
         # The export's own vocabulary (the embedding rows must match it); needs no node_modules/emojibase-data.
         tok = Tokenizer.from_json(os.path.join(MODEL_DIR, 'tokenizer.json'))
     else:
@@ -188,6 +197,16 @@ def main():
         if args.restart_schedule:
             warm_from = step
         log(f'resumed at step {step}')
+    elif snap:
+        if os.path.exists(ckpt):
+            sys.exit(f'{ckpt} exists: continue it with --resume, or move it away to start from the snapshot')
+        for m, e, sd in ((unet, ema_unet, snap[0]), (text, ema_text, snap[1])):
+            m.load_state_dict(sd)
+            e.load_state_dict(sd)
+        meta = snap[2]
+        step, wall_before, history, runs = meta['step'], meta['wall_seconds'], meta['history'], meta['runs']
+        warm_from = step
+        log(f'from snapshot {args.from_snapshot} at step {step} (its EMA weights; fresh optimizer, warm-up from here)')
     elif args.from_export:
         if os.path.exists(ckpt):
             sys.exit(f'{ckpt} exists: continue it with --resume, or move it away to start from the export')
