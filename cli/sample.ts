@@ -1,6 +1,6 @@
-// npm run sample -- --prompt "dog face" --seed 1 --out out.png [--steps 25] [--guidance 4] [--sampler ddim|euler-a]
+// npm run sample -- --prompt "dog face" --seed 1 --out out.png [--steps N] [--guidance G] [--sampler ddim|euler-a]
 // [--model public/models/emoji-tiny] [--grid prompts.txt --seeds 1,2] [--lora FILE --lora-strength 0,1]: renders
-// with the default model on Dawn, optionally with a kohya or PEFT LoRA file (e.g. from `npm run train`). Several
+// with the default model on Dawn (steps and guidance default to the model's sampling.json), optionally with a kohya or PEFT LoRA file (e.g. from `npm run train`). Several
 // strengths render the whole set once per strength (0 = the base model), one grid row per prompt × strength.
 import { readFile, writeFile } from 'node:fs/promises';
 import { acquireNodeGpu } from '../src/gpu/node';
@@ -23,8 +23,11 @@ const values = cliArgs(
     negative: { type: 'string', default: '', help: 'negative prompt' },
     seed: { type: 'string', default: '1', help: 'seed' },
     seeds: { type: 'string', help: 'comma-separated seeds, one grid column each' },
-    steps: { type: 'string', default: '25', help: 'sampler steps' },
-    guidance: { type: 'string', default: '4', help: 'classifier-free guidance' },
+    steps: { type: 'string', help: "sampler steps (default: the model's sampling.json, else 25)" },
+    guidance: {
+      type: 'string',
+      help: "classifier-free guidance (default: the model's sampling.json, else 5)",
+    },
     'guidance-below': {
       type: 'string',
       help: 'apply the guidance only at timesteps ≤ this (e.g. 500); above it the prompt alone',
@@ -56,6 +59,20 @@ const engine = new Engine(gpu);
 const t0 = performance.now();
 const model = await DiffusionModel.load(engine, new DirectoryFolder(values.model!));
 console.log(`model ${values.model} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+const steps = values.steps === undefined ? model.sampling.steps : Number(values.steps);
+const guidance = values.guidance === undefined ? model.sampling.guidance : Number(values.guidance);
+if (!Number.isInteger(steps) || steps < 1 || !Number.isFinite(guidance)) {
+  console.error(
+    `--steps: a positive integer, --guidance: a number (got "${values.steps}", "${values.guidance}")`,
+  );
+  process.exit(1);
+}
+console.log(
+  `${steps} steps, guidance ${guidance}` +
+    (values.steps === undefined || values.guidance === undefined
+      ? ` (defaults from ${model.sampling.source === 'sampling.json' ? "the model's sampling.json" : 'built-in values'})`
+      : ''),
+);
 
 // The file is read and checked against the model before anything renders.
 let layers: LoraLayerWeights[] | undefined;
@@ -101,8 +118,8 @@ for (const strength of runs) {
         prompt,
         negativePrompt: values.negative,
         seed,
-        steps: Number(values.steps),
-        guidance: Number(values.guidance),
+        steps,
+        guidance,
         guidanceBelow,
         sampler,
         onStep: (s, n) => {

@@ -44,7 +44,10 @@ const args = cliArgs(
     seed: { type: 'string', default: '0', help: 'training seed' },
     samples: { type: 'string', default: '4', help: 'seeds rendered in samples.png' },
     'sample-steps': { type: 'string', default: '20', help: 'sampler steps for samples and previews' },
-    guidance: { type: 'string', default: '4', help: 'classifier-free guidance for samples' },
+    guidance: {
+      type: 'string',
+      help: "classifier-free guidance for samples and class images (default: the model's sampling.json, else 5)",
+    },
     targets: { type: 'string', default: 'attention', help: 'layers: attention or attention+conv (LoCon)' },
     lora2: { type: 'string', default: '', help: 'LoRA² settings, e.g. lr=0.01,scale=2 (on/off as 0/1)' },
     accumulate: { type: 'string', default: '1', help: 'micro-batches per optimizer step' },
@@ -132,6 +135,8 @@ async function main(): Promise<void> {
 
   const engine = new Engine(await acquireNodeGpu());
   const model = await DiffusionModel.load(engine, folder);
+  const guidance = args.guidance === undefined ? model.sampling.guidance : Number(args.guidance);
+  if (!Number.isFinite(guidance)) throw new Error(`--guidance: a number (got "${args.guidance}")`);
   const unet = model.unet;
   // Training resolution: the model's sample_size (emoji-tiny: 32), square.
   const size = model.resolution;
@@ -159,7 +164,7 @@ async function main(): Promise<void> {
         prompt: args['class-prompt'],
         count: Number(args['class-images']),
         steps: Number(args['sample-steps']),
-        guidance: Number(args.guidance),
+        guidance,
       },
       fileClassImageCache(resolve(args['class-dir'] ?? join(outDir, 'class-images'))),
       (done, total, cached) =>
@@ -225,7 +230,7 @@ async function main(): Promise<void> {
         prompt: args.prompt!,
         seed: 1,
         steps: Number(args['sample-steps']),
-        guidance: Number(args.guidance),
+        guidance,
         sampler: 'ddim',
       });
       // Sampling uploaded the importance vectors without gradients; training uploads its own.
@@ -248,7 +253,7 @@ async function main(): Promise<void> {
           prompt: args.prompt!,
           seed,
           steps: Number(args['sample-steps']),
-          guidance: Number(args.guidance),
+          guidance,
           sampler: 'ddim',
         }),
       );
@@ -297,6 +302,7 @@ async function main(): Promise<void> {
           }
         : {}),
     },
+    samples: { steps: Number(args['sample-steps']), guidance },
     rankHistory: trainer.rankHistory,
   };
   await writeFile(join(outDir, 'report.json'), JSON.stringify(report, null, 1));

@@ -345,7 +345,7 @@ describe('studio training', () => {
         .poll(() => page.getByTestId('gallery-item').count(), { timeout: 600_000, interval: 1000 })
         .toBe(before + 1);
       expect(await page.getByTestId('gallery-item').first().textContent()).toMatch(
-        /3 steps · ddim · guided at t ≤ 500 · LoRA 1/,
+        /3 steps · ddim · guidance [\d.]+ · guided at t ≤ 500 · LoRA 1/,
       );
       // The same seed guided at every step: the worker must have used the interval, so the pixels differ.
       await page.getByTestId('gen-guidance-below').selectOption('');

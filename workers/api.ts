@@ -38,6 +38,8 @@ export interface ModelInfo {
   layers: { name: string; block: 'down' | 'mid' | 'up'; inFeatures: number; outFeatures: number }[];
   /** Identifier tokens reserved for personalization, e.g. ["<v1>", …]. */
   identifierTokens: string[];
+  /** Recommended guidance and steps: the folder's sampling.json, or built-in values ("built-in"). */
+  sampling: { guidance: number; steps: number; source: 'sampling.json' | 'built-in' };
 }
 
 // ---- training -------------------------------------------------------------------------------------------

@@ -115,13 +115,12 @@ const checkpoints = idbCheckpointStore(createStore(DB_NAME, STORE_NAME));
 /** Prior preservation's class images, drawn once per model, class prompt and count. */
 const classImageCache = idbClassImageCache(createStore(DB_NAME, STORE_NAME));
 
-/** Sampling steps and guidance of the class images (DDIM): as the CLI's default samples. */
+/** Sampling steps of the class images (DDIM); their guidance is the model's recommended one (sampling.json). */
 const CLASS_IMAGE_STEPS = 20;
-const CLASS_IMAGE_GUIDANCE = 4;
 
-/** Sampling steps of a training preview (DDIM): enough to see the subject appear, cheap beside training. */
+/** Sampling steps of a training preview (DDIM): enough to see the subject appear, cheap beside training. The
+ * guidance is the model's recommended one. */
 const PREVIEW_STEPS = 10;
-const PREVIEW_GUIDANCE = 5;
 
 /** The run in progress; pause/stop requests wait here until its trainer exists. */
 interface ActiveRun {
@@ -216,7 +215,7 @@ async function train(
             prompt: classPrompt,
             count: settings.classImages,
             steps: CLASS_IMAGE_STEPS,
-            guidance: CLASS_IMAGE_GUIDANCE,
+            guidance: m.sampling.guidance,
           },
           classImageCache,
           (done, total) =>
@@ -278,7 +277,7 @@ async function preview(
     prompt: settings.prompt,
     seed: settings.seed,
     steps: PREVIEW_STEPS,
-    guidance: PREVIEW_GUIDANCE,
+    guidance: m.sampling.guidance,
     sampler: 'ddim',
   });
   // Sampling uploaded the importance vectors without gradients; training uploads its own.
@@ -318,6 +317,7 @@ const api: TrainerImplementation = {
         outFeatures: t.outFeatures,
       })),
       identifierTokens,
+      sampling: { ...m.sampling },
     };
   },
 

@@ -84,7 +84,14 @@ const api: TrainerApi = {
     return Object.keys(api) as (keyof TrainerApi)[];
   },
   async loadModel(url) {
-    return { url, name: 'fake-tiny', resolution: 32, layers: LAYERS, identifierTokens: ['<v1>', '<v2>'] };
+    return {
+      url,
+      name: 'fake-tiny',
+      resolution: 32,
+      layers: LAYERS,
+      identifierTokens: ['<v1>', '<v2>'],
+      sampling: { guidance: 2.5, steps: 25, source: 'sampling.json' as const },
+    };
   },
   async startTraining(sessionId, images, settings, onProgress, onPreview) {
     if (images.length === 0 || images.some((i) => i.rgba.length !== 32 * 32 * 4)) {

@@ -33,6 +33,11 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
     engine?.destroy();
   });
 
+  it("carries the folder's recommended sampling settings (sampling.json)", () => {
+    const file = JSON.parse(readFileSync('public/models/emoji-tiny/sampling.json', 'utf8'));
+    expect(model.sampling).toEqual({ guidance: file.guidance, steps: file.steps, source: 'sampling.json' });
+  });
+
   it('tokenizes and encodes prompts like torch did', async () => {
     const check = JSON.parse(readFileSync(`${GOLDEN}/text_encoder_check.json`, 'utf8')) as {
       prompts: string[];

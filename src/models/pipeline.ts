@@ -5,6 +5,7 @@ import type { RgbaImage } from '../io/png';
 import type { Engine } from '../tensor/engine';
 import type { ModelFolder } from './folder';
 import { Rng } from './rng';
+import { readSamplingDefaults, type SamplingDefaults } from './sampling';
 import { createSampler, guide, guidanceAt, parseSchedulerConfig, type SchedulerConfig } from './schedulers';
 import { OnnxTextEncoder, type OrtOptions, type TextEmbeddings } from './textEncoder';
 import type { Tokenizer } from './tokenizer';
@@ -34,6 +35,8 @@ export class DiffusionModel {
     readonly textEncoder: OnnxTextEncoder,
     readonly scheduler: SchedulerConfig,
     readonly resolution: number,
+    /** The folder's recommended guidance and steps (sampling.json), or the built-in ones. */
+    readonly sampling: SamplingDefaults,
   ) {}
 
   static async load(engine: Engine, folder: ModelFolder, ort: OrtOptions = {}): Promise<DiffusionModel> {
@@ -48,8 +51,9 @@ export class DiffusionModel {
     const scheduler = parseSchedulerConfig(
       await folder.json<Record<string, unknown>>('scheduler_config.json'),
     );
+    const sampling = await readSamplingDefaults(folder);
     const size = unet.config.sampleSize?.[0] ?? 32;
-    return new DiffusionModel(folder.name, unet, tokenizer, textEncoder, scheduler, size);
+    return new DiffusionModel(folder.name, unet, tokenizer, textEncoder, scheduler, size, sampling);
   }
 
   /** Text embeddings [1, L, D] for a prompt (cached: prompts repeat across previews and steps). */

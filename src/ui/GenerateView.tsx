@@ -27,12 +27,15 @@ export function GenerateView() {
   const steps = session?.step ?? 0;
   const adapterReady = useStudio((s) => s.adapterReady);
   const trained = steps > 0 || adapterReady;
+  // The model's recommended guidance and steps (its sampling.json): a well-trained model wants far less guidance
+  // than one whose prompts barely bite.
+  const sampling = useStudio((s) => s.model.info?.sampling);
   const [form, setForm] = useState(() => ({
     prompt: session?.settings.prompt ?? '',
     negativePrompt: '',
     seed: 0,
-    steps: 25,
-    guidance: 5,
+    steps: sampling?.steps ?? 25,
+    guidance: sampling?.guidance ?? 5,
     guidanceBelow: '',
     loraStrength: 1,
     sampler: 'ddim' as GenerateRequest['sampler'],
@@ -40,6 +43,14 @@ export function GenerateView() {
     compare: false,
   }));
   const set = (patch: Partial<typeof form>) => setForm((f) => ({ ...f, ...patch }));
+  // A model loaded after the form was made (or another model): start from its recommendation. Adjusted while
+  // rendering, as React advises for state derived from a changed input.
+  const samplingKey = sampling ? `${sampling.guidance}/${sampling.steps}` : '';
+  const [formFor, setFormFor] = useState(samplingKey);
+  if (samplingKey !== formFor) {
+    setFormFor(samplingKey);
+    if (sampling) setForm((f) => ({ ...f, guidance: sampling.guidance, steps: sampling.steps }));
+  }
   const canGenerate = caps?.has('generate') ?? false;
   const latest = (gen.latest ?? [])
     .map((n) => samples.find((s) => s.n === n))
@@ -110,9 +121,17 @@ export function GenerateView() {
               onChange={(e) => set({ steps: Math.max(1, Math.floor(Number(e.target.value) || 1)) })}
             />
           </Field>
-          <Field label={`Guidance ${form.guidance.toFixed(1)}`}>
+          <Field
+            label={
+              `Guidance ${form.guidance.toFixed(1)}` +
+              (sampling?.source === 'sampling.json' && sampling.guidance !== form.guidance
+                ? ` (model's: ${sampling.guidance})`
+                : '')
+            }
+          >
             <input
               type="range"
+              data-testid="gen-guidance"
               min={1}
               max={15}
               step={0.5}
@@ -269,7 +288,7 @@ function caption(s: SampleItem): string {
   if (s.kind === 'preview') return `preview · step ${s.step}`;
   const r = s.request;
   return r
-    ? `${r.prompt} · seed ${r.seed} · ${r.steps} steps · ${r.sampler}` +
+    ? `${r.prompt} · seed ${r.seed} · ${r.steps} steps · ${r.sampler} · guidance ${r.guidance}` +
         (r.guidanceBelow !== undefined ? ` · guided at t ≤ ${r.guidanceBelow}` : '') +
         (r.sessionId ? ` · LoRA ${r.loraStrength}` : '')
     : s.prompt;

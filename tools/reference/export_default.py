@@ -79,6 +79,9 @@ def main(argv=None):
     ap.add_argument('--dtype', default='float16', choices=['float16', 'float32'])
     ap.add_argument('--ckpt', default=os.path.join(DATA, 'ckpt.pt'))
     ap.add_argument('--out-dir', default=MODEL_DIR)
+    ap.add_argument('--guidance', type=float, default=None,
+                    help='recommended guidance written to sampling.json (default: the value already there, else 5); '
+                         'the studio, npm run sample and sample.py start from it')
     ap.add_argument('--note', default=None, help='free text stored in training.json (e.g. how the run was resumed)')
     args = ap.parse_args(argv)
     out_dir = args.out_dir
@@ -96,6 +99,12 @@ def main(argv=None):
         json.dump(SCHEDULER_CONFIG, f, indent=2)
     with open(os.path.join(out_dir, 'tokenizer.json'), 'w') as f:
         json.dump(tok.to_json(), f, separators=(',', ':'))
+    sampling_path = os.path.join(out_dir, 'sampling.json')
+    sampling = json.load(open(sampling_path)) if os.path.exists(sampling_path) else {'guidance': 5.0, 'steps': 25}
+    if args.guidance is not None:
+        sampling['guidance'] = args.guidance
+    with open(sampling_path, 'w') as f:
+        json.dump(sampling, f, indent=2)
 
     sd = ck['ema_text']
     text = TextEncoder(len(tok.vocab), dim=sd['token_embedding.weight'].shape[1], max_length=tok.max_length)

@@ -105,7 +105,8 @@ def main(argv=None):
     ap.add_argument('--model', default=MODEL_DIR)
     ap.add_argument('--out', default=os.path.join(ROOT, 'docs', 'default-model-grid-torch.png'))
     ap.add_argument('--steps', type=int, default=50)
-    ap.add_argument('--guidance', type=float, default=4.0)
+    ap.add_argument('--guidance', type=float, default=None,
+                    help="default: the model folder's sampling.json, else 5 (as the studio)")
     ap.add_argument('--guidance-below', type=int, default=None,
                     help='apply the guidance only at timesteps <= this (above it: the conditional prediction alone)')
     ap.add_argument('--seeds', default='0,1')
@@ -113,6 +114,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     unet, text, tok, sched = load_model(args.model)
+    if args.guidance is None:
+        sampling = os.path.join(args.model, 'sampling.json')
+        args.guidance = json.load(open(sampling)).get('guidance', 5.0) if os.path.exists(sampling) else 5.0
+    print(f'guidance {args.guidance}, {args.steps} steps')
     prompts = args.prompts.split(',') if args.prompts else GRID_PROMPTS
     seeds = [int(s) for s in args.seeds.split(',')]
     render_grid(unet, lambda ps: text(tok(ps)), sched, prompts, seeds, args.out, args.steps, args.guidance,
