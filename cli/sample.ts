@@ -1,7 +1,8 @@
 // npm run sample -- --prompt "dog face" --seed 1 --out out.png [--steps N] [--guidance G] [--sampler ddim|euler-a]
 // [--model public/models/emoji-tiny] [--grid prompts.txt --seeds 1,2] [--lora FILE --lora-strength 0,1]: renders
-// with the default model on Dawn (steps and guidance default to the model's sampling.json), optionally with a kohya or PEFT LoRA file (e.g. from `npm run train`). Several
-// strengths render the whole set once per strength (0 = the base model), one grid row per prompt × strength.
+// with the default model on Dawn (steps and guidance default to the model's sampling.json), optionally with a
+// kohya or PEFT LoRA file (e.g. from `npm run train`). Several strengths render the whole set once per strength
+// (0 = the base model), one grid row per prompt × strength.
 import { readFile, writeFile } from 'node:fs/promises';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { adapterName } from '../src/gpu/device';
