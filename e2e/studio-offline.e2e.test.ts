@@ -1,5 +1,6 @@
 // Offline in Chromium: after one visit the service worker has precached the app shell, onnxruntime-web's
 // wasm and the default model folder; with the network off a reload still brings the whole studio up.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { launchStudio, type Studio } from './support/browser';
 import { openStudio } from './support/studio';
@@ -53,6 +54,17 @@ describe('studio offline', () => {
       manifest.wasm.find((f) => f.endsWith('.wasm'))!,
     );
     expect(range).toEqual({ status: 206, bytes: [0x00, 0x61, 0x73, 0x6d] });
+
+    // The default model loads offline too, and the real worker hands its sampling.json (precached with it) to
+    // the Generate tab, which starts from the model's recommended guidance.
+    const chip = page.locator('[data-testid="model-chip"]:is([data-phase="ready"], [data-phase="error"])');
+    await chip.waitFor({ timeout: 120_000 });
+    expect(await chip.getAttribute('data-phase')).toBe('ready');
+    const recommended = JSON.parse(readFileSync('public/models/emoji-tiny/sampling.json', 'utf8')) as {
+      guidance: number;
+    };
+    await page.getByTestId('tab-generate').click();
+    expect(await page.getByTestId('gen-guidance').inputValue()).toBe(String(recommended.guidance));
     await studio.context.setOffline(false);
   });
 });
