@@ -3,6 +3,7 @@
 import type { GpuAdapterSummary, GpuCapabilities } from '../src/gpu/device';
 import type { SerializedGpuError } from '../src/gpu/errors';
 import type { TargetPreset } from '../src/lora/adapter';
+import type { SamplingDefaults } from '../src/models/sampling';
 
 export interface GpuInfo {
   adapter: GpuAdapterSummary;
@@ -39,7 +40,7 @@ export interface ModelInfo {
   /** Identifier tokens reserved for personalization, e.g. ["<v1>", …]. */
   identifierTokens: string[];
   /** Recommended guidance and steps: the folder's sampling.json, or built-in values ("built-in"). */
-  sampling: { guidance: number; steps: number; source: 'sampling.json' | 'built-in' };
+  sampling: SamplingDefaults;
 }
 
 // ---- training -------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // model; every image is kept in the session's gallery in IndexedDB.
 import { useState } from 'react';
 import type { GenerateRequest } from '../../workers/api';
+import { BUILT_IN_SAMPLING } from '../models/sampling';
 import { generateImage, removeSample } from './actions/generate';
 import { fileStem } from './actions/session';
 import { saveBlob } from './download';
@@ -34,8 +35,8 @@ export function GenerateView() {
     prompt: session?.settings.prompt ?? '',
     negativePrompt: '',
     seed: 0,
-    steps: sampling?.steps ?? 25,
-    guidance: sampling?.guidance ?? 5,
+    steps: (sampling ?? BUILT_IN_SAMPLING).steps,
+    guidance: (sampling ?? BUILT_IN_SAMPLING).guidance,
     guidanceBelow: '',
     loraStrength: 1,
     sampler: 'ddim' as GenerateRequest['sampler'],

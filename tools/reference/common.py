@@ -77,6 +77,20 @@ def load_corpus():
     return items, images.float().div(127.5).sub(1.0).contiguous()
 
 
+SAMPLING_DEFAULTS = {'guidance': 5.0, 'steps': 25}  # the studio's BUILT_IN_SAMPLING (src/models/sampling.ts)
+
+
+def read_sampling(model_dir):
+    """A model folder's sampling.json (recommended guidance and steps), missing keys from SAMPLING_DEFAULTS."""
+    import json
+
+    path = os.path.join(model_dir, 'sampling.json')
+    if not os.path.exists(path):
+        return dict(SAMPLING_DEFAULTS)
+    with open(path) as f:
+        return {**SAMPLING_DEFAULTS, **json.load(f)}
+
+
 def use_openblas():
     """Re-exec this script with OpenBLAS as libblas.so.3 when it is unpacked and not yet in use."""
     if os.path.isdir(OPENBLAS) and OPENBLAS not in os.environ.get('LD_LIBRARY_PATH', ''):

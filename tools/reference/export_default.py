@@ -12,7 +12,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import DATA, HERE, MODEL_DIR, ROOT, SCHEDULER_CONFIG, TINY_UNET_CONFIG, use_openblas  # noqa: E402
+from common import (DATA, HERE, MODEL_DIR, ROOT, SCHEDULER_CONFIG, TINY_UNET_CONFIG, read_sampling,  # noqa: E402
+                    use_openblas)
 from st_io import save_file  # noqa: E402
 from text import TextEncoder, Tokenizer  # noqa: E402
 
@@ -99,11 +100,10 @@ def main(argv=None):
         json.dump(SCHEDULER_CONFIG, f, indent=2)
     with open(os.path.join(out_dir, 'tokenizer.json'), 'w') as f:
         json.dump(tok.to_json(), f, separators=(',', ':'))
-    sampling_path = os.path.join(out_dir, 'sampling.json')
-    sampling = json.load(open(sampling_path)) if os.path.exists(sampling_path) else {'guidance': 5.0, 'steps': 25}
+    sampling = read_sampling(out_dir)
     if args.guidance is not None:
         sampling['guidance'] = args.guidance
-    with open(sampling_path, 'w') as f:
+    with open(os.path.join(out_dir, 'sampling.json'), 'w') as f:
         json.dump(sampling, f, indent=2)
 
     sd = ck['ema_text']

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import MODEL_DIR, ROOT, alphas_cumprod, use_openblas  # noqa: E402
+from common import MODEL_DIR, ROOT, alphas_cumprod, read_sampling, use_openblas  # noqa: E402
 from onnx_weights import load_text_encoder  # noqa: E402
 from st_io import load_file  # noqa: E402
 from text import Tokenizer  # noqa: E402
@@ -115,8 +115,7 @@ def main(argv=None):
     torch.set_num_threads(2)
     unet, text, tok, sched = load_model(args.model)
     if args.guidance is None:
-        sampling = os.path.join(args.model, 'sampling.json')
-        args.guidance = json.load(open(sampling)).get('guidance', 5.0) if os.path.exists(sampling) else 5.0
+        args.guidance = read_sampling(args.model)['guidance']
     print(f'guidance {args.guidance}, {args.steps} steps')
     prompts = args.prompts.split(',') if args.prompts else GRID_PROMPTS
     seeds = [int(s) for s in args.seeds.split(',')]

@@ -83,7 +83,10 @@ def write_snapshot(out_dir, ema_unet, ema_text, meta):
     save_file(tensors, os.path.join(out_dir, name + '.tmp'))
     os.replace(os.path.join(out_dir, name + '.tmp'), os.path.join(out_dir, name))
     index_path = os.path.join(out_dir, 'snapshots.json')
-    index = json.load(open(index_path)) if os.path.exists(index_path) else {}
+    index = {}
+    if os.path.exists(index_path):
+        with open(index_path) as f:
+            index = json.load(f)
     index[name] = meta
     with open(index_path + '.tmp', 'w') as f:
         json.dump(index, f)
