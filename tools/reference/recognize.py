@@ -7,9 +7,9 @@ ignored the prompt would rank the right emoji about halfway (median ~ number of 
 rank it first. It measures likeness to the training designs, not beauty, and it is the same for every checkpoint,
 so two checkpoints can be compared on the same noise.
 
-Usage: python3 tools/reference/recognize.py [--model public/models/emoji-tiny | --ckpt tools/reference/.data/ckpt.pt]
-           [--prompts grid | N] [--seeds 1,2,3,4] [--steps 25] [--guidance 4] [--guidance-below T] [--json out.json]
-           [--save-samples s.npz | --load-samples s.npz]
+Usage: python3 tools/reference/recognize.py [--model public/models/emoji-tiny | --ckpt .data/ckpt.pt
+           | --ckpt DIR/ema-STEP.safetensors] [--prompts grid | N] [--seeds 1,2,3,4] [--steps 25] [--guidance 4]
+           [--guidance-below T] [--json out.json] [--save-samples s.npz | --load-samples s.npz] [--device cuda]
 --prompts grid: the 16 grid prompts; N: N labels drawn (seed 0) from the six object categories.
 """
 
@@ -32,11 +32,18 @@ OBJECT_CATEGORIES = ['Smileys & Emotion', 'Animals & Nature', 'Food & Drink', 'T
 
 
 def load_ckpt(path):
-    """The EMA weights of a training checkpoint (and its vocabulary), without exporting it."""
+    """The EMA weights of a training checkpoint, or of a snapshot (ema-STEP.safetensors beside its snapshots.json),
+    and its vocabulary, without exporting it."""
     from text import TextEncoder, Tokenizer
     from unet import UNet2DConditionModel
 
-    ck = torch.load(path)
+    if path.endswith('.safetensors'):
+        from from_snapshot import read_snapshot
+
+        ema_unet, ema_text, meta = read_snapshot(path)
+        ck = dict(ema_unet=ema_unet, ema_text=ema_text, vocab=meta['vocab'], step=meta['step'])
+    else:
+        ck = torch.load(path)
     tok = Tokenizer(ck['vocab'], max_length=16)
     unet = UNet2DConditionModel(TINY_UNET_CONFIG)
     unet.load_state_dict(ck['ema_unet'])
@@ -62,6 +69,7 @@ def main(argv=None):
     ap.add_argument('--json', default='')
     ap.add_argument('--save-samples', default='', help='.npz of the samples, to score again without sampling')
     ap.add_argument('--load-samples', default='', help='score the samples of a --save-samples file')
+    ap.add_argument('--device', default='cpu', help='where to sample: cpu or cuda (the same noise, drawn on the CPU)')
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     items, images = load_corpus()
@@ -94,13 +102,16 @@ def main(argv=None):
         if missing:
             sys.exit(f'no corpus emoji is labelled {missing}')
         size = unet.config['sample_size']
+        dev = torch.device(args.device)
+        unet, text = unet.to(dev), text.to(dev)
         noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        noise = noise.to(dev)
         with torch.no_grad():
-            uncond = text(tok([''] * len(seeds)))
+            uncond = text(tok([''] * len(seeds)).to(dev))
             samples = torch.stack([
-                ddim_sample(unet, text(tok([p] * len(seeds))), uncond, noise, sched, args.steps, args.guidance,
-                            guidance_below=args.guidance_below)
-                for p in prompts]).clamp(-1, 1)  # [P, S, 3, H, W]
+                ddim_sample(unet, text(tok([p] * len(seeds)).to(dev)), uncond, noise, sched, args.steps,
+                            args.guidance, guidance_below=args.guidance_below)
+                for p in prompts]).clamp(-1, 1).cpu()  # [P, S, 3, H, W]
     if args.save_samples:
         np.savez_compressed(args.save_samples, samples=samples.numpy(), prompts=np.array(prompts), seeds=np.array(seeds),
                             source=np.array(source))

@@ -37,13 +37,13 @@ def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0, in
 
     inspect(i, x), if given, sees x after each step i = 1..steps. guidance_below, if given, applies the guidance
     only at timesteps t <= guidance_below (a guidance interval); above it the conditional prediction alone."""
-    acp = alphas_cumprod(sched_cfg).float()
-    final = torch.tensor(1.0) if sched_cfg['set_alpha_to_one'] else acp[0]
+    acp = alphas_cumprod(sched_cfg).float().to(noise.device)
+    final = torch.tensor(1.0, device=noise.device) if sched_cfg['set_alpha_to_one'] else acp[0]
     ratio = sched_cfg['num_train_timesteps'] // steps
     x = noise
     ctx = torch.cat([uncond, cond])
     for i, t in enumerate(ddim_timesteps(steps, sched_cfg)):
-        out = unet(torch.cat([x, x]), torch.full((2 * x.shape[0],), float(t)), ctx)
+        out = unet(torch.cat([x, x]), torch.full((2 * x.shape[0],), float(t), device=x.device), ctx)
         eu, ec = out.chunk(2)
         g = guidance if guidance_below is None or t <= guidance_below else 1.0
         eps = eu + g * (ec - eu)

@@ -94,6 +94,41 @@ def write_snapshot(out_dir, ema_unet, ema_text, meta):
     return name
 
 
+def start_profiler(dev):
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
+    prof = profile(activities=acts)
+    prof.__enter__()
+    return prof
+
+
+def log_profile(prof, dev, steps):
+    """Where the time of `steps` training steps went: wall time against the device's busy time and the number of
+    kernels per step (launch-bound when the device is idle most of the wall time), then the top ops."""
+    if dev.type == 'cuda':
+        torch.cuda.synchronize(dev)
+    prof.__exit__(None, None, None)
+    events = prof.events()
+    wall_us = (max(e.time_range.end for e in events) - min(e.time_range.start for e in events)) / steps
+    from torch.autograd import DeviceType
+
+    kernels = [e for e in events if e.device_type == DeviceType.CUDA]
+    busy_us = sum(getattr(e, 'device_time', None) or getattr(e, 'cuda_time', 0) for e in kernels) / steps
+    log(f'profile of {steps} steps: {wall_us / 1e3:.1f} ms wall per step' + (
+        f', device busy {busy_us / 1e3:.1f} ms per step ({100 * busy_us / wall_us:.0f}%) in {len(kernels) / steps:.0f} '
+        f'kernels per step' if dev.type == 'cuda' else ''))
+    table = None
+    for key in (['self_device_time_total', 'self_cuda_time_total'] if dev.type == 'cuda' else []) + ['self_cpu_time_total']:
+        try:
+            table = prof.key_averages().table(sort_by=key, row_limit=15)
+            break
+        except (AttributeError, KeyError, ValueError, RuntimeError):
+            continue
+    for line in (table or '').splitlines():
+        log('  ' + line)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--minutes', type=float, default=70)
@@ -148,6 +183,11 @@ def main():
                          'and at the end')
     ap.add_argument('--snapshot-at', default='')
     ap.add_argument('--log-every', type=int, default=20, help='steps per logged loss mean')
+    ap.add_argument('--compile', default='', choices=['', 'default', 'reduce-overhead', 'max-autotune'],
+                    help='torch.compile the training forward with this mode (torch >= 2); checked with one full '
+                         'step first, eager if it fails')
+    ap.add_argument('--profile-steps', type=int, default=0,
+                    help='profile this many steps (from the 20th of the run) and log where the time went')
     args = ap.parse_args()
     ckpt = args.ckpt
     if ckpt != CKPT:
@@ -161,6 +201,9 @@ def main():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     rng = random.Random(args.seed)
+
+    def to_dev(t):  # a host tensor to the device; on CUDA through pinned memory, so the CPU does not wait for the GPU
+        return t.pin_memory().to(dev, non_blocking=True) if dev.type == 'cuda' else t
 
     items, images = load_corpus()  # images [N,3,32,32] in [-1,1]
     images = images.to(dev)
@@ -307,6 +350,27 @@ def main():
             settings['hardware'] = settings['hardware'].replace(', bf16 autocast', '')
             log(f'bf16 autocast failed here ({str(e).splitlines()[0]}): training in f32')
     autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=args.bf16)
+    forward = unet  # the training forward; EMA, probes and checkpoints use unet itself (compiling shares its weights)
+    if args.compile:
+        t_compile = time.time()
+        try:  # one full-size step, so the compiled graph is for the shapes of the run (no recompile in the loop)
+            if not hasattr(torch, 'compile'):
+                raise RuntimeError(f'torch {torch.__version__} has no torch.compile')
+            compiled = torch.compile(unet, mode=args.compile)
+            n = args.batch
+            with autocast:
+                out = compiled(images[:n], torch.randint(0, 1000, (n,), device=dev), text(tok(['dog'] * n).to(dev)))
+            out.float().pow(2).mean().backward()
+            opt.zero_grad(set_to_none=True)
+            if dev.type == 'cuda':
+                torch.cuda.synchronize(dev)
+            forward = compiled
+            log(f'torch.compile mode {args.compile}: compiled and checked in {time.time() - t_compile:.0f} s')
+        except Exception as e:  # noqa: BLE001 -- dynamo/inductor raise many types; any of them means eager
+            args.compile = ''
+            log(f'torch.compile failed here after {time.time() - t_compile:.0f} s '
+                f'({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}): eager')
+    settings['compile'] = args.compile
     budget = args.minutes * 60
     snapshot_at = sorted(float(v) for v in args.snapshot_at.split(',') if v)
 
@@ -321,7 +385,13 @@ def main():
     last_ckpt = t_start
     window = []
     deadline = t_start + budget
+    prof = None
     while time.time() < deadline and not stop:
+        if args.profile_steps and step - run_from_step == 20 and prof is None:
+            prof = start_profiler(dev)
+        if prof is not None and step - run_from_step == 20 + args.profile_steps:
+            log_profile(prof, dev, args.profile_steps)
+            prof = False
         if args.snapshot_dir and snapshot_at and time.time() - t_start >= snapshot_at[0] * budget:
             snapshot_at.pop(0)
             snapshot()
@@ -334,10 +404,10 @@ def main():
                 torch.set_num_threads(wanted)
                 log(f'threads {threads} -> {wanted} (from {args.threads_file})')
                 threads = wanted
-        idx = torch.tensor(draw_batch())
-        x0 = images[idx.to(dev)]
-        prompts = ['' if rng.random() < args.text_dropout else sample_prompt(items[i], rng) for i in idx.tolist()]
-        ids = tok(prompts).to(dev)
+        idx = draw_batch()
+        x0 = images[to_dev(torch.tensor(idx))]
+        prompts = ['' if rng.random() < args.text_dropout else sample_prompt(items[i], rng) for i in idx]
+        ids = to_dev(tok(prompts))
         t = torch.randint(0, 1000, (args.batch,), device=dev)
         if args.t_focus_frac:
             pick = torch.rand(args.batch, device=dev) < args.t_focus_frac
@@ -355,7 +425,7 @@ def main():
         for g in opt.param_groups:
             g['lr'] = lr
         with autocast:
-            eps = unet(xt, t, text(ids)).float()
+            eps = forward(xt, t, text(ids)).float()
         if args.min_snr:
             snr = acp[t] / (1 - acp[t])
             w = torch.clamp(snr, max=args.min_snr) / snr
