@@ -1,6 +1,7 @@
 // npm run sample -- --prompt "dog face" --seed 1 --out out.png [--steps N] [--guidance G] [--sampler ddim|euler-a]
-// [--model public/models/emoji-tiny] [--grid prompts.txt --seeds 1,2] [--lora FILE --lora-strength 0,1]: renders
-// with the default model on Dawn (steps and guidance default to the model's sampling.json), optionally with a
+// [--recompute-epsilon true|false] [--model public/models/emoji-tiny] [--grid prompts.txt --seeds 1,2]
+// [--lora FILE --lora-strength 0,1]: renders with the default model on Dawn (steps, guidance and DDIM's ε after the
+// x₀ clip default to the model's sampling.json), optionally with a
 // kohya or PEFT LoRA file (e.g. from `npm run train`). Several strengths render the whole set once per strength
 // (0 = the base model), one grid row per prompt × strength.
 import { readFile, writeFile } from 'node:fs/promises';
@@ -34,6 +35,10 @@ const values = cliArgs(
       help: 'apply the guidance only at timesteps ≤ this (e.g. 500); above it the prompt alone',
     },
     sampler: { type: 'string', default: 'ddim', help: 'ddim or euler-a' },
+    'recompute-epsilon': {
+      type: 'string',
+      help: "DDIM: true = ε from the clipped x₀, false = the model's ε as diffusers (default: sampling.json)",
+    },
     model: { type: 'string', default: 'public/models/emoji-tiny', help: 'model folder' },
     out: { type: 'string', default: 'out.png', help: 'output PNG' },
     grid: { type: 'string', help: 'text file with one prompt per line: renders a grid' },
@@ -46,6 +51,11 @@ const values = cliArgs(
 const guidanceBelow = values['guidance-below'] === undefined ? undefined : Number(values['guidance-below']);
 if (guidanceBelow !== undefined && !Number.isFinite(guidanceBelow)) {
   console.error(`--guidance-below: a timestep (got "${values['guidance-below']}")`);
+  process.exit(1);
+}
+const recomputeArg = values['recompute-epsilon'];
+if (recomputeArg !== undefined && recomputeArg !== 'true' && recomputeArg !== 'false') {
+  console.error(`--recompute-epsilon: true or false (got "${recomputeArg}")`);
   process.exit(1);
 }
 const strengths = values['lora-strength']!.split(',').map(Number);
@@ -68,9 +78,12 @@ if (!Number.isInteger(steps) || steps < 1 || !Number.isFinite(guidance)) {
   );
   process.exit(1);
 }
+const recomputeEpsilon =
+  recomputeArg === undefined ? model.sampling.recomputeEpsilon : recomputeArg === 'true';
 console.log(
   `${steps} steps, guidance ${guidance}` +
-    (values.steps === undefined || values.guidance === undefined
+    (values.sampler === 'ddim' ? `, ε ${recomputeEpsilon ? 'from the clipped x₀' : 'kept'}` : '') +
+    (values.steps === undefined || values.guidance === undefined || recomputeArg === undefined
       ? ` (defaults from ${model.sampling.source === 'sampling.json' ? "the model's sampling.json" : 'built-in values'})`
       : ''),
 );
@@ -123,6 +136,7 @@ for (const strength of runs) {
         guidance,
         guidanceBelow,
         sampler,
+        recomputeEpsilon,
         onStep: (s, n) => {
           const elapsed = (performance.now() - start) / 1000;
           const frac = (done + s / n) / total;

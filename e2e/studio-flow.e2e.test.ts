@@ -124,13 +124,15 @@ describe('studio training flow (fake trainer)', () => {
     const { page } = studio;
     await page.getByTestId('tab-generate').click();
     const before = await page.getByTestId('gallery-item').count();
-    // The form starts from the model's sampling.json (the fake model recommends guidance 2.5, 25 steps).
+    // The form starts from the model's sampling.json (the fake model recommends guidance 2.5, 25 steps, and ε
+    // from the clipped x₀).
     expect(await page.getByTestId('gen-guidance').inputValue()).toBe('2.5');
+    expect(await page.getByTestId('gen-clip-eps').inputValue()).toBe('recompute');
     await page.getByTestId('gen-seed').fill('7');
     await page.getByTestId('generate').click();
     await expect.poll(() => page.getByTestId('gallery-item').count(), { timeout: 30_000 }).toBe(before + 1);
     expect(await page.getByTestId('gallery-item').first().textContent()).toMatch(
-      /seed 7 · 25 steps · ddim · guidance 2.5 · LoRA 1/,
+      /seed 7 · 25 steps · ddim · guidance 2.5 · ε from clipped x₀ · LoRA 1/,
     );
 
     // Before/after: the same request once more without the LoRA, both kept, shown side by side.
@@ -141,8 +143,10 @@ describe('studio training flow (fake trainer)', () => {
     await expect.poll(() => page.getByTestId('gallery-item').count(), { timeout: 30_000 }).toBe(before + 3);
     const pair = page.getByTestId('gen-result').locator('figcaption');
     expect(await pair.allTextContents()).toEqual([
-      expect.stringMatching(/^With the LoRA · .*seed 7 · 25 steps · ddim · guidance 2.5 · LoRA 1$/),
-      expect.stringMatching(/^Base model · .*seed 7 · 25 steps · ddim · guidance 2.5$/),
+      expect.stringMatching(
+        /^With the LoRA · .*seed 7 · 25 steps · ddim · guidance 2.5 · ε from clipped x₀ · LoRA 1$/,
+      ),
+      expect.stringMatching(/^Base model · .*seed 7 · 25 steps · ddim · guidance 2.5 · ε from clipped x₀$/),
     ]);
     await screenshot(page, 'flow-generate-compare');
 

@@ -62,9 +62,13 @@ describe('studio offline', () => {
     expect(await chip.getAttribute('data-phase')).toBe('ready');
     const recommended = JSON.parse(readFileSync('public/models/emoji-tiny/sampling.json', 'utf8')) as {
       guidance: number;
+      recomputeEpsilon?: boolean;
     };
     await page.getByTestId('tab-generate').click();
     expect(await page.getByTestId('gen-guidance').inputValue()).toBe(String(recommended.guidance));
+    expect(await page.getByTestId('gen-clip-eps').inputValue()).toBe(
+      recommended.recomputeEpsilon ? 'recompute' : 'keep',
+    );
     await studio.context.setOffline(false);
   });
 });

@@ -6,6 +6,7 @@
 // on SwiftShader an emoji-tiny step takes ~20 s and each fresh worker compiles for minutes, which is too long for
 // the default test command. `npm run test:e2e:training` (LORA2_E2E_MODEL=emoji-tiny) runs the same flow on the
 // default model (15–30 min here); its screenshots then go to docs/screenshots for the README.
+import { existsSync, readFileSync } from 'node:fs';
 import type { Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { importLora, type LoraLayerWeights } from '../src/io/lora';
@@ -26,6 +27,10 @@ const NEEDED = [
 ];
 const MODEL = process.env.LORA2_E2E_MODEL ?? 'micro-test';
 const HEAVY = MODEL !== 'micro-test';
+/** The model's sampling.json recommends ε from the clipped x₀ (emoji-tiny does, micro-test has no such file). */
+const RECOMPUTE_EPS = existsSync(`public/models/${MODEL}/sampling.json`)
+  ? JSON.parse(readFileSync(`public/models/${MODEL}/sampling.json`, 'utf8')).recomputeEpsilon === true
+  : false;
 const STEPS = 16;
 const PREVIEW_EVERY = 8;
 /** A fresh worker compiles every pipeline of a training step before the first one ends (~3 min for emoji-tiny). */
@@ -345,7 +350,9 @@ describe('studio training', () => {
         .poll(() => page.getByTestId('gallery-item').count(), { timeout: 600_000, interval: 1000 })
         .toBe(before + 1);
       expect(await page.getByTestId('gallery-item').first().textContent()).toMatch(
-        /3 steps · ddim · guidance [\d.]+ · guided at t ≤ 500 · LoRA 1/,
+        new RegExp(
+          `3 steps · ddim · guidance [\\d.]+ · guided at t ≤ 500${RECOMPUTE_EPS ? ' · ε from clipped x₀' : ''} · LoRA 1`,
+        ),
       );
       // The same seed guided at every step: the worker must have used the interval, so the pixels differ.
       await page.getByTestId('gen-guidance-below').selectOption('');

@@ -342,6 +342,7 @@ const api: TrainerImplementation = {
           guidance: req.guidance,
           guidanceBelow: req.guidanceBelow,
           sampler: req.sampler,
+          recomputeEpsilon: req.recomputeEpsilon,
           onStep: onStep ? (s, n) => notify(() => onStep(s, n)) : undefined,
         });
         return Comlink.transfer({ width: img.width, height: img.height, rgba: img.data }, [img.data.buffer]);

@@ -35,7 +35,12 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
 
   it("carries the folder's recommended sampling settings (sampling.json)", () => {
     const file = JSON.parse(readFileSync('public/models/emoji-tiny/sampling.json', 'utf8'));
-    expect(model.sampling).toEqual({ guidance: file.guidance, steps: file.steps, source: 'sampling.json' });
+    expect(model.sampling).toEqual({
+      guidance: file.guidance,
+      steps: file.steps,
+      recomputeEpsilon: file.recomputeEpsilon ?? false,
+      source: 'sampling.json',
+    });
   });
 
   it('tokenizes and encodes prompts like torch did', async () => {
@@ -109,6 +114,7 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
         steps,
         guidance,
         sampler: 'ddim',
+        recomputeEpsilon: false, // torch's trajectory keeps ε, as diffusers (whatever sampling.json recommends)
         rng: new Rng(0),
         inspect: (step, x) => {
           const want = wants.get(step);
@@ -135,12 +141,30 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
       await ddim.readFloat32('inputs.noise'),
       embedding(ehs.subarray(0, half)),
       embedding(ehs.subarray(half)),
-      { steps, guidance, guidanceBelow: below, sampler: 'ddim', rng: new Rng(0) },
+      { steps, guidance, guidanceBelow: below, sampler: 'ddim', recomputeEpsilon: false, rng: new Rng(0) },
     );
     const intervalError = relativeError(interval, await ddim.readFloat32(`x_interval.after_${steps}`));
     console.log(
       `emoji-tiny DDIM, guidance only at t ≤ ${below}, vs torch: rel err ${intervalError.toExponential(2)}`,
     );
     expect(intervalError).toBeLessThan(1e-3);
+
+    // ε from the clipped x₀ (sampling.json's recomputeEpsilon), full guidance: torch's x after the last step,
+    // which the kept-ε trajectory misses by far more than the tolerance (checked below, so the option must act).
+    const recomputed = await model.denoise(
+      await ddim.readFloat32('inputs.noise'),
+      embedding(ehs.subarray(0, half)),
+      embedding(ehs.subarray(half)),
+      { steps, guidance, sampler: 'ddim', recomputeEpsilon: true, rng: new Rng(0) },
+    );
+    const wantRecomputed = await ddim.readFloat32(`x_recompute.after_${steps}`);
+    const recomputeError = relativeError(recomputed, wantRecomputed);
+    const keptVsRecomputed = relativeError(wants.get(steps)!, wantRecomputed);
+    console.log(
+      `emoji-tiny DDIM, ε from the clipped x₀, vs torch: rel err ${recomputeError.toExponential(2)} ` +
+        `(torch's kept-ε trajectory is ${keptVsRecomputed.toExponential(2)} away)`,
+    );
+    expect(recomputeError).toBeLessThan(1e-3);
+    expect(keptVsRecomputed).toBeGreaterThan(1e-2);
   });
 });

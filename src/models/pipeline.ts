@@ -21,6 +21,8 @@ export interface GenerateOptions {
   /** Apply the guidance only at timesteps ≤ this; above it the conditional prediction alone (unset: every step). */
   guidanceBelow?: number;
   sampler: 'ddim' | 'euler-a';
+  /** DDIM: ε from the clipped x₀ (DdimOptions); unset: the model's sampling.json, else diffusers' kept ε. */
+  recomputeEpsilon?: boolean;
   onStep?: (step: number, total: number) => void;
 }
 
@@ -87,7 +89,10 @@ export class DiffusionModel {
     noise: Float32Array,
     uncond: TextEmbeddings,
     cond: TextEmbeddings,
-    opts: Pick<GenerateOptions, 'steps' | 'guidance' | 'guidanceBelow' | 'sampler' | 'onStep'> & {
+    opts: Pick<
+      GenerateOptions,
+      'steps' | 'guidance' | 'guidanceBelow' | 'sampler' | 'recomputeEpsilon' | 'onStep'
+    > & {
       rng: Rng;
       inspect?: (step: number, x: Float32Array) => void;
     },
@@ -101,7 +106,9 @@ export class DiffusionModel {
     const ehsData = new Float32Array(2 * len * dim);
     ehsData.set(uncond.data, 0);
     ehsData.set(cond.data, len * dim);
-    const sampler = createSampler(opts.sampler, this.scheduler, opts.steps);
+    const sampler = createSampler(opts.sampler, this.scheduler, opts.steps, {
+      recomputeEpsilon: opts.recomputeEpsilon ?? this.sampling.recomputeEpsilon,
+    });
     let x = noise;
     await noGrad(engine, async () => {
       const ehs = engine.keep(engine.fromArray(ehsData, [2, len, dim], { label: 'ehs' }));

@@ -12,14 +12,18 @@ const folder = (json?: string) =>
 
 describe('sampling.json', () => {
   it('reads guidance and steps, and falls back per key and per folder', async () => {
-    expect(await readSamplingDefaults(folder('{"guidance": 2, "steps": 30}'))).toEqual({
+    expect(
+      await readSamplingDefaults(folder('{"guidance": 2, "steps": 30, "recomputeEpsilon": true}')),
+    ).toEqual({
       guidance: 2,
       steps: 30,
+      recomputeEpsilon: true,
       source: 'sampling.json',
     });
     expect(await readSamplingDefaults(folder('{"guidance": 1.5}'))).toEqual({
       guidance: 1.5,
       steps: BUILT_IN_SAMPLING.steps,
+      recomputeEpsilon: false,
       source: 'sampling.json',
     });
     expect(await readSamplingDefaults(folder())).toBe(BUILT_IN_SAMPLING);
@@ -30,6 +34,7 @@ describe('sampling.json', () => {
       ['{"guidance": 0.5}', /m\/: sampling.json: "guidance" must be a number from 1 to 30 \(got 0.5\)/],
       ['{"guidance": "2"}', /"guidance" must be a number/],
       ['{"steps": 2.5}', /"steps" must be an integer from 1 to 1000 \(got 2.5\)/],
+      ['{"recomputeEpsilon": "yes"}', /"recomputeEpsilon" must be true or false \(got "yes"\)/],
       ['[2]', /must be a JSON object/],
       ['{"guidance": ', /sampling.json: is not valid JSON/],
     ] as const) {

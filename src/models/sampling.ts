@@ -1,5 +1,5 @@
 // A model's recommended sampling settings: the optional sampling.json of LoRA² Studio model folders
-// ({"guidance": 2, "steps": 25}). A model trained until its prompts bite needs far less classifier-free guidance
+// ({"guidance": 2, "steps": 25, "recomputeEpsilon": true}). A model trained until its prompts bite needs far less classifier-free guidance
 // than one whose text conditioning is weak; the folder says which, and the Generate tab, the training previews,
 // the class images and `npm run sample` start from it. Folders without the file (SD-class models) get BUILT_IN.
 import { ModelFolderError, type ModelFolder } from './folder';
@@ -11,12 +11,19 @@ export interface SamplingDefaults {
   guidance: number;
   /** Sampler steps. */
   steps: number;
+  /** DDIM with clip_sample: ε from the clipped x₀ instead of the model's (DdimOptions.recomputeEpsilon). */
+  recomputeEpsilon: boolean;
   /** Where the values came from. */
   source: 'sampling.json' | 'built-in';
 }
 
 /** What a folder without sampling.json gets. */
-export const BUILT_IN_SAMPLING: SamplingDefaults = { guidance: 5, steps: 25, source: 'built-in' };
+export const BUILT_IN_SAMPLING: SamplingDefaults = {
+  guidance: 5,
+  steps: 25,
+  recomputeEpsilon: false,
+  source: 'built-in',
+};
 
 /** Validates sampling.json's parsed content; errors name the folder, the file and the key. */
 export function parseSamplingDefaults(folderName: string, raw: unknown): SamplingDefaults {
@@ -41,9 +48,14 @@ export function parseSamplingDefaults(folderName: string, raw: unknown): Samplin
     }
     return v;
   };
+  const flag = o.recomputeEpsilon ?? BUILT_IN_SAMPLING.recomputeEpsilon;
+  if (typeof flag !== 'boolean') {
+    throw fail(`"recomputeEpsilon" must be true or false (got ${JSON.stringify(flag)})`);
+  }
   return {
     guidance: num('guidance', 1, 30, false),
     steps: num('steps', 1, 1000, true),
+    recomputeEpsilon: flag,
     source: 'sampling.json',
   };
 }

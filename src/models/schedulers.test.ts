@@ -8,6 +8,7 @@ import {
   NoiseSchedule,
   alphasCumprod,
   betas,
+  createSampler,
   guide,
   guidanceAt,
   parseSchedulerConfig,
@@ -109,6 +110,56 @@ describe('samplers', () => {
     const run = (seed: number) => sampleWithOracle(new EulerAncestralSampler(cfg, 10), cfg, wrong, seed);
     expect(Array.from(run(7))).toEqual(Array.from(run(7)));
     expect(run(7)[0]).toBeCloseTo(0.3, 4);
+  });
+
+  describe('DDIM with clip_sample and recomputeEpsilon', () => {
+    const cfg = { ...DEFAULT_SCHEDULER, clip_sample: true, set_alpha_to_one: true };
+    const ac = alphasCumprod(cfg);
+    // x at the first timestep and an ε that overshoots: the implied x₀ leaves [-1, 1] for some pixels only.
+    const x = Float32Array.from([0.2, -0.4, 0.9, 0.3]);
+    const eps = Float32Array.from([-2.5, 0.1, -3.0, 0.31]);
+
+    it('takes ε from the clipped x₀ where the clip acted and keeps it elsewhere', () => {
+      const sampler = new DdimSampler(cfg, 4, { recomputeEpsilon: true });
+      const t = sampler.timesteps[0];
+      const a = ac[t];
+      const aPrev = ac[sampler.timesteps[1]];
+      const out = sampler.step(eps, 0, x);
+      let clipped = 0;
+      for (let i = 0; i < x.length; i++) {
+        const raw = (x[i] - Math.sqrt(1 - a) * eps[i]) / Math.sqrt(a);
+        const x0 = Math.max(-1, Math.min(1, raw));
+        if (x0 !== raw) clipped++;
+        const e = x0 !== raw ? (x[i] - Math.sqrt(a) * x0) / Math.sqrt(1 - a) : eps[i];
+        expect(out[i]).toBeCloseTo(Math.sqrt(aPrev) * x0 + Math.sqrt(1 - aPrev) * e, 6);
+      }
+      expect(clipped).toBeGreaterThan(0);
+      expect(clipped).toBeLessThan(x.length);
+    });
+
+    it('differs from diffusers kept ε exactly where the clip acted', () => {
+      const kept = new DdimSampler(cfg, 4).step(eps, 0, x);
+      const recomputed = new DdimSampler(cfg, 4, { recomputeEpsilon: true }).step(eps, 0, x);
+      const a = ac[new DdimSampler(cfg, 4).timesteps[0]];
+      for (let i = 0; i < x.length; i++) {
+        const raw = (x[i] - Math.sqrt(1 - a) * eps[i]) / Math.sqrt(a);
+        if (Math.abs(raw) > 1) expect(Math.abs(recomputed[i] - kept[i])).toBeGreaterThan(1e-3);
+        else expect(recomputed[i]).toBe(kept[i]);
+      }
+    });
+
+    it('still lands on an in-range x₀ with an exact model, and createSampler passes the option', () => {
+      const landed = sampleWithOracle(createSampler('ddim', cfg, 20, { recomputeEpsilon: true }), cfg, x0, 3);
+      landed.forEach((v, i) => expect(v).toBeCloseTo(x0[i], 4));
+      const viaFactory = createSampler('ddim', cfg, 4, { recomputeEpsilon: true }).step(
+        eps,
+        0,
+        x,
+        new Rng(0),
+      );
+      const direct = new DdimSampler(cfg, 4, { recomputeEpsilon: true }).step(eps, 0, x);
+      expect(Array.from(viaFactory)).toEqual(Array.from(direct));
+    });
   });
 
   it('guidance extrapolates from the unconditional prediction', () => {

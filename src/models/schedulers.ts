@@ -143,17 +143,30 @@ function predictX0AndEps(
   return { x0: Math.sqrt(a) * x - Math.sqrt(1 - a) * out, eps: Math.sqrt(a) * out + Math.sqrt(1 - a) * x };
 }
 
+export interface DdimOptions {
+  /**
+   * With clip_sample: take ε from the clipped x₀ (ε = (x − √ᾱ·x₀)/√(1−ᾱ)), so the step stays on the line between
+   * x and the x₀ it clipped to. diffusers keeps the model's ε (the default here too); under strong guidance that
+   * kept ε carries the part of x₀ the clip removed back into x, and a pixel-space model's samples drift to
+   * full-bleed colour. A model folder turns it on in sampling.json ("recomputeEpsilon").
+   */
+  recomputeEpsilon?: boolean;
+}
+
 /** DDIM with η = 0 ("leading" timestep spacing, as SD 1.5's pipelines use it). */
 export class DdimSampler implements Sampler {
   readonly timesteps: number[];
   readonly initNoiseSigma = 1;
   private readonly ac: Float64Array;
   private readonly stepRatio: number;
+  private readonly recomputeEpsilon: boolean;
 
   constructor(
     readonly config: SchedulerConfig,
     numSteps: number,
+    opts: DdimOptions = {},
   ) {
+    this.recomputeEpsilon = opts.recomputeEpsilon ?? false;
     if (numSteps < 1 || numSteps > config.num_train_timesteps)
       throw new Error(`DDIM steps must be 1..${config.num_train_timesteps}`);
     this.ac = alphasCumprod(config);
@@ -174,9 +187,11 @@ export class DdimSampler implements Sampler {
     const aPrev = prev >= 0 ? this.ac[prev] : this.config.set_alpha_to_one ? 1 : this.ac[0];
     const out = new Float32Array(x.length);
     for (let i = 0; i < x.length; i++) {
-      const { x0: raw, eps } = predictX0AndEps(this.config.prediction_type, x[i], modelOutput[i], a);
-      // As diffusers' DDIMScheduler: x₀ is clipped, ε is kept (not recomputed from the clipped x₀).
+      const { x0: raw, eps: rawEps } = predictX0AndEps(this.config.prediction_type, x[i], modelOutput[i], a);
+      // As diffusers' DDIMScheduler: x₀ is clipped, ε is kept, unless recomputeEpsilon (see DdimOptions).
       const x0 = this.config.clip_sample ? Math.max(-1, Math.min(1, raw)) : raw;
+      const eps =
+        this.recomputeEpsilon && x0 !== raw ? (x[i] - Math.sqrt(a) * x0) / Math.sqrt(1 - a) : rawEps;
       out[i] = Math.sqrt(aPrev) * x0 + Math.sqrt(1 - aPrev) * eps;
     }
     return out;
@@ -237,6 +252,12 @@ export class EulerAncestralSampler implements Sampler {
   }
 }
 
-export function createSampler(kind: 'ddim' | 'euler-a', config: SchedulerConfig, steps: number): Sampler {
-  return kind === 'ddim' ? new DdimSampler(config, steps) : new EulerAncestralSampler(config, steps);
+/** A sampler by name; `ddim` options are ignored by Euler ancestral (which does not clip). */
+export function createSampler(
+  kind: 'ddim' | 'euler-a',
+  config: SchedulerConfig,
+  steps: number,
+  ddim: DdimOptions = {},
+): Sampler {
+  return kind === 'ddim' ? new DdimSampler(config, steps, ddim) : new EulerAncestralSampler(config, steps);
 }

@@ -38,6 +38,7 @@ export function GenerateView() {
     steps: (sampling ?? BUILT_IN_SAMPLING).steps,
     guidance: (sampling ?? BUILT_IN_SAMPLING).guidance,
     guidanceBelow: '',
+    recomputeEpsilon: (sampling ?? BUILT_IN_SAMPLING).recomputeEpsilon,
     loraStrength: 1,
     sampler: 'ddim' as GenerateRequest['sampler'],
     useLora: true,
@@ -46,11 +47,17 @@ export function GenerateView() {
   const set = (patch: Partial<typeof form>) => setForm((f) => ({ ...f, ...patch }));
   // A model loaded after the form was made (or another model): start from its recommendation. Adjusted while
   // rendering, as React advises for state derived from a changed input.
-  const samplingKey = sampling ? `${sampling.guidance}/${sampling.steps}` : '';
+  const samplingKey = sampling ? `${sampling.guidance}/${sampling.steps}/${sampling.recomputeEpsilon}` : '';
   const [formFor, setFormFor] = useState(samplingKey);
   if (samplingKey !== formFor) {
     setFormFor(samplingKey);
-    if (sampling) setForm((f) => ({ ...f, guidance: sampling.guidance, steps: sampling.steps }));
+    if (sampling)
+      setForm((f) => ({
+        ...f,
+        guidance: sampling.guidance,
+        steps: sampling.steps,
+        recomputeEpsilon: sampling.recomputeEpsilon,
+      }));
   }
   const canGenerate = caps?.has('generate') ?? false;
   const latest = (gen.latest ?? [])
@@ -69,6 +76,7 @@ export function GenerateView() {
         guidance: form.guidance,
         guidanceBelow: form.guidanceBelow ? Number(form.guidanceBelow) : undefined,
         sampler: form.sampler,
+        recomputeEpsilon: form.recomputeEpsilon,
         sessionId: withLora ? session?.id : undefined,
         loraStrength: form.useLora ? form.loraStrength : 0,
       },
@@ -159,6 +167,24 @@ export function GenerateView() {
             >
               <option value="ddim">DDIM</option>
               <option value="euler-a">Euler ancestral</option>
+            </select>
+          </Field>
+          <Field label="x₀ clip">
+            <select
+              value={form.recomputeEpsilon ? 'recompute' : 'keep'}
+              data-testid="gen-clip-eps"
+              disabled={form.sampler !== 'ddim'}
+              title={
+                'DDIM on a model that clips its x₀ prediction (the default model): take ε from the clipped x₀, ' +
+                'or keep the model’s ε as diffusers does. Kept ε drifts to full-bleed colour at high guidance.' +
+                (sampling?.source === 'sampling.json'
+                  ? ` The model recommends ${sampling.recomputeEpsilon ? 'recomputing' : 'keeping'} it.`
+                  : '')
+              }
+              onChange={(e) => set({ recomputeEpsilon: e.target.value === 'recompute' })}
+            >
+              <option value="recompute">ε from clipped x₀</option>
+              <option value="keep">ε kept (diffusers)</option>
             </select>
           </Field>
         </div>
@@ -291,6 +317,7 @@ function caption(s: SampleItem): string {
   return r
     ? `${r.prompt} · seed ${r.seed} · ${r.steps} steps · ${r.sampler} · guidance ${r.guidance}` +
         (r.guidanceBelow !== undefined ? ` · guided at t ≤ ${r.guidanceBelow}` : '') +
+        (r.sampler === 'ddim' && r.recomputeEpsilon ? ' · ε from clipped x₀' : '') +
         (r.sessionId ? ` · LoRA ${r.loraStrength}` : '')
     : s.prompt;
 }

@@ -77,11 +77,13 @@ def load_corpus():
     return items, images.float().div(127.5).sub(1.0).contiguous()
 
 
-SAMPLING_DEFAULTS = {'guidance': 5.0, 'steps': 25}  # the studio's BUILT_IN_SAMPLING (src/models/sampling.ts)
+# The studio's BUILT_IN_SAMPLING (src/models/sampling.ts)
+SAMPLING_DEFAULTS = {'guidance': 5.0, 'steps': 25, 'recomputeEpsilon': False}
 
 
 def read_sampling(model_dir):
-    """A model folder's sampling.json (recommended guidance and steps), missing keys from SAMPLING_DEFAULTS."""
+    """A model folder's sampling.json (recommended guidance, steps, DDIM's ε after the x0 clip), missing keys from
+    SAMPLING_DEFAULTS."""
     import json
 
     path = os.path.join(model_dir, 'sampling.json')

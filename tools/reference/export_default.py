@@ -83,6 +83,8 @@ def main(argv=None):
     ap.add_argument('--guidance', type=float, default=None,
                     help='recommended guidance written to sampling.json (default: the value already there, else 5); '
                          'the studio, npm run sample and sample.py start from it')
+    ap.add_argument('--recompute-eps', default=None, choices=['true', 'false'],
+                    help="sampling.json's recomputeEpsilon: DDIM takes epsilon from the clipped x0 (default: as there)")
     ap.add_argument('--note', default=None, help='free text stored in training.json (e.g. how the run was resumed)')
     args = ap.parse_args(argv)
     out_dir = args.out_dir
@@ -103,6 +105,8 @@ def main(argv=None):
     sampling = read_sampling(out_dir)
     if args.guidance is not None:
         sampling['guidance'] = args.guidance
+    if args.recompute_eps is not None:
+        sampling['recomputeEpsilon'] = args.recompute_eps == 'true'
     with open(os.path.join(out_dir, 'sampling.json'), 'w') as f:
         json.dump(sampling, f, indent=2)
 

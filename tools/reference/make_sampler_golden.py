@@ -4,7 +4,7 @@ The WGSL pipeline draws its own noise (our seeded RNG, not torch's), so whole-im
 docs/default-model-grid.png and docs/default-model-grid-torch.png cannot tell a sampler bug from seed variation.
 This file pins both: the noise and the embeddings (torch's text encoder on "grinning face" and "", from
 golden/emoji_tiny_forward.safetensors), and records x after selected steps of DDIM with guidance, and x after the
-last step with the guidance applied only at t <= GUIDANCE_BELOW.
+last step with the guidance applied only at t <= GUIDANCE_BELOW, and with epsilon taken from the clipped x0.
 
 Usage: python3 tools/reference/make_sampler_golden.py   (writes golden/emoji_tiny_ddim.safetensors)
 """
@@ -46,6 +46,9 @@ def main():
     out[f'x_interval.after_{STEPS}'] = ddim_sample(unet, cond, uncond, noise, sched, STEPS, GUIDANCE,
                                                     guidance_below=GUIDANCE_BELOW)
     out['meta.guidance_below'] = torch.tensor([float(GUIDANCE_BELOW)])
+    # A third: epsilon taken from the clipped x0 (sampling.json's recomputeEpsilon), full guidance.
+    out[f'x_recompute.after_{STEPS}'] = ddim_sample(unet, cond, uncond, noise, sched, STEPS, GUIDANCE,
+                                                     recompute_eps=True)
     out['meta.steps'] = torch.tensor([float(STEPS)])
     out['meta.guidance'] = torch.tensor([GUIDANCE])
     path = os.path.join(HERE, 'golden', 'emoji_tiny_ddim.safetensors')

@@ -9,7 +9,8 @@ so two checkpoints can be compared on the same noise.
 
 Usage: python3 tools/reference/recognize.py [--model public/models/emoji-tiny | --ckpt .data/ckpt.pt
            | --ckpt DIR/ema-STEP.safetensors] [--prompts grid | N] [--seeds 1,2,3,4] [--steps 25] [--guidance 4]
-           [--guidance-below T] [--json out.json] [--save-samples s.npz | --load-samples s.npz] [--device cuda]
+           [--guidance-below T] [--recompute-eps] [--json out.json] [--save-samples s.npz | --load-samples s.npz]
+           [--device cuda]
 --prompts grid: the 16 grid prompts; N: N labels drawn (seed 0) from the six object categories.
 """
 
@@ -69,6 +70,8 @@ def main(argv=None):
     ap.add_argument('--json', default='')
     ap.add_argument('--save-samples', default='', help='.npz of the samples, to score again without sampling')
     ap.add_argument('--load-samples', default='', help='score the samples of a --save-samples file')
+    ap.add_argument('--recompute-eps', action='store_true',
+                    help="DDIM's epsilon from the clipped x0 (sampling.json's recomputeEpsilon; default: kept)")
     ap.add_argument('--device', default='cpu', help='where to sample: cpu or cuda (the same noise, drawn on the CPU)')
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
@@ -110,7 +113,7 @@ def main(argv=None):
             uncond = text(tok([''] * len(seeds)).to(dev))
             samples = torch.stack([
                 ddim_sample(unet, text(tok([p] * len(seeds)).to(dev)), uncond, noise, sched, args.steps,
-                            args.guidance, guidance_below=args.guidance_below)
+                            args.guidance, guidance_below=args.guidance_below, recompute_eps=args.recompute_eps)
                 for p in prompts]).clamp(-1, 1).cpu()  # [P, S, 3, H, W]
     if args.save_samples:
         np.savez_compressed(args.save_samples, samples=samples.numpy(), prompts=np.array(prompts), seeds=np.array(seeds),
@@ -137,7 +140,7 @@ def main(argv=None):
         return (frame.min(dim=-2).values > 0.8).float().mean(dim=-1)  # share of frame pixels near white
     summary = {
         'source': source, 'prompts': args.prompts, 'seeds': seeds, 'steps': args.steps, 'guidance': args.guidance,
-        'guidance_below': args.guidance_below,
+        'guidance_below': args.guidance_below, 'recompute_eps': args.recompute_eps,
         'emoji': len(codes), 'samples': len(flat), 'median_rank': float(np.median(flat)),
         'top1': sum(r == 1 for r in flat) / len(flat), 'top10': sum(r <= 10 for r in flat) / len(flat),
         'top100': sum(r <= 100 for r in flat) / len(flat),

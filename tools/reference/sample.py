@@ -32,8 +32,10 @@ def ddim_timesteps(num_steps, cfg):
 
 
 @torch.no_grad()
-def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0, inspect=None, guidance_below=None):
-    """Deterministic DDIM (eta 0) exactly as diffusers' DDIMScheduler.step (x0 clipped, epsilon kept).
+def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0, inspect=None, guidance_below=None,
+                recompute_eps=False):
+    """Deterministic DDIM (eta 0) exactly as diffusers' DDIMScheduler.step (x0 clipped, epsilon kept), or with
+    recompute_eps epsilon taken from the clipped x0 where the clip acted (the studio's DdimOptions.recomputeEpsilon).
 
     inspect(i, x), if given, sees x after each step i = 1..steps. guidance_below, if given, applies the guidance
     only at timesteps t <= guidance_below (a guidance interval); above it the conditional prediction alone."""
@@ -53,6 +55,8 @@ def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0, in
         x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
         if sched_cfg['clip_sample']:
             x0 = x0.clamp(-sched_cfg['clip_sample_range'], sched_cfg['clip_sample_range'])
+            if recompute_eps:  # on the clipped pixels only, as the studio (elsewhere the same value, up to rounding)
+                eps = torch.where(x0.abs() >= sched_cfg['clip_sample_range'], (x - a.sqrt() * x0) / (1 - a).sqrt(), eps)
         x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
         if inspect:
             inspect(i + 1, x)
@@ -76,7 +80,8 @@ def to_image(x):
     return Image.fromarray(((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
 
 
-def render_grid(unet, encode, sched, prompts, seeds, out, steps=50, guidance=4.0, scale=3, guidance_below=None):
+def render_grid(unet, encode, sched, prompts, seeds, out, steps=50, guidance=4.0, scale=3, guidance_below=None,
+                recompute_eps=False):
     """encode(list[str]) -> [B, L, D]. Tiles: prompts in rows of 4, each prompt's seeds side by side."""
     size = unet.config['sample_size']
     noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds])
@@ -84,7 +89,8 @@ def render_grid(unet, encode, sched, prompts, seeds, out, steps=50, guidance=4.0
     for p in prompts:
         cond = encode([p] * len(seeds))
         uncond = encode([''] * len(seeds))
-        tiles.append(ddim_sample(unet, cond, uncond, noise, sched, steps, guidance, guidance_below=guidance_below))
+        tiles.append(ddim_sample(unet, cond, uncond, noise, sched, steps, guidance, guidance_below=guidance_below,
+                                 recompute_eps=recompute_eps))
     tw, cap, cols = size * scale, 14, 4
     rows = (len(prompts) + cols - 1) // cols
     cell_w = tw * len(seeds) + 8
@@ -109,18 +115,22 @@ def main(argv=None):
                     help="default: the model folder's sampling.json, else 5 (as the studio)")
     ap.add_argument('--guidance-below', type=int, default=None,
                     help='apply the guidance only at timesteps <= this (above it: the conditional prediction alone)')
+    ap.add_argument('--recompute-eps', default=None, choices=['true', 'false'],
+                    help="DDIM's epsilon from the clipped x0 (default: the model's sampling.json, else false)")
     ap.add_argument('--seeds', default='0,1')
     ap.add_argument('--prompts', default=None, help='comma-separated; default: the 16 grid prompts')
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     unet, text, tok, sched = load_model(args.model)
+    sampling = read_sampling(args.model)
     if args.guidance is None:
-        args.guidance = read_sampling(args.model)['guidance']
-    print(f'guidance {args.guidance}, {args.steps} steps')
+        args.guidance = sampling['guidance']
+    recompute = sampling['recomputeEpsilon'] if args.recompute_eps is None else args.recompute_eps == 'true'
+    print(f'guidance {args.guidance}, {args.steps} steps, epsilon ' + ('from the clipped x0' if recompute else 'kept'))
     prompts = args.prompts.split(',') if args.prompts else GRID_PROMPTS
     seeds = [int(s) for s in args.seeds.split(',')]
     render_grid(unet, lambda ps: text(tok(ps)), sched, prompts, seeds, args.out, args.steps, args.guidance,
-                guidance_below=args.guidance_below)
+                guidance_below=args.guidance_below, recompute_eps=recompute)
     print('wrote', args.out)
 
 
