@@ -2,10 +2,11 @@
 # One device call that continues pretraining the default model on a CUDA machine and scores what it made.
 #
 # Trains from the shipped export for MINUTES (EMA snapshots at 50%, 75% and the end, f16, one file each), then
-# scores every snapshot with recognize.py on the GPU (16 grid prompts x seeds 1-4, guidance 1.5; the last one at 2
-# too). Everything lands in OUTDIR: ema-STEP.safetensors, snapshots.json, train.log, recognize.log: six files,
-# under the device tool's eight. The training gets a hard stop (SIGTERM: it ends at the next step with a snapshot)
-# MINUTES + 3 minutes after it starts, to cover the model load and a torch.compile check.
+# scores every snapshot with recognize.py on the GPU (16 grid prompts x seeds 1-4, DDIM with epsilon from the
+# clipped x0 at guidance 5, as the shipped sampling.json; the last one at 3 too). Everything lands in OUTDIR:
+# ema-STEP.safetensors, snapshots.json, train.log, recognize.log: six files, under the device tool's eight. The
+# training gets a hard stop (SIGTERM: it ends at the next step with a snapshot) MINUTES + 3 minutes after it starts,
+# to cover the model load and a torch.compile check.
 #
 # Usage, from the repository root (carry tools/reference/.data/corpus.npz):
 #   sh tools/reference/device_train.sh MINUTES OUTDIR [more train_default.py arguments, which override these]
@@ -43,12 +44,12 @@ snaps=$(cd "$OUTDIR" && ls ema-*.safetensors 2>/dev/null | sort -t- -k2 -n)
 [ -n "$snaps" ] || { echo "no snapshot in $OUTDIR"; exit 1; }
 last=$(echo "$snaps" | tail -n 1)
 for snap in $snaps; do
-  for g in 1.5 2; do
-    [ "$g" = 1.5 ] || [ "$snap" = "$last" ] || continue
+  for g in 5 3; do
+    [ "$g" = 5 ] || [ "$snap" = "$last" ] || continue
     echo "# $snap, guidance $g" >> "$OUTDIR/recognize.log"
     # shellcheck disable=SC2086 # RECOGNIZE_ARGS is a list of arguments (a dry run: --seeds 1 --steps 2)
-    "$PY" "$HERE/recognize.py" --ckpt "$OUTDIR/$snap" --device "$DEVICE" --guidance "$g" ${RECOGNIZE_ARGS:-} 2>&1 \
-      | tail -n 1 >> "$OUTDIR/recognize.log"
+    "$PY" "$HERE/recognize.py" --ckpt "$OUTDIR/$snap" --device "$DEVICE" --guidance "$g" --recompute-eps \
+      ${RECOGNIZE_ARGS:-} 2>&1 | tail -n 1 >> "$OUTDIR/recognize.log"
   done
 done
 cat "$OUTDIR/recognize.log"

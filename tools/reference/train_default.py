@@ -119,7 +119,8 @@ def log_profile(prof, dev, steps):
         f', device busy {busy_us / 1e3:.1f} ms per step ({100 * busy_us / wall_us:.0f}%) in {len(kernels) / steps:.0f} '
         f'kernels per step' if dev.type == 'cuda' else ''))
     table = None
-    for key in (['self_device_time_total', 'self_cuda_time_total'] if dev.type == 'cuda' else []) + ['self_cpu_time_total']:
+    keys = (['self_device_time_total', 'self_cuda_time_total'] if dev.type == 'cuda' else []) + ['self_cpu_time_total']
+    for key in keys:
         try:
             table = prof.key_averages().table(sort_by=key, row_limit=15)
             break
