@@ -351,7 +351,8 @@ describe('studio training', () => {
         .toBe(before + 1);
       expect(await page.getByTestId('gallery-item').first().textContent()).toMatch(
         new RegExp(
-          `3 steps · ddim · guidance [\\d.]+ · guided at t ≤ 500${RECOMPUTE_EPS ? ' · ε from clipped x₀' : ''} · LoRA 1`,
+          '3 steps · ddim · guidance [\\d.]+ · guided at t ≤ 500' +
+            `${RECOMPUTE_EPS ? ' · ε from clipped x₀' : ''} · LoRA 1`,
         ),
       );
       // The same seed guided at every step: the worker must have used the interval, so the pixels differ.

@@ -1,6 +1,7 @@
 // A model's recommended sampling settings: the optional sampling.json of LoRA² Studio model folders
-// ({"guidance": 2, "steps": 25, "recomputeEpsilon": true}). A model trained until its prompts bite needs far less classifier-free guidance
-// than one whose text conditioning is weak; the folder says which, and the Generate tab, the training previews,
+// ({"guidance": 2, "steps": 25, "recomputeEpsilon": true}). A model trained until its prompts bite needs far less
+// classifier-free guidance than one whose text conditioning is weak, and a pixel-space model that clips x₀ may
+// want DDIM's ε taken from the clipped x₀; the folder says which, and the Generate tab, the training previews,
 // the class images and `npm run sample` start from it. Folders without the file (SD-class models) get BUILT_IN.
 import { ModelFolderError, type ModelFolder } from './folder';
 

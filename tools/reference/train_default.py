@@ -389,9 +389,16 @@ def main():
     prof = None
     while time.time() < deadline and not stop:
         if args.profile_steps and step - run_from_step == 20 and prof is None:
-            prof = start_profiler(dev)
+            try:
+                prof = start_profiler(dev)
+            except Exception as e:  # noqa: BLE001
+                log(f'profiler did not start ({type(e).__name__}: {e}); training goes on')
+                prof = False
         if prof is not None and step - run_from_step == 20 + args.profile_steps:
-            log_profile(prof, dev, args.profile_steps)
+            try:  # a report, never a reason to lose the lease's training
+                log_profile(prof, dev, args.profile_steps)
+            except Exception as e:  # noqa: BLE001
+                log(f'profile failed ({type(e).__name__}: {e}); training goes on')
             prof = False
         if args.snapshot_dir and snapshot_at and time.time() - t_start >= snapshot_at[0] * budget:
             snapshot_at.pop(0)
