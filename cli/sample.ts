@@ -37,7 +37,7 @@ const values = cliArgs(
     sampler: { type: 'string', default: 'ddim', help: 'ddim or euler-a' },
     'recompute-epsilon': {
       type: 'string',
-      help: "DDIM: true = ε from the clipped x₀, false = the model's ε as diffusers (default: sampling.json)",
+      help: "true = ε from the clipped x₀, false = the model's ε as diffusers (default: sampling.json)",
     },
     model: { type: 'string', default: 'public/models/emoji-tiny', help: 'model folder' },
     out: { type: 'string', default: 'out.png', help: 'output PNG' },
@@ -82,7 +82,7 @@ const recomputeEpsilon =
   recomputeArg === undefined ? model.sampling.recomputeEpsilon : recomputeArg === 'true';
 console.log(
   `${steps} steps, guidance ${guidance}` +
-    (values.sampler === 'ddim' ? `, ε ${recomputeEpsilon ? 'from the clipped x₀' : 'kept'}` : '') +
+    `, ε ${recomputeEpsilon ? 'from the clipped x₀' : 'kept'}` +
     (values.steps === undefined || values.guidance === undefined || recomputeArg === undefined
       ? ` (defaults from ${model.sampling.source === 'sampling.json' ? "the model's sampling.json" : 'built-in values'})`
       : ''),

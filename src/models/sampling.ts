@@ -12,7 +12,7 @@ export interface SamplingDefaults {
   guidance: number;
   /** Sampler steps. */
   steps: number;
-  /** DDIM with clip_sample: ε from the clipped x₀ instead of the model's (DdimOptions.recomputeEpsilon). */
+  /** With clip_sample: ε from the clipped x₀ instead of the model's (SamplerOptions.recomputeEpsilon). */
   recomputeEpsilon: boolean;
   /** Where the values came from. */
   source: 'sampling.json' | 'built-in';

@@ -162,6 +162,41 @@ describe('samplers', () => {
     });
   });
 
+  describe('Euler ancestral with clip_sample and recomputeEpsilon', () => {
+    const cfg = { ...DEFAULT_SCHEDULER, clip_sample: true };
+    const x = Float32Array.from([3.0, -0.5, 12.0, 0.2]);
+    const eps = Float32Array.from([-0.5, 0.1, 0.4, 0.02]);
+
+    it('clips x₀ and takes the derivative from it; without the option it does not clip, as diffusers', () => {
+      const clipped = new EulerAncestralSampler(cfg, 4, { recomputeEpsilon: true });
+      const plain = new EulerAncestralSampler(cfg, 4);
+      // The last step has σ_to = 0: no ancestral noise, so the step is x₀ itself.
+      const last = clipped.timesteps.length - 1;
+      const sigma = clipped.sigmas[last];
+      const a = clipped.step(eps, last, x, new Rng(0));
+      const b = plain.step(eps, last, x, new Rng(0));
+      let acted = 0;
+      for (let i = 0; i < x.length; i++) {
+        const raw = x[i] - sigma * eps[i];
+        expect(b[i]).toBeCloseTo(raw, 5);
+        expect(a[i]).toBeCloseTo(Math.max(-1, Math.min(1, raw)), 5);
+        if (Math.abs(raw) > 1) acted++;
+      }
+      expect(acted).toBeGreaterThan(0);
+      expect(acted).toBeLessThan(x.length);
+    });
+
+    it('still lands on an in-range x₀ with an exact model', () => {
+      const landed = sampleWithOracle(
+        createSampler('euler-a', cfg, 25, { recomputeEpsilon: true }),
+        cfg,
+        x0,
+        4,
+      );
+      landed.forEach((v, i) => expect(v).toBeCloseTo(x0[i], 4));
+    });
+  });
+
   it('guidance extrapolates from the unconditional prediction', () => {
     const g = guide(Float32Array.from([1, 1]), Float32Array.from([2, 0]), 7.5);
     expect(Array.from(g)).toEqual([8.5, -6.5]);

@@ -143,12 +143,13 @@ function predictX0AndEps(
   return { x0: Math.sqrt(a) * x - Math.sqrt(1 - a) * out, eps: Math.sqrt(a) * out + Math.sqrt(1 - a) * x };
 }
 
-export interface DdimOptions {
+export interface SamplerOptions {
   /**
    * With clip_sample: take ε from the clipped x₀ (ε = (x − √ᾱ·x₀)/√(1−ᾱ)), so the step stays on the line between
-   * x and the x₀ it clipped to. diffusers keeps the model's ε (the default here too); under strong guidance that
-   * kept ε carries the part of x₀ the clip removed back into x, and a pixel-space model's samples drift to
-   * full-bleed colour. A model folder turns it on in sampling.json ("recomputeEpsilon").
+   * x and the x₀ it clipped to. diffusers' DDIM keeps the model's ε (the default here too); under strong guidance
+   * that kept ε carries the part of x₀ the clip removed back into x, and a pixel-space model's samples drift to
+   * full-bleed colour. Euler ancestral, which diffusers never clips, clips x₀ with it and takes its derivative
+   * from the clipped x₀ (the same ε). A model folder turns it on in sampling.json ("recomputeEpsilon").
    */
   recomputeEpsilon?: boolean;
 }
@@ -164,7 +165,7 @@ export class DdimSampler implements Sampler {
   constructor(
     readonly config: SchedulerConfig,
     numSteps: number,
-    opts: DdimOptions = {},
+    opts: SamplerOptions = {},
   ) {
     this.recomputeEpsilon = opts.recomputeEpsilon ?? false;
     if (numSteps < 1 || numSteps > config.num_train_timesteps)
@@ -188,7 +189,7 @@ export class DdimSampler implements Sampler {
     const out = new Float32Array(x.length);
     for (let i = 0; i < x.length; i++) {
       const { x0: raw, eps: rawEps } = predictX0AndEps(this.config.prediction_type, x[i], modelOutput[i], a);
-      // As diffusers' DDIMScheduler: x₀ is clipped, ε is kept, unless recomputeEpsilon (see DdimOptions).
+      // As diffusers' DDIMScheduler: x₀ is clipped, ε is kept, unless recomputeEpsilon (see SamplerOptions).
       const x0 = this.config.clip_sample ? Math.max(-1, Math.min(1, raw)) : raw;
       const eps =
         this.recomputeEpsilon && x0 !== raw ? (x[i] - Math.sqrt(a) * x0) / Math.sqrt(1 - a) : rawEps;
@@ -203,12 +204,16 @@ export class EulerAncestralSampler implements Sampler {
   readonly timesteps: number[];
   readonly sigmas: number[];
   readonly initNoiseSigma: number;
+  /** clip_sample with recomputeEpsilon: x₀ clipped, the derivative taken from it (diffusers never clips here). */
+  private readonly clip: boolean;
 
   constructor(
     readonly config: SchedulerConfig,
     numSteps: number,
+    opts: SamplerOptions = {},
   ) {
     if (numSteps < 1) throw new Error('Euler steps must be ≥ 1');
+    this.clip = config.clip_sample && (opts.recomputeEpsilon ?? false);
     const ac = alphasCumprod(config);
     const T = config.num_train_timesteps;
     const allSigmas = Array.from(ac, (a) => Math.sqrt((1 - a) / a));
@@ -240,10 +245,11 @@ export class EulerAncestralSampler implements Sampler {
     for (let i = 0; i < x.length; i++) {
       const m = modelOutput[i];
       // In the σ-parameterisation x = x₀ + σ·ε; v-prediction maps back through c_skip/c_out.
-      const x0 =
+      const raw =
         this.config.prediction_type === 'epsilon'
           ? x[i] - sigma * m
           : m * (-sigma / Math.sqrt(sigma ** 2 + 1)) + x[i] / (sigma ** 2 + 1);
+      const x0 = this.clip ? Math.max(-1, Math.min(1, raw)) : raw;
       const derivative = (x[i] - x0) / sigma;
       out[i] = x[i] + derivative * (sigmaDown - sigma);
     }
@@ -252,12 +258,14 @@ export class EulerAncestralSampler implements Sampler {
   }
 }
 
-/** A sampler by name; `ddim` options are ignored by Euler ancestral (which does not clip). */
+/** A sampler by name. */
 export function createSampler(
   kind: 'ddim' | 'euler-a',
   config: SchedulerConfig,
   steps: number,
-  ddim: DdimOptions = {},
+  opts: SamplerOptions = {},
 ): Sampler {
-  return kind === 'ddim' ? new DdimSampler(config, steps, ddim) : new EulerAncestralSampler(config, steps);
+  return kind === 'ddim'
+    ? new DdimSampler(config, steps, opts)
+    : new EulerAncestralSampler(config, steps, opts);
 }

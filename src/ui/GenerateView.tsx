@@ -173,10 +173,10 @@ export function GenerateView() {
             <select
               value={form.recomputeEpsilon ? 'recompute' : 'keep'}
               data-testid="gen-clip-eps"
-              disabled={form.sampler !== 'ddim'}
               title={
-                'DDIM on a model that clips its x₀ prediction (the default model): take ε from the clipped x₀, ' +
-                'or keep the model’s ε as diffusers does. Kept ε drifts to full-bleed colour at high guidance.' +
+                'For a model that clips its x₀ prediction (the default model): take ε from the clipped x₀, or keep ' +
+                'the model’s ε as diffusers does (its Euler sampler does not clip at all). Kept ε drifts to ' +
+                'full-bleed colour at high guidance.' +
                 (sampling?.source === 'sampling.json'
                   ? ` The model recommends ${sampling.recomputeEpsilon ? 'recomputing' : 'keeping'} it.`
                   : '')
@@ -317,7 +317,7 @@ function caption(s: SampleItem): string {
   return r
     ? `${r.prompt} · seed ${r.seed} · ${r.steps} steps · ${r.sampler} · guidance ${r.guidance}` +
         (r.guidanceBelow !== undefined ? ` · guided at t ≤ ${r.guidanceBelow}` : '') +
-        (r.sampler === 'ddim' && r.recomputeEpsilon ? ' · ε from clipped x₀' : '') +
+        (r.recomputeEpsilon ? ' · ε from clipped x₀' : '') +
         (r.sessionId ? ` · LoRA ${r.loraStrength}` : '')
     : s.prompt;
 }

@@ -35,7 +35,7 @@ def ddim_timesteps(num_steps, cfg):
 def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0, inspect=None, guidance_below=None,
                 recompute_eps=False):
     """Deterministic DDIM (eta 0) exactly as diffusers' DDIMScheduler.step (x0 clipped, epsilon kept), or with
-    recompute_eps epsilon taken from the clipped x0 where the clip acted (the studio's DdimOptions.recomputeEpsilon).
+    recompute_eps epsilon taken from the clipped x0 where the clip acted (the studio's SamplerOptions.recomputeEpsilon).
 
     inspect(i, x), if given, sees x after each step i = 1..steps. guidance_below, if given, applies the guidance
     only at timesteps t <= guidance_below (a guidance interval); above it the conditional prediction alone."""
