@@ -176,7 +176,7 @@ export function GenerateView() {
               title={
                 'For a model that clips its x₀ prediction (the default model): take ε from the clipped x₀, or keep ' +
                 'the model’s ε as diffusers does (its Euler sampler does not clip at all). Kept ε drifts to ' +
-                'full-bleed colour at high guidance.' +
+                'full-bleed colour at high guidance. No effect on a model that does not clip (SD-class).' +
                 (sampling?.source === 'sampling.json'
                   ? ` The model recommends ${sampling.recomputeEpsilon ? 'recomputing' : 'keeping'} it.`
                   : '')
