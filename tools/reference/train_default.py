@@ -386,20 +386,17 @@ def main():
     last_ckpt = t_start
     window = []
     deadline = t_start + budget
-    prof = None
+    prof = None  # the profiler while steps [20, 20 + --profile-steps) of the run are recorded
     while time.time() < deadline and not stop:
-        if args.profile_steps and step - run_from_step == 20 and prof is None:
-            try:
+        try:  # a report, never a reason to lose the lease's training
+            if args.profile_steps and step - run_from_step == 20:
                 prof = start_profiler(dev)
-            except Exception as e:  # noqa: BLE001
-                log(f'profiler did not start ({type(e).__name__}: {e}); training goes on')
-                prof = False
-        if prof is not None and step - run_from_step == 20 + args.profile_steps:
-            try:  # a report, never a reason to lose the lease's training
-                log_profile(prof, dev, args.profile_steps)
-            except Exception as e:  # noqa: BLE001
-                log(f'profile failed ({type(e).__name__}: {e}); training goes on')
-            prof = False
+            elif prof and step - run_from_step == 20 + args.profile_steps:
+                prof, done = None, prof
+                log_profile(done, dev, args.profile_steps)
+        except Exception as e:  # noqa: BLE001
+            prof = None
+            log(f'profiling failed ({type(e).__name__}: {e}); training goes on')
         if args.snapshot_dir and snapshot_at and time.time() - t_start >= snapshot_at[0] * budget:
             snapshot_at.pop(0)
             snapshot()
