@@ -115,7 +115,8 @@ def log_profile(prof, dev, steps):
 
     kernels = [e for e in events if e.device_type == DeviceType.CUDA]
     busy_us = sum(getattr(e, 'device_time', None) or getattr(e, 'cuda_time', 0) for e in kernels) / steps
-    log(f'profile of {steps} steps: {wall_us / 1e3:.1f} ms wall per step' + (
+    top_level = sum(e.cpu_parent is None for e in events if e.device_type == DeviceType.CPU) / steps
+    log(f'profile of {steps} steps: {wall_us / 1e3:.1f} ms wall and {top_level:.0f} top-level ops per step' + (
         f', device busy {busy_us / 1e3:.1f} ms per step ({100 * busy_us / wall_us:.0f}%) in {len(kernels) / steps:.0f} '
         f'kernels per step' if dev.type == 'cuda' else ''))
     table = None
