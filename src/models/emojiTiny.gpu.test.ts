@@ -13,6 +13,7 @@ import { Engine } from '../tensor/engine';
 import { DirectoryFolder } from './folderNode';
 import { DiffusionModel } from './pipeline';
 import { Rng } from './rng';
+import { createSampler } from './schedulers';
 
 const GOLDEN = 'tools/reference/golden';
 
@@ -93,35 +94,22 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
 
   it('samples the same DDIM trajectory as torch from the same noise and embeddings', async () => {
     // golden/emoji_tiny_ddim.safetensors (make_sampler_golden.py): 10 DDIM steps, guidance 4, torch's noise.
-    const ddim = await SafetensorsReader.open(
-      bytesSource(new Uint8Array(readFileSync(`${GOLDEN}/emoji_tiny_ddim.safetensors`))),
-    );
-    const ehs = await ddim.readFloat32('inputs.encoder_hidden_states'); // [uncond, cond]
-    const [, len, dim] = ddim.info('inputs.encoder_hidden_states').shape;
-    const half = len * dim;
-    const embedding = (data: Float32Array) => ({ data, shape: [1, len, dim] as [number, number, number] });
-    const steps = (await ddim.readFloat32('meta.steps'))[0];
-    const guidance = (await ddim.readFloat32('meta.guidance'))[0];
+    const { golden: ddim, uncond, cond, steps, guidance } = await samplerGolden();
     const recorded = [...ddim.tensors.keys()].filter((k) => k.startsWith('x.after_'));
     const errors: Record<number, number> = {};
     const wants = new Map<number, Float32Array>();
     for (const k of recorded) wants.set(Number(k.slice('x.after_'.length)), await ddim.readFloat32(k));
-    await model.denoise(
-      await ddim.readFloat32('inputs.noise'),
-      embedding(ehs.subarray(0, half)),
-      embedding(ehs.subarray(half)),
-      {
-        steps,
-        guidance,
-        sampler: 'ddim',
-        recomputeEpsilon: false, // torch's trajectory keeps ε, as diffusers (whatever sampling.json recommends)
-        rng: new Rng(0),
-        inspect: (step, x) => {
-          const want = wants.get(step);
-          if (want) errors[step] = relativeError(x, want);
-        },
+    await model.denoise(await ddim.readFloat32('inputs.noise'), uncond, cond, {
+      steps,
+      guidance,
+      sampler: 'ddim',
+      recomputeEpsilon: false, // torch's trajectory keeps ε, as diffusers (whatever sampling.json recommends)
+      rng: new Rng(0),
+      inspect: (step, x) => {
+        const want = wants.get(step);
+        if (want) errors[step] = relativeError(x, want);
       },
-    );
+    });
     console.log(
       `emoji-tiny DDIM vs torch, rel err after step ${Object.entries(errors)
         .map(([s, e]) => `${s}: ${e.toExponential(2)}`)
@@ -137,12 +125,14 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
     // The same noise with a guidance interval (guidance only at t ≤ meta.guidance_below): torch's x after the
     // last step. The full-guidance trajectory ends 1.7 (max abs) away from it, so ignoring the interval fails.
     const below = (await ddim.readFloat32('meta.guidance_below'))[0];
-    const interval = await model.denoise(
-      await ddim.readFloat32('inputs.noise'),
-      embedding(ehs.subarray(0, half)),
-      embedding(ehs.subarray(half)),
-      { steps, guidance, guidanceBelow: below, sampler: 'ddim', recomputeEpsilon: false, rng: new Rng(0) },
-    );
+    const interval = await model.denoise(await ddim.readFloat32('inputs.noise'), uncond, cond, {
+      steps,
+      guidance,
+      guidanceBelow: below,
+      sampler: 'ddim',
+      recomputeEpsilon: false,
+      rng: new Rng(0),
+    });
     const intervalError = relativeError(interval, await ddim.readFloat32(`x_interval.after_${steps}`));
     console.log(
       `emoji-tiny DDIM, guidance only at t ≤ ${below}, vs torch: rel err ${intervalError.toExponential(2)}`,
@@ -151,12 +141,13 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
 
     // ε from the clipped x₀ (sampling.json's recomputeEpsilon), full guidance: torch's x after the last step,
     // which the kept-ε trajectory misses by far more than the tolerance (checked below, so the option must act).
-    const recomputed = await model.denoise(
-      await ddim.readFloat32('inputs.noise'),
-      embedding(ehs.subarray(0, half)),
-      embedding(ehs.subarray(half)),
-      { steps, guidance, sampler: 'ddim', recomputeEpsilon: true, rng: new Rng(0) },
-    );
+    const recomputed = await model.denoise(await ddim.readFloat32('inputs.noise'), uncond, cond, {
+      steps,
+      guidance,
+      sampler: 'ddim',
+      recomputeEpsilon: true,
+      rng: new Rng(0),
+    });
     const wantRecomputed = await ddim.readFloat32(`x_recompute.after_${steps}`);
     const recomputeError = relativeError(recomputed, wantRecomputed);
     const keptVsRecomputed = relativeError(wants.get(steps)!, wantRecomputed);
@@ -167,4 +158,69 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
     expect(recomputeError).toBeLessThan(1e-3);
     expect(keptVsRecomputed).toBeGreaterThan(1e-2);
   });
+
+  it('samples the same Euler-ancestral trajectories as torch, with and without the x₀ clip', async () => {
+    // The same golden file: torch's Euler ancestral from inputs.noise, its ancestral steps adding the recorded
+    // inputs.euler_step_noise (one draw of 3·32·32 per step but the last), which the studio's sampler takes from
+    // the Rng it is given: an Rng that replays them.
+    const { golden, uncond, cond, steps, guidance } = await samplerGolden();
+    const stepNoise = await golden.readFloat32('inputs.euler_step_noise');
+    const sigma = createSampler('euler-a', model.scheduler, steps).initNoiseSigma;
+    const noise = (await golden.readFloat32('inputs.noise')).map((v) => v * sigma);
+    const run = async (recomputeEpsilon: boolean) => {
+      const rng = new ReplayRng(stepNoise);
+      const x = await model.denoise(noise, uncond, cond, {
+        steps,
+        guidance,
+        sampler: 'euler-a',
+        recomputeEpsilon,
+        rng,
+      });
+      expect(rng.used).toBe(stepNoise.length); // every recorded draw, in order, and no more
+      return x;
+    };
+    const plainWant = await golden.readFloat32(`x_euler.after_${steps}`);
+    const clipWant = await golden.readFloat32(`x_euler_clip.after_${steps}`);
+    const plainError = relativeError(await run(false), plainWant);
+    const clipError = relativeError(await run(true), clipWant);
+    const apart = relativeError(plainWant, clipWant);
+    console.log(
+      `emoji-tiny Euler ancestral vs torch: rel err ${plainError.toExponential(2)} (no clip), ` +
+        `${clipError.toExponential(2)} (x₀ clipped; the two torch trajectories are ${apart.toExponential(2)} apart)`,
+    );
+    expect(plainError).toBeLessThan(1e-3);
+    expect(clipError).toBeLessThan(1e-3);
+    expect(apart).toBeGreaterThan(1e-2); // the option must act
+  });
 });
+
+/** golden/emoji_tiny_ddim.safetensors (make_sampler_golden.py): the reader, torch's text embeddings, steps, guidance. */
+async function samplerGolden() {
+  const golden = await SafetensorsReader.open(
+    bytesSource(new Uint8Array(readFileSync(`${GOLDEN}/emoji_tiny_ddim.safetensors`))),
+  );
+  const ehs = await golden.readFloat32('inputs.encoder_hidden_states'); // [uncond, cond]
+  const [, len, dim] = golden.info('inputs.encoder_hidden_states').shape;
+  const embedding = (data: Float32Array) => ({ data, shape: [1, len, dim] as [number, number, number] });
+  return {
+    golden,
+    uncond: embedding(ehs.subarray(0, len * dim)),
+    cond: embedding(ehs.subarray(len * dim)),
+    steps: (await golden.readFloat32('meta.steps'))[0],
+    guidance: (await golden.readFloat32('meta.guidance'))[0],
+  };
+}
+
+/** An Rng whose normal() replays recorded values (torch's draws), and counts them; more than recorded throws. */
+class ReplayRng extends Rng {
+  used = 0;
+  constructor(private readonly values: Float32Array) {
+    super(0);
+  }
+
+  override normal(): number {
+    if (this.used >= this.values.length)
+      throw new Error(`ReplayRng: only ${this.values.length} values recorded`);
+    return this.values[this.used++];
+  }
+}

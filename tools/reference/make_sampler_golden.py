@@ -5,6 +5,9 @@ docs/default-model-grid.png and docs/default-model-grid-torch.png cannot tell a 
 This file pins both: the noise and the embeddings (torch's text encoder on "grinning face" and "", from
 golden/emoji_tiny_forward.safetensors), and records x after selected steps of DDIM with guidance, and x after the
 last step with the guidance applied only at t <= GUIDANCE_BELOW, and with epsilon taken from the clipped x0.
+It also pins Euler ancestral: the unit noise of each ancestral step (inputs.euler_step_noise, drawn after the initial
+noise from the same torch generator) and x after the last step, without the clip (diffusers' Euler) and with x0
+clipped and the derivative taken from it (sampling.json's recomputeEpsilon).
 
 Usage: python3 tools/reference/make_sampler_golden.py   (writes golden/emoji_tiny_ddim.safetensors)
 """
@@ -16,7 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import HERE, MODEL_DIR, use_openblas  # noqa: E402
-from sample import ddim_sample, load_model  # noqa: E402
+from sample import ddim_sample, euler_a_sample, load_model, seed_streams  # noqa: E402
 from st_io import load_file, save_file  # noqa: E402
 
 STEPS = 10
@@ -34,7 +37,7 @@ def main():
     ehs = forward['inputs.encoder_hidden_states'].float()  # [cond "grinning face", uncond ""]
     cond, uncond = ehs[:1], ehs[1:]
     size = unet.config['sample_size']
-    noise = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(SEED))
+    noise, step_noise = seed_streams([SEED], (3, size, size))  # noise = torch.randn(1, 3, H, W) of manual_seed(SEED)
 
     out = {'inputs.noise': noise, 'inputs.encoder_hidden_states': torch.cat([uncond, cond])}
 
@@ -49,6 +52,18 @@ def main():
     # A third: epsilon taken from the clipped x0 (sampling.json's recomputeEpsilon), full guidance.
     out[f'x_recompute.after_{STEPS}'] = ddim_sample(unet, cond, uncond, noise, sched, STEPS, GUIDANCE,
                                                      recompute_eps=True)
+    # Euler ancestral from the same noise; its ancestral steps replay one recorded draw each (the last step has none).
+    drawn = []
+
+    def recorded_noise():
+        drawn.append(step_noise())
+        return drawn[-1]
+
+    out[f'x_euler.after_{STEPS}'] = euler_a_sample(unet, cond, uncond, noise, sched, recorded_noise, STEPS, GUIDANCE)
+    out['inputs.euler_step_noise'] = torch.cat(drawn)  # [STEPS - 1, 3, H, W]
+    replay = iter(drawn)
+    out[f'x_euler_clip.after_{STEPS}'] = euler_a_sample(unet, cond, uncond, noise, sched, lambda: next(replay), STEPS,
+                                                        GUIDANCE, recompute_eps=True)
     out['meta.steps'] = torch.tensor([float(STEPS)])
     out['meta.guidance'] = torch.tensor([GUIDANCE])
     path = os.path.join(HERE, 'golden', 'emoji_tiny_ddim.safetensors')

@@ -1,7 +1,7 @@
 """How recognizable are the default model's samples? A nearest-neighbour score against the training emoji.
 
-Each prompt is an emoji's label; each sample (DDIM, classifier-free guidance) is compared with every design in the
-corpus (both vendors, 32x32, L2 over pixels after a 2x2 blur, which forgives one-pixel shifts). The sample's rank
+Each prompt is an emoji's label; each sample (DDIM or Euler ancestral, classifier-free guidance) is compared with
+every design in the corpus (both vendors, 32x32, L2 over pixels after a 2x2 blur, which forgives one-pixel shifts). The sample's rank
 is where the prompt's own emoji falls among all emoji (the nearer of its two designs), 1 = nearest. A model that
 ignored the prompt would rank the right emoji about halfway (median ~ number of emoji / 2); one that drew it would
 rank it first. It measures likeness to the training designs, not beauty, and it is the same for every checkpoint,
@@ -9,8 +9,8 @@ so two checkpoints can be compared on the same noise.
 
 Usage: python3 tools/reference/recognize.py [--model public/models/emoji-tiny | --ckpt .data/ckpt.pt
            | --ckpt DIR/ema-STEP.safetensors] [--prompts grid | N] [--seeds 1,2,3,4] [--steps 25] [--guidance 4]
-           [--guidance-below T] [--recompute-eps] [--json out.json] [--save-samples s.npz | --load-samples s.npz]
-           [--device cuda]
+           [--guidance-below T] [--recompute-eps] [--sampler ddim | euler-a] [--json out.json]
+           [--save-samples s.npz | --load-samples s.npz] [--device cuda]
 --prompts grid: the 16 grid prompts; N: N labels drawn (seed 0) from the six object categories.
 """
 
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import MODEL_DIR, SCHEDULER_CONFIG, TINY_UNET_CONFIG, load_corpus, use_openblas  # noqa: E402
-from sample import GRID_PROMPTS, ddim_sample, load_model  # noqa: E402
+from sample import GRID_PROMPTS, describe_clip, load_model, run_sampler, seed_streams  # noqa: E402
 
 OBJECT_CATEGORIES = ['Smileys & Emotion', 'Animals & Nature', 'Food & Drink', 'Travel & Places', 'Objects',
                      'Activities']
@@ -63,6 +63,7 @@ def main(argv=None):
     ap.add_argument('--ckpt', default='')
     ap.add_argument('--prompts', default='grid')
     ap.add_argument('--seeds', default='1,2,3,4')
+    ap.add_argument('--sampler', default='ddim', choices=['ddim', 'euler-a'])
     ap.add_argument('--steps', type=int, default=25)
     ap.add_argument('--guidance', type=float, default=4.0)
     ap.add_argument('--guidance-below', type=int, default=None,
@@ -71,7 +72,8 @@ def main(argv=None):
     ap.add_argument('--save-samples', default='', help='.npz of the samples, to score again without sampling')
     ap.add_argument('--load-samples', default='', help='score the samples of a --save-samples file')
     ap.add_argument('--recompute-eps', action='store_true',
-                    help="DDIM's epsilon from the clipped x0 (sampling.json's recomputeEpsilon; default: kept)")
+                    help="DDIM's epsilon from the clipped x0, Euler's x0 clipped (sampling.json's recomputeEpsilon; "
+                         "default: off)")
     ap.add_argument('--device', default='cpu', help='where to sample: cpu or cuda (the same noise, drawn on the CPU)')
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
@@ -107,14 +109,17 @@ def main(argv=None):
         size = unet.config['sample_size']
         dev = torch.device(args.device)
         unet, text = unet.to(dev), text.to(dev)
-        noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds])
-        noise = noise.to(dev)
+        print(f'{args.sampler}, guidance {args.guidance}, {args.steps} steps, '
+              f'{describe_clip(args.sampler, sched, args.recompute_eps)}', flush=True)
         with torch.no_grad():
             uncond = text(tok([''] * len(seeds)).to(dev))
-            samples = torch.stack([
-                ddim_sample(unet, text(tok([p] * len(seeds)).to(dev)), uncond, noise, sched, args.steps,
-                            args.guidance, guidance_below=args.guidance_below, recompute_eps=args.recompute_eps)
-                for p in prompts]).clamp(-1, 1).cpu()  # [P, S, 3, H, W]
+            out = []
+            for p in prompts:
+                noise, step_noise = seed_streams(seeds, (3, size, size))  # every prompt from the same noise
+                out.append(run_sampler(args.sampler, unet, text(tok([p] * len(seeds)).to(dev)), uncond,
+                                       noise.to(dev), sched, step_noise, args.steps, args.guidance,
+                                       guidance_below=args.guidance_below, recompute_eps=args.recompute_eps))
+            samples = torch.stack(out).clamp(-1, 1).cpu()  # [P, S, 3, H, W]
     if args.save_samples:
         np.savez_compressed(args.save_samples, samples=samples.numpy(), prompts=np.array(prompts), seeds=np.array(seeds),
                             source=np.array(source))
@@ -140,7 +145,7 @@ def main(argv=None):
         return (frame.min(dim=-2).values > 0.8).float().mean(dim=-1)  # share of frame pixels near white
     summary = {
         'source': source, 'prompts': args.prompts, 'seeds': seeds, 'steps': args.steps, 'guidance': args.guidance,
-        'guidance_below': args.guidance_below, 'recompute_eps': args.recompute_eps,
+        'guidance_below': args.guidance_below, 'recompute_eps': args.recompute_eps, 'sampler': args.sampler,
         'emoji': len(codes), 'samples': len(flat), 'median_rank': float(np.median(flat)),
         'top1': sum(r == 1 for r in flat) / len(flat), 'top10': sum(r <= 10 for r in flat) / len(flat),
         'top100': sum(r <= 100 for r in flat) / len(flat),

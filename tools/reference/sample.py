@@ -1,6 +1,8 @@
-"""DDIM sampler with classifier-free guidance for the exported default model, and the prompt × seed grid.
+"""DDIM and Euler-ancestral samplers with classifier-free guidance for the exported default model, and the
+prompt × seed grid.
 
 Usage: python3 tools/reference/sample.py [--model public/models/emoji-tiny] [--out docs/default-model-grid-torch.png]
+           [--sampler ddim | euler-a] [--steps 50] [--guidance G] [--recompute-eps true|false] [--seeds 0,1]
 """
 
 import argparse
@@ -63,6 +65,88 @@ def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0, in
     return x
 
 
+def euler_sigmas(num_steps, cfg):
+    """The studio's EulerAncestralSampler (diffusers' EulerAncestralDiscreteScheduler, "linspace" spacing): the
+    timesteps (fractional), and sigma at each with a final 0; sigma interpolated linearly in sigma, not alpha_bar."""
+    acp = alphas_cumprod(cfg)
+    all_sigmas = ((1 - acp) / acp).sqrt()
+    last = cfg['num_train_timesteps'] - 1
+    ts = [float(last)] if num_steps == 1 else [last * (num_steps - 1 - i) / (num_steps - 1) for i in range(num_steps)]
+    sigmas = []
+    for t in ts:
+        lo = int(np.floor(t))
+        hi = min(last, lo + 1)
+        w = t - lo
+        sigmas.append(float(all_sigmas[lo] * (1 - w) + all_sigmas[hi] * w))
+    return ts, sigmas + [0.0]
+
+
+def seed_streams(seeds, shape):
+    """One torch generator per seed, as the studio's one Rng per image: the initial noise is each generator's first
+    draw (so DDIM's noise is torch.randn(shape, generator=manual_seed(seed))), and step_noise() draws the next
+    [S, *shape] for Euler's ancestral steps from the same generators."""
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def step_noise():
+        return torch.stack([torch.randn(shape, generator=g) for g in gens])
+
+    return step_noise(), step_noise
+
+
+@torch.no_grad()
+def euler_a_sample(unet, cond, uncond, noise, sched_cfg, step_noise, steps=25, guidance=4.0, inspect=None,
+                   guidance_below=None, recompute_eps=False):
+    """Euler ancestral exactly as the studio's EulerAncestralSampler: noise is unit noise (scaled here by
+    init_noise_sigma), step_noise() gives the unit noise of each ancestral step (not called when sigma_up is 0, the
+    last step). With recompute_eps and clip_sample, x0 is clipped and the derivative taken from it (diffusers never
+    clips here). inspect and guidance_below as ddim_sample."""
+    ts, sigmas = euler_sigmas(steps, sched_cfg)
+    x = noise * (sigmas[0] ** 2 + 1) ** 0.5
+    ctx = torch.cat([uncond, cond])
+    clip = sched_cfg['clip_sample'] and recompute_eps
+    for i, t in enumerate(ts):
+        sigma, sigma_to = sigmas[i], sigmas[i + 1]
+        inp = x / (sigma ** 2 + 1) ** 0.5
+        out = unet(torch.cat([inp, inp]), torch.full((2 * x.shape[0],), t, device=x.device), ctx)
+        eu, ec = out.chunk(2)
+        g = guidance if guidance_below is None or t <= guidance_below else 1.0
+        m = eu + g * (ec - eu)
+        if sched_cfg['prediction_type'] == 'epsilon':
+            x0 = x - sigma * m
+        else:  # v-prediction through c_skip / c_out
+            x0 = m * (-sigma / (sigma ** 2 + 1) ** 0.5) + x / (sigma ** 2 + 1)
+        if clip:
+            x0 = x0.clamp(-sched_cfg['clip_sample_range'], sched_cfg['clip_sample_range'])
+        sigma_up = (sigma_to ** 2 * (sigma ** 2 - sigma_to ** 2) / sigma ** 2) ** 0.5
+        sigma_down = (sigma_to ** 2 - sigma_up ** 2) ** 0.5
+        x = x + (x - x0) / sigma * (sigma_down - sigma)
+        if sigma_up > 0:
+            x = x + step_noise().to(x.device) * sigma_up
+        if inspect:
+            inspect(i + 1, x)
+    return x
+
+
+def run_sampler(kind, unet, cond, uncond, noise, sched_cfg, step_noise, steps, guidance, guidance_below=None,
+                recompute_eps=False):
+    """ddim_sample or euler_a_sample by the studio's sampler name."""
+    if kind == 'ddim':
+        return ddim_sample(unet, cond, uncond, noise, sched_cfg, steps, guidance, guidance_below=guidance_below,
+                           recompute_eps=recompute_eps)
+    if kind == 'euler-a':
+        return euler_a_sample(unet, cond, uncond, noise, sched_cfg, step_noise, steps, guidance,
+                              guidance_below=guidance_below, recompute_eps=recompute_eps)
+    raise ValueError(f'unknown sampler {kind!r} (ddim or euler-a)')
+
+
+def describe_clip(kind, sched_cfg, recompute_eps):
+    if not sched_cfg['clip_sample'] or (kind == 'euler-a' and not recompute_eps):
+        return 'x0 not clipped'
+    if kind == 'euler-a':
+        return 'x0 clipped, the derivative from it'
+    return 'x0 clipped, epsilon ' + ('from the clipped x0' if recompute_eps else 'kept')
+
+
 def load_model(model_dir):
     with open(os.path.join(model_dir, 'config.json')) as f:
         unet = UNet2DConditionModel(json.load(f))
@@ -81,16 +165,16 @@ def to_image(x):
 
 
 def render_grid(unet, encode, sched, prompts, seeds, out, steps=50, guidance=4.0, scale=3, guidance_below=None,
-                recompute_eps=False):
+                recompute_eps=False, sampler='ddim'):
     """encode(list[str]) -> [B, L, D]. Tiles: prompts in rows of 4, each prompt's seeds side by side."""
     size = unet.config['sample_size']
-    noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds])
     tiles = []
     for p in prompts:
+        noise, step_noise = seed_streams(seeds, (3, size, size))  # every prompt from the same noise
         cond = encode([p] * len(seeds))
         uncond = encode([''] * len(seeds))
-        tiles.append(ddim_sample(unet, cond, uncond, noise, sched, steps, guidance, guidance_below=guidance_below,
-                                 recompute_eps=recompute_eps))
+        tiles.append(run_sampler(sampler, unet, cond, uncond, noise, sched, step_noise, steps, guidance,
+                                 guidance_below=guidance_below, recompute_eps=recompute_eps))
     tw, cap, cols = size * scale, 14, 4
     rows = (len(prompts) + cols - 1) // cols
     cell_w = tw * len(seeds) + 8
@@ -110,14 +194,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument('--model', default=MODEL_DIR)
     ap.add_argument('--out', default=os.path.join(ROOT, 'docs', 'default-model-grid-torch.png'))
-    ap.add_argument('--steps', type=int, default=50)
+    ap.add_argument('--sampler', default='ddim', choices=['ddim', 'euler-a'])
+    ap.add_argument('--steps', type=int, default=None, help="default: the model folder's sampling.json, else 25")
     ap.add_argument('--guidance', type=float, default=None,
                     help="default: the model folder's sampling.json, else 5 (as the studio)")
     ap.add_argument('--guidance-below', type=int, default=None,
                     help='apply the guidance only at timesteps <= this (above it: the conditional prediction alone)')
     ap.add_argument('--recompute-eps', default=None, choices=['true', 'false'],
-                    help="DDIM's epsilon from the clipped x0 (default: the model's sampling.json, else false)")
-    ap.add_argument('--seeds', default='0,1')
+                    help="DDIM's epsilon from the clipped x0, Euler's x0 clipped (default: the model's sampling.json, "
+                         "else false)")
+    ap.add_argument('--seeds', default='1,2', help='default: the seeds of the committed grid')
     ap.add_argument('--prompts', default=None, help='comma-separated; default: the 16 grid prompts')
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
@@ -125,12 +211,15 @@ def main(argv=None):
     sampling = read_sampling(args.model)
     if args.guidance is None:
         args.guidance = sampling['guidance']
+    if args.steps is None:
+        args.steps = sampling['steps']
     recompute = sampling['recomputeEpsilon'] if args.recompute_eps is None else args.recompute_eps == 'true'
-    print(f'guidance {args.guidance}, {args.steps} steps, epsilon ' + ('from the clipped x0' if recompute else 'kept'))
+    print(f'{args.sampler}, guidance {args.guidance}, {args.steps} steps, '
+          f'{describe_clip(args.sampler, sched, recompute)}')
     prompts = args.prompts.split(',') if args.prompts else GRID_PROMPTS
     seeds = [int(s) for s in args.seeds.split(',')]
     render_grid(unet, lambda ps: text(tok(ps)), sched, prompts, seeds, args.out, args.steps, args.guidance,
-                guidance_below=args.guidance_below, recompute_eps=recompute)
+                guidance_below=args.guidance_below, recompute_eps=recompute, sampler=args.sampler)
     print('wrote', args.out)
 
 
