@@ -75,6 +75,27 @@ describe('studio photos', () => {
       return [...c.getContext('2d')!.getImageData(1, 1, 1, 1).data];
     });
     expect(topLeft[0] > 200 && topLeft[1] < 80, `top-left pixel ${topLeft}`).toBe(false);
+    // The crop box sits on the photo: 96×160 shows a centered square as wide as the photo.
+    const [img, box] = await Promise.all(
+      ['.crop-source img', '.crop-box'].map((s) =>
+        page.locator(`[data-testid="crop-preview"] ${s}`).boundingBox(),
+      ),
+    );
+    expect(Math.abs(box!.x - img!.x), 'box left = photo left').toBeLessThan(1.5);
+    expect(Math.abs(box!.width - img!.width), 'box width = photo width').toBeLessThan(1.5);
+    expect(Math.abs(box!.y + box!.height / 2 - (img!.y + img!.height / 2)), 'box centred').toBeLessThan(1.5);
+    expect(img!.height / img!.width).toBeCloseTo(160 / 96, 1);
+
+    // A transparent PNG (the emoji) trains over white: its crop's corner is white, not the black it stores.
+    await page.locator('[data-testid="photo-thumb"][title^="1f436.png"] img').click();
+    await expect
+      .poll(() =>
+        page.evaluate(() => {
+          const c = document.querySelector<HTMLCanvasElement>('[data-testid="crop-preview"] canvas')!;
+          return [...c.getContext('2d')!.getImageData(0, 0, 1, 1).data];
+        }),
+      )
+      .toEqual([255, 255, 255, 255]);
     expect(await page.getByTestId('photo-count').textContent()).toBe('5 photos.');
     await screenshot(page, 'train-photos', SCREENSHOTS);
   });

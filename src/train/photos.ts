@@ -188,9 +188,14 @@ async function squareCrop(bitmap: ImageBitmap, side: number): Promise<ImageBitma
   return out;
 }
 
-function pixels(bitmap: ImageBitmap): Uint8ClampedArray {
+/** The bitmap's RGBA bytes; with a background, drawn over it (opaque). */
+function pixels(bitmap: ImageBitmap, background?: string): Uint8ClampedArray {
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+  if (background) {
+    ctx.fillStyle = background;
+    ctx.fillRect(0, 0, bitmap.width, bitmap.height);
+  }
   ctx.drawImage(bitmap, 0, 0);
   return ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
 }
@@ -223,12 +228,15 @@ export async function decodePhoto(
   }
 }
 
-/** The training input: oriented, center-cropped, scaled to the model's square resolution. */
+/**
+ * The training input: oriented, center-cropped, scaled to the model's square resolution, and opaque: transparent
+ * parts (a PNG cut-out) over white, as rgbaToModelInput would composite them, so the crop preview shows them so.
+ */
 export async function toTrainingImage(blob: Blob, name: string, resolution: number): Promise<TrainingImage> {
   const bitmap = await orientedBitmap(blob, name);
   try {
     const crop = await squareCrop(bitmap, resolution);
-    const rgba = pixels(crop);
+    const rgba = pixels(crop, '#fff');
     crop.close();
     return { name, width: resolution, height: resolution, rgba };
   } finally {

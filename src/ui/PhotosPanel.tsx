@@ -99,6 +99,8 @@ export function PhotosPanel() {
   );
 }
 
+const CROP_SOURCE_HEIGHT = 170;
+
 /** The photo with its center square marked, and the square as the model will see it. */
 function CropPreview({ photo }: { photo: PhotoItem }) {
   const resolution = useStudio((s) => s.model.info?.resolution) ?? modelResolution();
@@ -135,7 +137,14 @@ function CropPreview({ photo }: { photo: PhotoItem }) {
   };
   return (
     <div className="crop" data-testid="crop-preview" data-resolution={resolution}>
-      <div className="crop-source" style={{ aspectRatio: `${photo.width} / ${photo.height}` }}>
+      <div
+        className="crop-source"
+        // Sized to the photo's shape (at most CROP_SOURCE_HEIGHT tall) so the box's percentages land on it.
+        style={{
+          aspectRatio: `${photo.width} / ${photo.height}`,
+          width: `min(100%, ${(CROP_SOURCE_HEIGHT * photo.width) / photo.height}px)`,
+        }}
+      >
         <img ref={source} alt="" />
         <div className="crop-box" style={box} />
       </div>

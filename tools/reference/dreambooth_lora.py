@@ -177,8 +177,12 @@ def main():
     files = sorted(glob.glob(os.path.join(a.photos, '*.png')))
     if not files:
         sys.exit(f'no .png photos in {a.photos}')
-    imgs = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert('RGB'))).permute(2, 0, 1).float()
-                        / 127.5 - 1 for f in files])
+    def over_white(f):  # transparent parts over white, as the studio's rgbaToModelInput
+        im = Image.open(f).convert('RGBA')
+        return Image.alpha_composite(Image.new('RGBA', im.size, 'white'), im).convert('RGB')
+
+    imgs = torch.stack([torch.from_numpy(np.asarray(over_white(f))).permute(2, 0, 1).float() / 127.5 - 1
+                        for f in files])
     acp = alphas_cumprod(sched).float()
     with torch.no_grad():
         cond = text(tok([a.prompt]))
