@@ -20,7 +20,7 @@ import { Engine } from '../src/tensor/engine';
 import { fileCheckpointStore } from '../src/train/checkpointFiles';
 import { classTrainData } from '../src/train/classImages';
 import { fileClassImageCache } from '../src/train/classImagesFiles';
-import { centerSquareCrop } from '../src/train/photos';
+import { cropResize } from '../src/train/photos';
 import { DEFAULT_TRAINER_CONFIG, rgbaToModelInput, Trainer } from '../src/train/trainer';
 import type { TrainProgress } from '../workers/api';
 import { cliArgs } from './args';
@@ -81,28 +81,6 @@ const args = cliArgs(
 function fail(message: string): never {
   console.error(message);
   process.exit(1);
-}
-
-/** Center square crop, then box-filter (area) resize to size×size: enough for downscaling photos. */
-export function cropResize(img: RgbaImage, size: number): Uint8ClampedArray {
-  const { sx, sy, size: side } = centerSquareCrop(img.width, img.height);
-  const out = new Uint8ClampedArray(size * size * 4);
-  const step = side / size;
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      const x0 = sx + Math.floor(x * step);
-      const y0 = sy + Math.floor(y * step);
-      const x1 = Math.max(x0 + 1, sx + Math.floor((x + 1) * step));
-      const y1 = Math.max(y0 + 1, sy + Math.floor((y + 1) * step));
-      const acc = [0, 0, 0, 0];
-      for (let v = y0; v < y1; v++)
-        for (let u = x0; u < x1; u++)
-          for (let c = 0; c < 4; c++) acc[c] += img.data[(v * img.width + u) * 4 + c];
-      const n = (x1 - x0) * (y1 - y0);
-      for (let c = 0; c < 4; c++) out[(y * size + x) * 4 + c] = Math.round(acc[c] / n);
-    }
-  }
-  return out;
 }
 
 async function main(): Promise<void> {

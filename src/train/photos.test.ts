@@ -5,6 +5,7 @@ import {
   centerSquareCrop,
   checkPhotoFile,
   checkPhotoPixels,
+  cropResize,
   photoCountAdvice,
   PHOTO_LIMITS,
   sniffFormat,
@@ -79,5 +80,34 @@ describe('photo rules', () => {
     expect(centerSquareCrop(400, 300)).toEqual({ sx: 50, sy: 0, size: 300 });
     expect(centerSquareCrop(300, 401)).toEqual({ sx: 0, sy: 50, size: 300 });
     expect(centerSquareCrop(64, 64)).toEqual({ sx: 0, sy: 0, size: 64 });
+  });
+
+  it('crops and box-filters to the model size, averaging colour by alpha (cropResize, the CLI)', () => {
+    // 6×4: the centre 4×4 square is two 2×2 blocks per output pixel. Left half: opaque red beside a
+    // fully transparent black pixel in each block; right half: opaque (50, 100, 150).
+    const data = new Uint8ClampedArray(6 * 4 * 4);
+    for (let y = 0; y < 4; y++)
+      for (let x = 0; x < 6; x++) {
+        const px =
+          x === 0 || x === 5
+            ? [9, 9, 9, 255]
+            : x < 3
+              ? (x + y) % 2
+                ? [0, 0, 0, 0]
+                : [255, 0, 0, 255]
+              : [50, 100, 150, 255];
+        data.set(px, (y * 6 + x) * 4);
+      }
+    const out = cropResize({ width: 6, height: 4, data }, 2);
+    const pixel = (i: number) => Array.from(out.subarray(i * 4, i * 4 + 4));
+    // red keeps its colour at half coverage (a plain mean would give (128, 0, 0): a dark fringe over white)
+    expect(pixel(0)).toEqual([255, 0, 0, 128]);
+    expect(pixel(2)).toEqual([255, 0, 0, 128]);
+    expect(pixel(1)).toEqual([50, 100, 150, 255]);
+    expect(pixel(3)).toEqual([50, 100, 150, 255]);
+    // all transparent stays transparent
+    expect(Array.from(cropResize({ width: 2, height: 2, data: new Uint8ClampedArray(16) }, 1))).toEqual([
+      0, 0, 0, 0,
+    ]);
   });
 });

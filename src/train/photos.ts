@@ -135,6 +135,40 @@ export function centerSquareCrop(width: number, height: number): { sx: number; s
   return { sx: Math.floor((width - size) / 2), sy: Math.floor((height - size) / 2), size };
 }
 
+/**
+ * Center square crop, then box-filter (area) resize to size×size (Node: `npm run train`; the browser resizes
+ * with canvas). RGBA bytes, straight alpha. Colours are averaged weighted by alpha, as a canvas does with its
+ * premultiplied pixels: the black that fully transparent pixels store does not darken a cut-out's edges.
+ */
+export function cropResize(
+  img: { width: number; height: number; data: ArrayLike<number> },
+  size: number,
+): Uint8ClampedArray {
+  const { sx, sy, size: side } = centerSquareCrop(img.width, img.height);
+  const out = new Uint8ClampedArray(size * size * 4);
+  const step = side / size;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const x0 = sx + Math.floor(x * step);
+      const y0 = sy + Math.floor(y * step);
+      const x1 = Math.max(x0 + 1, sx + Math.floor((x + 1) * step));
+      const y1 = Math.max(y0 + 1, sy + Math.floor((y + 1) * step));
+      const acc = [0, 0, 0, 0]; // alpha-weighted colour sums, alpha sum
+      for (let v = y0; v < y1; v++)
+        for (let u = x0; u < x1; u++) {
+          const i = (v * img.width + u) * 4;
+          const a = img.data[i + 3];
+          for (let c = 0; c < 3; c++) acc[c] += img.data[i + c] * a;
+          acc[3] += a;
+        }
+      const o = (y * size + x) * 4;
+      for (let c = 0; c < 3; c++) out[o + c] = acc[3] > 0 ? Math.round(acc[c] / acc[3]) : 0;
+      out[o + 3] = Math.round(acc[3] / ((x1 - x0) * (y1 - y0)));
+    }
+  }
+  return out;
+}
+
 // ---- browser ------------------------------------------------------------------------------------------
 
 export interface DecodedPhoto {
