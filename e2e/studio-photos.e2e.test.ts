@@ -70,10 +70,15 @@ describe('studio photos', () => {
     await expect.poll(() => caption.textContent()).toMatch(/^96×160 → (\d+)×\1$/);
     // The red marker was the frame's top-left corner; after rotation it is top-right, outside the center
     // square, so the crop shows no red at its top-left.
-    const topLeft = await page.evaluate(() => {
-      const c = document.querySelector<HTMLCanvasElement>('[data-testid="crop-preview"] canvas')!;
-      return [...c.getContext('2d')!.getImageData(1, 1, 1, 1).data];
-    });
+    const cropPixel = (x: number, y: number) =>
+      page.evaluate(
+        ([x, y]) => {
+          const c = document.querySelector<HTMLCanvasElement>('[data-testid="crop-preview"] canvas')!;
+          return [...c.getContext('2d')!.getImageData(x, y, 1, 1).data];
+        },
+        [x, y],
+      );
+    const topLeft = await cropPixel(1, 1);
     expect(topLeft[0] > 200 && topLeft[1] < 80, `top-left pixel ${topLeft}`).toBe(false);
     // The crop box sits on the photo: 96×160 shows a centered square as wide as the photo.
     const [img, box] = await Promise.all(
@@ -88,14 +93,7 @@ describe('studio photos', () => {
 
     // A transparent PNG (the emoji) trains over white: its crop's corner is white, not the black it stores.
     await page.locator('[data-testid="photo-thumb"][title^="1f436.png"] img').click();
-    await expect
-      .poll(() =>
-        page.evaluate(() => {
-          const c = document.querySelector<HTMLCanvasElement>('[data-testid="crop-preview"] canvas')!;
-          return [...c.getContext('2d')!.getImageData(0, 0, 1, 1).data];
-        }),
-      )
-      .toEqual([255, 255, 255, 255]);
+    await expect.poll(() => cropPixel(0, 0)).toEqual([255, 255, 255, 255]);
     expect(await page.getByTestId('photo-count').textContent()).toBe('5 photos.');
     await screenshot(page, 'train-photos', SCREENSHOTS);
   });

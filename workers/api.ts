@@ -159,7 +159,7 @@ export interface GenerateRequest {
   /** Guide only at timesteps ≤ this, the prompt alone above (a guidance interval); unset: every step. */
   guidanceBelow?: number;
   sampler: 'ddim' | 'euler-a';
-  /** DDIM: ε from the clipped x₀ (true) or diffusers' kept ε (false); unset: the model's sampling.json. */
+  /** ε from the clipped x₀ (DDIM) / x₀ clipped (Euler) (true), or as diffusers (false); unset: the model's sampling.json. */
   recomputeEpsilon?: boolean;
   /** Session whose LoRA to apply (latest checkpoint), or none for the base model. */
   sessionId?: string;

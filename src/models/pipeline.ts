@@ -21,7 +21,7 @@ export interface GenerateOptions {
   /** Apply the guidance only at timesteps ≤ this; above it the conditional prediction alone (unset: every step). */
   guidanceBelow?: number;
   sampler: 'ddim' | 'euler-a';
-  /** DDIM: ε from the clipped x₀ (SamplerOptions); unset: the model's sampling.json, else diffusers' kept ε. */
+  /** ε from the clipped x₀ (DDIM) / x₀ clipped (Euler; SamplerOptions); unset: the model's sampling.json. */
   recomputeEpsilon?: boolean;
   onStep?: (step: number, total: number) => void;
 }

@@ -1,6 +1,7 @@
 // Subject photos, browser side: which files are accepted (format by their bytes, size, count, pixels),
 // decoding with EXIF orientation, the square center crop at the model's resolution, and thumbnails.
 import type { TrainingImage } from '../../workers/api';
+import type { RgbaImage } from '../io/png';
 
 export const PHOTO_LIMITS = {
   /** Fewer works but overfits the few; more rarely helps a single subject. */
@@ -140,10 +141,7 @@ export function centerSquareCrop(width: number, height: number): { sx: number; s
  * with canvas). RGBA bytes, straight alpha. Colours are averaged weighted by alpha, as a canvas does with its
  * premultiplied pixels: the black that fully transparent pixels store does not darken a cut-out's edges.
  */
-export function cropResize(
-  img: { width: number; height: number; data: ArrayLike<number> },
-  size: number,
-): Uint8ClampedArray {
+export function cropResize(img: RgbaImage, size: number): Uint8ClampedArray {
   const { sx, sy, size: side } = centerSquareCrop(img.width, img.height);
   const out = new Uint8ClampedArray(size * size * 4);
   const step = side / size;

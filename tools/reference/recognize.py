@@ -1,11 +1,11 @@
 """How recognizable are the default model's samples? A nearest-neighbour score against the training emoji.
 
 Each prompt is an emoji's label; each sample (DDIM or Euler ancestral, classifier-free guidance) is compared with
-every design in the corpus (both vendors, 32x32, L2 over pixels after a 2x2 blur, which forgives one-pixel shifts). The sample's rank
-is where the prompt's own emoji falls among all emoji (the nearer of its two designs), 1 = nearest. A model that
-ignored the prompt would rank the right emoji about halfway (median ~ number of emoji / 2); one that drew it would
-rank it first. It measures likeness to the training designs, not beauty, and it is the same for every checkpoint,
-so two checkpoints can be compared on the same noise.
+every design in the corpus (both vendors, 32x32, L2 over pixels after a 2x2 blur, which forgives one-pixel
+shifts). The sample's rank is where the prompt's own emoji falls among all emoji (the nearer of its two designs),
+1 = nearest. A model that ignored the prompt would rank the right emoji about halfway (median ~ number of emoji / 2);
+one that drew it would rank it first. It measures likeness to the training designs, not beauty, and it is the same
+for every checkpoint, so two checkpoints can be compared on the same noise.
 
 Usage: python3 tools/reference/recognize.py [--model public/models/emoji-tiny | --ckpt .data/ckpt.pt
            | --ckpt DIR/ema-STEP.safetensors] [--prompts grid | N] [--seeds 1,2,3,4] [--steps 25] [--guidance 4]
