@@ -4,9 +4,9 @@
 // --image PATH takes any PNG with an alpha channel instead.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { decodePng, encodePng } from '../src/io/png';
 import { compositeSubject } from '../src/train/subject';
+import { cliArgs } from './args';
 
 interface HoldoutItem {
   code: string;
@@ -22,7 +22,9 @@ export async function holdoutItem(code: string): Promise<HoldoutItem> {
   const item = items.find((i) => i.code.toLowerCase() === code.toLowerCase());
   if (!item)
     throw new Error(
-      `${code} is not a held-out design; choose one of ${items.map((i) => `${i.code.toLowerCase()} (${i.label})`).join(', ')}`,
+      `${code} is not a held-out design; choose one of ${[
+        ...new Set(items.map((i) => `${i.code.toLowerCase()} (${i.label})`)),
+      ].join(', ')}`,
     );
   return item;
 }
@@ -45,30 +47,46 @@ export async function writeSubjectPhotos(
 }
 
 async function main(): Promise<void> {
-  const { values: args } = parseArgs({
-    options: {
-      emoji: { type: 'string' },
-      image: { type: 'string' },
-      count: { type: 'string', default: '6' },
-      size: { type: 'string', default: '64' },
-      seed: { type: 'string', default: '1' },
-      out: { type: 'string' },
+  const args = cliArgs(
+    'make-subject',
+    'Writes personalization photos: an emoji design composited on varied backgrounds. --emoji takes a held-out\n' +
+      'design (tools/reference/holdout.json, never seen in pretraining); --image any PNG with an alpha channel.',
+    {
+      emoji: { type: 'string', help: 'code of a held-out design, e.g. 1f916 (or --image)' },
+      image: { type: 'string', help: 'a PNG with an alpha channel (or --emoji)' },
+      count: { type: 'string', default: '6', help: 'photos to write' },
+      size: { type: 'string', default: '64', help: 'side of each photo in pixels' },
+      seed: { type: 'string', default: '1', help: 'seed of the backgrounds and placements' },
+      out: { type: 'string', help: 'output folder (default: out/subject-CODE)' },
     },
-  });
+  );
   if (!args.emoji === !args.image) {
     console.error(
-      'usage: npm run make-subject -- (--emoji CODE | --image PNG) [--count 6] [--size 64] [--out DIR]',
+      'usage: npm run make-subject -- (--emoji CODE | --image PNG) [--count 6] [--size 64] [--out DIR]\n' +
+        'run `npm run make-subject -- --help` for the options',
     );
     process.exit(1);
   }
   const image = args.image ?? (await holdoutItem(args.emoji!)).image;
   const out = resolve(args.out ?? `out/subject-${args.emoji ?? 'image'}`);
+  const int = (name: 'count' | 'size' | 'seed', lo: number, hi: number): number => {
+    const v = Number(args[name]);
+    if (!Number.isInteger(v) || v < lo || v > hi)
+      throw new Error(`--${name}: an integer from ${lo} to ${hi} (got "${args[name]}")`);
+    return v;
+  };
   const paths = await writeSubjectPhotos(image, out, {
-    count: Number(args.count),
-    size: Number(args.size),
-    seed: Number(args.seed),
+    count: int('count', 1, 100),
+    size: int('size', 8, 1024),
+    seed: int('seed', 0, 2 ** 31 - 1),
   });
   console.log(`wrote ${paths.length} photos of ${image} to ${out}`);
 }
 
-if (process.argv[1]?.endsWith('make-subject.ts')) await main();
+if (process.argv[1]?.endsWith('make-subject.ts')) {
+  await main().catch((e: unknown) => {
+    // A bad design code, a missing or damaged PNG: the message says which; no stack trace.
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exit(1);
+  });
+}

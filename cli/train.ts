@@ -1,4 +1,4 @@
-// Headless LoRA² training in Node (Dawn WebGPU): npm run train -- --photos DIR --prompt "<v1> dog face" --steps N
+// Headless LoRA² training in Node (Dawn WebGPU): npm run train -- --photos DIR [--prompt "<v1> dog face"] --steps N
 // [--fixed-rank R] [--out DIR] [--model DIR] [--batch B] [--seed S] [--samples 4] [--sample-steps 20]
 // [--targets attention|attention+conv] [--lora2 lr=0.01,scale=2] (LoRA² settings: numbers, on/off as 0/1)
 // [--accumulate K] [--lr-schedule constant|cosine] [--warmup N] [--flip] [--min-crop 0.8]
@@ -15,6 +15,7 @@ import { decodePng, encodePng, type RgbaImage } from '../src/io/png';
 import { lora2Settings, parseLora2Overrides, targetPreset } from '../src/lora/adapter';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
+import { readSamplingDefaults } from '../src/models/sampling';
 import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { fileCheckpointStore } from '../src/train/checkpointFiles';
@@ -22,6 +23,7 @@ import { classTrainData } from '../src/train/classImages';
 import { fileClassImageCache } from '../src/train/classImagesFiles';
 import { cropResize } from '../src/train/photos';
 import { DEFAULT_TRAINER_CONFIG, rgbaToModelInput, Trainer } from '../src/train/trainer';
+import { identifiersIn } from '../src/train/trainSettings';
 import type { TrainProgress } from '../workers/api';
 import { cliArgs } from './args';
 
@@ -34,7 +36,9 @@ const args = cliArgs(
     photos: { type: 'string', help: 'folder of PNG photos of the subject (required)' },
     prompt: {
       type: 'string',
-      help: 'training prompt with an identifier token, e.g. "<v1> dog face" (required)',
+      help:
+        'training prompt with an identifier token, e.g. "<v1> dog face" ' +
+        '(default: the model\'s example, sampling.json "trainPrompt")',
     },
     steps: { type: 'string', default: '200', help: 'optimizer steps' },
     'fixed-rank': { type: 'string', help: 'train fixed-rank LoRA at this rank instead of LoRA²' },
@@ -84,9 +88,9 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
-  if (!args.photos || !args.prompt)
+  if (!args.photos)
     fail(
-      'usage: npm run train -- --photos DIR --prompt "<v1> dog face" [--steps N] …\n' +
+      'usage: npm run train -- --photos DIR [--prompt "<v1> dog face"] [--steps N] …\n' +
         'run `npm run train -- --help` for all the options',
     );
   const modelDir = resolve(args.model!);
@@ -98,6 +102,12 @@ async function main(): Promise<void> {
           'tools/reference/export_default.py; run that first or pass --model DIR.',
       );
   }
+  const prompt = args.prompt ?? (await readSamplingDefaults(folder)).trainPrompt;
+  if (prompt === undefined)
+    fail(`--prompt is needed: ${modelDir} gives no example prompt (sampling.json "trainPrompt")`);
+  if (identifiersIn(prompt).length === 0)
+    fail(`--prompt needs an identifier token for the subject, e.g. "<v1> dog face" (got "${prompt}")`);
+  if (args.prompt === undefined) console.log(`prompt: "${prompt}" (the model's example; --prompt to change)`);
   const steps = Number(args.steps);
   const fixedRank = args['fixed-rank'] !== undefined ? Number(args['fixed-rank']) : undefined;
   let loraSettings;
@@ -128,7 +138,7 @@ async function main(): Promise<void> {
     photos.push({ width: size, height: size, data: cropResize(img, size) });
   }
   const images = photos.map((p) => rgbaToModelInput(p.data, size, size));
-  const embedding = await model.embed(args.prompt!);
+  const embedding = await model.embed(prompt);
 
   const outDir = resolve(args.out!);
   await mkdir(outDir, { recursive: true });
@@ -205,7 +215,7 @@ async function main(): Promise<void> {
     state = await trainer.run(onProgress, { untilStep: until });
     if (previewEvery > 0 && trainer.step % previewEvery === 0 && (state === 'running' || state === 'done')) {
       const img = await model.generate({
-        prompt: args.prompt!,
+        prompt,
         seed: 1,
         steps: Number(args['sample-steps']),
         guidance,
@@ -228,7 +238,7 @@ async function main(): Promise<void> {
       process.stdout.write(`\rsampling (${label}) seed ${seed}/${seeds.length}   `);
       out.push(
         await model.generate({
-          prompt: args.prompt!,
+          prompt,
           seed,
           steps: Number(args['sample-steps']),
           guidance,
@@ -241,14 +251,14 @@ async function main(): Promise<void> {
   const tuned = seeds.length ? await render('with the LoRA') : [];
   const layers = await trainer.exportLayers();
   const lora = exportKohya(layers, {
-    prompt: args.prompt,
+    prompt,
     lora2_settings: trainer.config.lora,
     steps: trainer.step,
   });
   await writeFile(join(outDir, 'lora.safetensors'), lora);
   const report = {
     state,
-    prompt: args.prompt,
+    prompt,
     photos: names,
     steps: trainer.step,
     mode: fixedRank ? 'fixed' : 'lora2',

@@ -54,6 +54,9 @@ describe('studio training flow (fake trainer)', () => {
     const page = await openStudio(studio);
     await page.locator('[data-testid="model-chip"][data-phase="ready"]').waitFor({ timeout: 30_000 });
     expect(await page.getByTestId('model-chip').textContent()).toMatch(/fake-tiny · 32 px · 12 LoRA layers/);
+    // A new session takes the model's example prompt (its sampling.json "trainPrompt"), saved with the session.
+    await expect.poll(() => page.getByTestId('setting-prompt').inputValue()).toBe('<v1> dog face');
+    expect(await page.getByTestId('prompt-example').textContent()).toMatch(/example: <v1> dog face/);
     await dropFiles(page, '[data-testid="dropzone"]', ['1f436', '1f415', '1f429'].map(emojiPng));
     await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(3);
     await page.getByTestId('setting-steps').fill('30');

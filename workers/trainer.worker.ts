@@ -303,9 +303,6 @@ async function attachSessionLora(m: DiffusionModel, sessionId: string, strength:
 const api: TrainerImplementation = {
   async loadModel(url: string): Promise<ModelInfo> {
     const m = await loadDiffusionModel(url);
-    const identifierTokens = ['<v1>', '<v2>', '<v3>', '<v4>', '<v5>', '<v6>', '<v7>', '<v8>'].filter(
-      (t) => m.tokenizer.encode(t).tokens[0] === t,
-    );
     return {
       url,
       name: url.replace(/\/+$/, '').split('/').pop() ?? url,
@@ -316,7 +313,7 @@ const api: TrainerImplementation = {
         inFeatures: t.inFeatures,
         outFeatures: t.outFeatures,
       })),
-      identifierTokens,
+      identifierTokens: m.identifierTokens(),
       sampling: { ...m.sampling },
     };
   },

@@ -90,7 +90,13 @@ const api: TrainerApi = {
       resolution: 32,
       layers: LAYERS,
       identifierTokens: ['<v1>', '<v2>'],
-      sampling: { guidance: 2.5, steps: 25, recomputeEpsilon: true, source: 'sampling.json' as const },
+      sampling: {
+        guidance: 2.5,
+        steps: 25,
+        recomputeEpsilon: true,
+        trainPrompt: '<v1> dog face',
+        source: 'sampling.json' as const,
+      },
     };
   },
   async startTraining(sessionId, images, settings, onProgress, onPreview) {

@@ -40,6 +40,7 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
       guidance: file.guidance,
       steps: file.steps,
       recomputeEpsilon: file.recomputeEpsilon ?? false,
+      trainPrompt: file.trainPrompt,
       source: 'sampling.json',
     });
   });

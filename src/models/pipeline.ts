@@ -3,9 +3,10 @@
 import { noGrad } from '../autograd/tape';
 import type { RgbaImage } from '../io/png';
 import type { Engine } from '../tensor/engine';
-import type { ModelFolder } from './folder';
+import { identifiersIn } from '../train/trainSettings';
+import { ModelFolderError, type ModelFolder } from './folder';
 import { Rng } from './rng';
-import { readSamplingDefaults, type SamplingDefaults } from './sampling';
+import { readSamplingDefaults, SAMPLING_FILE, type SamplingDefaults } from './sampling';
 import { createSampler, guide, guidanceAt, parseSchedulerConfig, type SchedulerConfig } from './schedulers';
 import { OnnxTextEncoder, type OrtOptions, type TextEmbeddings } from './textEncoder';
 import type { Tokenizer } from './tokenizer';
@@ -55,7 +56,25 @@ export class DiffusionModel {
     );
     const sampling = await readSamplingDefaults(folder);
     const size = unet.config.sampleSize?.[0] ?? 32;
-    return new DiffusionModel(folder.name, unet, tokenizer, textEncoder, scheduler, size, sampling);
+    const model = new DiffusionModel(folder.name, unet, tokenizer, textEncoder, scheduler, size, sampling);
+    const reserved = model.identifierTokens();
+    const unknown = identifiersIn(sampling.trainPrompt ?? '').filter((t) => !reserved.includes(t));
+    if (unknown.length > 0) {
+      throw new ModelFolderError(
+        folder.name,
+        SAMPLING_FILE,
+        `"trainPrompt" uses ${unknown.join(', ')}, which the tokenizer does not keep whole ` +
+          `(it reserves ${reserved.length > 0 ? reserved.join(', ') : 'no identifier tokens'})`,
+      );
+    }
+    return model;
+  }
+
+  /** The identifier tokens <v1>…<v8> that the tokenizer keeps as one token (reserved for personalization). */
+  identifierTokens(): string[] {
+    return Array.from({ length: 8 }, (_, i) => `<v${i + 1}>`).filter(
+      (t) => this.tokenizer.encode(t).tokens[0] === t,
+    );
   }
 
   /** Text embeddings [1, L, D] for a prompt (cached: prompts repeat across previews and steps). */

@@ -27,6 +27,11 @@ describe('sampling.json', () => {
       source: 'sampling.json',
     });
     expect(await readSamplingDefaults(folder())).toBe(BUILT_IN_SAMPLING);
+    expect(await readSamplingDefaults(folder('{"trainPrompt": "<v1> dog face"}'))).toMatchObject({
+      trainPrompt: '<v1> dog face',
+      guidance: BUILT_IN_SAMPLING.guidance,
+    });
+    expect(await readSamplingDefaults(folder('{"steps": 30}'))).not.toHaveProperty('trainPrompt');
   });
 
   it('refuses bad values with the folder, file and key', async () => {
@@ -35,6 +40,13 @@ describe('sampling.json', () => {
       ['{"guidance": "2"}', /"guidance" must be a number/],
       ['{"steps": 2.5}', /"steps" must be an integer from 1 to 1000 \(got 2.5\)/],
       ['{"recomputeEpsilon": "yes"}', /"recomputeEpsilon" must be true or false \(got "yes"\)/],
+      [
+        '{"trainPrompt": "dog face"}',
+        /"trainPrompt" must be .* with an identifier token.*\(got "dog face"\)/,
+      ],
+      ['{"trainPrompt": 3}', /"trainPrompt" must be/],
+      ['{"trainPrompt": " <v1> dog"}', /"trainPrompt" must be one line/],
+      [`{"trainPrompt": "<v1> ${'a'.repeat(200)}"}`, /at most 200 characters/],
       ['[2]', /must be a JSON object/],
       ['{"guidance": ', /sampling.json: is not valid JSON/],
     ] as const) {
@@ -51,5 +63,8 @@ describe('sampling.json', () => {
     expect(s.guidance).toBeGreaterThanOrEqual(1);
     expect(s.guidance).toBeLessThanOrEqual(15);
     expect(Number.isInteger(s.guidance * 2)).toBe(true);
+    // Its example prompt uses the first identifier and a class word the model was trained on, no "photo".
+    expect(s.trainPrompt).toMatch(/^<v1> [a-z ]+$/);
+    expect(s.trainPrompt).not.toMatch(/photo/);
   });
 });

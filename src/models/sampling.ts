@@ -1,11 +1,17 @@
 // A model's recommended sampling settings: the optional sampling.json of LoRA² Studio model folders
-// ({"guidance": 2, "steps": 25, "recomputeEpsilon": true}). A model trained until its prompts bite needs far less
-// classifier-free guidance than one whose text conditioning is weak, and a pixel-space model that clips x₀ may
-// want DDIM's ε taken from the clipped x₀; the folder says which, and the Generate tab, the training previews,
-// the class images and `npm run sample` start from it. Folders without the file (SD-class models) get BUILT_IN.
+// ({"guidance": 2, "steps": 25, "recomputeEpsilon": true, "trainPrompt": "<v1> dog face"}). A model trained until
+// its prompts bite needs far less classifier-free guidance than one whose text conditioning is weak, and a
+// pixel-space model that clips x₀ may want DDIM's ε taken from the clipped x₀; the folder says which, and the
+// Generate tab, the training previews, the class images and `npm run sample` start from it. "trainPrompt" is an
+// example training prompt in the model's own language (the studio's built-in "a photo of <v1> dog" suits SD-class
+// models; a small model trained on captions like "dog face" reads "photo" as a camera); a session that has not
+// trained and still has the built-in prompt takes it. Folders without the file (SD-class models) get BUILT_IN.
+import { identifiersIn } from '../train/trainSettings';
 import { ModelFolderError, type ModelFolder } from './folder';
 
 export const SAMPLING_FILE = 'sampling.json';
+/** The longest trainPrompt taken (the studio's prompt field is one line). */
+export const TRAIN_PROMPT_MAX = 200;
 
 export interface SamplingDefaults {
   /** Classifier-free guidance scale. */
@@ -14,6 +20,8 @@ export interface SamplingDefaults {
   steps: number;
   /** With clip_sample: ε from the clipped x₀ instead of the model's (SamplerOptions.recomputeEpsilon). */
   recomputeEpsilon: boolean;
+  /** An example training prompt with an identifier token, phrased as the model was trained; absent: none. */
+  trainPrompt?: string;
   /** Where the values came from. */
   source: 'sampling.json' | 'built-in';
 }
@@ -53,10 +61,25 @@ export function parseSamplingDefaults(folderName: string, raw: unknown): Samplin
   if (typeof flag !== 'boolean') {
     throw fail(`"recomputeEpsilon" must be true or false (got ${JSON.stringify(flag)})`);
   }
+  const prompt = o.trainPrompt;
+  if (
+    prompt !== undefined &&
+    (typeof prompt !== 'string' ||
+      prompt !== prompt.trim() ||
+      /[\r\n]/.test(prompt) ||
+      prompt.length > TRAIN_PROMPT_MAX ||
+      identifiersIn(prompt).length === 0)
+  ) {
+    throw fail(
+      `"trainPrompt" must be one line of at most ${TRAIN_PROMPT_MAX} characters with an identifier token, ` +
+        `e.g. "<v1> dog face" (got ${JSON.stringify(prompt)})`,
+    );
+  }
   return {
     guidance: num('guidance', 1, 30, false),
     steps: num('steps', 1, 1000, true),
     recomputeEpsilon: flag,
+    ...(prompt === undefined ? {} : { trainPrompt: prompt }),
     source: 'sampling.json',
   };
 }

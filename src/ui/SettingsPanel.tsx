@@ -112,6 +112,7 @@ export function SettingsPanel() {
   const settings = useStudio((s) => s.settings);
   const saved = useStudio((s) => s.settingsSaved);
   const tokens = useStudio((s) => s.model.info?.identifierTokens);
+  const example = useStudio((s) => s.model.info?.sampling.trainPrompt);
   const locked = useStudio((s) => isTraining(s.train.phase));
   const issues = validateTrainSettings(settings, tokens);
   const fixed = settings.mode === 'fixed';
@@ -125,8 +126,13 @@ export function SettingsPanel() {
         </span>
       </h2>
       <fieldset disabled={locked}>
-        <TextField field="prompt" label="Prompt" placeholder="a photo of <v1> dog">
+        <TextField field="prompt" label="Prompt" placeholder={example ?? DEFAULT_TRAIN_SETTINGS.prompt}>
           identifier {tokens?.slice(0, 2).join(', ') ?? '<v1>'} + a class word (dog, person, mug)
+          {example && (
+            <span data-testid="prompt-example">
+              ; this model&apos;s example: <code>{example}</code>
+            </span>
+          )}
         </TextField>
         <Issues fields={['prompt']} issues={issues} />
         <div className="grid2">

@@ -4,6 +4,7 @@ import { describeError, TrainerMissingError } from '../errorText';
 import { trainer } from '../trainerClient';
 import { trainerCapabilities } from '../trainerCaps';
 import { useStudio } from '../studioStore';
+import { adoptModelPrompt } from './session';
 
 export async function loadCapabilities(): Promise<void> {
   try {
@@ -43,6 +44,7 @@ export function loadModel(force = false): Promise<void> {
     try {
       const info = await trainer().loadModel(url);
       useStudio.setState({ model: { phase: 'ready', info } });
+      adoptModelPrompt();
     } catch (e) {
       console.error(e);
       useStudio.setState({ model: { phase: 'error', error: describeError(e, { loading: 'model' }) } });

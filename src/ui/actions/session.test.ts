@@ -1,5 +1,6 @@
 // Session actions against an in-memory store: a slow, stale sessions refresh must not bring back a deleted
-// session, and the "saved" mark must not appear while a newer settings change is still unsaved.
+// session, the "saved" mark must not appear while a newer settings change is still unsaved, and a session takes
+// its model's example prompt only while it is untouched.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { memoryKeyValueStore, SessionStore } from '../../train/sessionStore';
 
@@ -11,8 +12,25 @@ vi.mock('../services', () => ({
 }));
 
 const { sessionStore } = await import('../services');
-const { deleteSession, refreshSessions, updateSettings, flushSettings } = await import('./session');
+const { adoptModelPrompt, deleteSession, refreshSessions, updateSettings, flushSettings } =
+  await import('./session');
 const { useStudio } = await import('../studioStore');
+const { DEFAULT_MODEL_URL } = await import('../../train/sessionStore');
+const { DEFAULT_TRAIN_SETTINGS } = await import('../../train/trainSettings');
+const { BUILT_IN_SAMPLING } = await import('../../models/sampling');
+type ModelInfo = import('../../../workers/api').ModelInfo;
+
+const EXAMPLE = '<v1> dog face';
+function modelInfo(url: string, trainPrompt?: string): ModelInfo {
+  return {
+    url,
+    name: 'm',
+    resolution: 32,
+    layers: [],
+    identifierTokens: ['<v1>'],
+    sampling: { ...BUILT_IN_SAMPLING, trainPrompt },
+  };
+}
 
 beforeEach(() => {
   kv.data.clear();
@@ -66,5 +84,36 @@ describe('session actions', () => {
     await flushSettings();
     expect(useStudio.getState().settingsSaved).toBe(true);
     expect((await sessionStore.get(s.id))!.settings.steps).toBe(222);
+  });
+
+  it("takes the model's example prompt while the session has not trained and keeps the built-in prompt", async () => {
+    const s = await sessionStore.create();
+    expect(s.settings.prompt).toBe(DEFAULT_TRAIN_SETTINGS.prompt);
+    const open = (session: typeof s, prompt = session.settings.prompt) =>
+      useStudio.setState({ session, settings: { ...session.settings, prompt }, settingsSaved: true });
+    const ready = (info: ModelInfo) => useStudio.setState({ model: { phase: 'ready', info } });
+
+    // A model without an example, or another model than the session's: nothing changes.
+    open(s);
+    ready(modelInfo(DEFAULT_MODEL_URL));
+    adoptModelPrompt();
+    ready(modelInfo('/models/other/', EXAMPLE));
+    adoptModelPrompt();
+    expect(useStudio.getState().settings.prompt).toBe(DEFAULT_TRAIN_SETTINGS.prompt);
+
+    // The session's model has one: taken and saved.
+    ready(modelInfo(DEFAULT_MODEL_URL, EXAMPLE));
+    adoptModelPrompt();
+    expect(useStudio.getState().settings.prompt).toBe(EXAMPLE);
+    await flushSettings();
+    expect((await sessionStore.get(s.id))!.settings.prompt).toBe(EXAMPLE);
+
+    // A prompt the person typed stays, and so does the prompt of a session that has trained.
+    open(s, '<v2> corgi');
+    adoptModelPrompt();
+    expect(useStudio.getState().settings.prompt).toBe('<v2> corgi');
+    open({ ...s, step: 10 }, DEFAULT_TRAIN_SETTINGS.prompt);
+    adoptModelPrompt();
+    expect(useStudio.getState().settings.prompt).toBe(DEFAULT_TRAIN_SETTINGS.prompt);
   });
 });

@@ -2,7 +2,13 @@
 // whole sessions, and keep settings saved (debounced) so a reload finds them.
 import type { TrainSettings } from '../../../workers/api';
 import { decodePhoto } from '../../train/photos';
-import { formatBytes, requestedModelUrl, type SessionRecord } from '../../train/sessionStore';
+import {
+  DEFAULT_MODEL_URL,
+  formatBytes,
+  requestedModelUrl,
+  type SessionRecord,
+} from '../../train/sessionStore';
+import { DEFAULT_TRAIN_SETTINGS } from '../../train/trainSettings';
 import { SESSION_FILE_EXTENSION } from '../../train/sessionFile';
 import { describeError } from '../errorText';
 import { metrics, sessionStore } from '../services';
@@ -97,6 +103,20 @@ async function show(rec: SessionRecord): Promise<void> {
     adapterReady: rec.step > 0,
   });
   if (rec.step === 0) void checkImportedAdapter(rec.id);
+  adoptModelPrompt();
+}
+
+/**
+ * The open session takes its model's example prompt (sampling.json "trainPrompt") while it has not trained and
+ * its prompt is still the studio's built-in one: that one ("a photo of <v1> dog") is phrased for SD-class models,
+ * and the default model reads "photo" as a camera. Called when a model finishes loading and when a session opens.
+ */
+export function adoptModelPrompt(): void {
+  const { model, session, settings } = useStudio.getState();
+  const example = model.info?.sampling.trainPrompt;
+  if (!example || !session || session.step > 0 || settings.prompt !== DEFAULT_TRAIN_SETTINGS.prompt) return;
+  if (model.info!.url !== (session.modelUrl ?? DEFAULT_MODEL_URL)) return;
+  updateSettings({ prompt: example });
 }
 
 /** A session that never trained may still hold a LoRA imported from a file: its checkpoint says so. */
