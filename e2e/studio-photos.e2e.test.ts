@@ -94,6 +94,11 @@ describe('studio photos', () => {
     // A transparent PNG (the emoji) trains over white: its crop's corner is white, not the black it stores.
     await page.locator('[data-testid="photo-thumb"][title^="1f436.png"] img').click();
     await expect.poll(() => cropPixel(0, 0)).toEqual([255, 255, 255, 255]);
+    // Its thumbnail and the crop's source show the transparent parts as a checkerboard, not the dark page.
+    for (const sel of ['[data-testid="photo-thumb"][title^="1f436.png"] img', '.crop-source img']) {
+      const bg = await page.locator(sel).evaluate((e) => getComputedStyle(e).backgroundImage);
+      expect(bg, sel).toMatch(/repeating-conic-gradient/);
+    }
     expect(await page.getByTestId('photo-count').textContent()).toBe('5 photos.');
     await screenshot(page, 'train-photos', SCREENSHOTS);
   });

@@ -48,6 +48,11 @@ describe('noise schedule', () => {
     expect(() => parseSchedulerConfig({ beta_schedule: 'squaredcos_cap_v2' })).toThrow(/beta_schedule/);
     expect(() => parseSchedulerConfig({ prediction_type: 'sample' })).toThrow(/prediction_type/);
     expect(parseSchedulerConfig({ num_train_timesteps: 500 }).num_train_timesteps).toBe(500);
+    expect(() => parseSchedulerConfig({ clip_sample_range: 0 })).toThrow(
+      /clip_sample_range must be a positive/,
+    );
+    expect(() => parseSchedulerConfig({ clip_sample_range: '1' })).toThrow(/clip_sample_range/);
+    expect(parseSchedulerConfig({}).clip_sample_range).toBe(1);
   });
 });
 
@@ -160,6 +165,32 @@ describe('samplers', () => {
       const direct = new DdimSampler(cfg, 4, { recomputeEpsilon: true }).step(eps, 0, x);
       expect(Array.from(viaFactory)).toEqual(Array.from(direct));
     });
+  });
+
+  it("clips x₀ to the config's clip_sample_range in both samplers", () => {
+    // x₀ = 1.5 at the last DDIM step (ᾱ_prev = 1 with set_alpha_to_one) and Euler's last step (σ_to = 0).
+    const x = Float32Array.from([1.5, -3]);
+    for (const [range, want] of [
+      [1, [1, -1]],
+      [2, [1.5, -2]],
+    ] as const) {
+      const cfg = {
+        ...DEFAULT_SCHEDULER,
+        clip_sample: true,
+        set_alpha_to_one: true,
+        clip_sample_range: range,
+      };
+      const ddim = new DdimSampler(cfg, 1);
+      const a = alphasCumprod(cfg)[ddim.timesteps[0]];
+      const xt = x.map((v) => Math.sqrt(a) * v);
+      const outDdim = ddim.step(new Float32Array(2), 0, xt);
+      const euler = new EulerAncestralSampler(cfg, 1, { recomputeEpsilon: true });
+      const outEuler = euler.step(new Float32Array(2), 0, x, new Rng(0));
+      want.forEach((w, i) => {
+        expect(outDdim[i]).toBeCloseTo(w, 5);
+        expect(outEuler[i]).toBeCloseTo(w, 5);
+      });
+    }
   });
 
   describe('Euler ancestral with clip_sample and recomputeEpsilon', () => {

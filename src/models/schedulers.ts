@@ -17,6 +17,8 @@ export interface SchedulerConfig {
   /** DDIM: whether ᾱ before t=0 is 1 (true) or ᾱ₀ (false, SD 1.5). */
   set_alpha_to_one: boolean;
   clip_sample: boolean;
+  /** With clip_sample: x₀ is clipped to ±this (diffusers' default 1). */
+  clip_sample_range: number;
 }
 
 export const DEFAULT_SCHEDULER: SchedulerConfig = {
@@ -28,6 +30,7 @@ export const DEFAULT_SCHEDULER: SchedulerConfig = {
   steps_offset: 1,
   set_alpha_to_one: false,
   clip_sample: false,
+  clip_sample_range: 1,
 };
 
 /** Reads a diffusers scheduler_config.json, filling defaults and rejecting what we don't implement. */
@@ -45,6 +48,15 @@ export function parseSchedulerConfig(json: Record<string, unknown>): SchedulerCo
   }
   if (!Number.isInteger(c.num_train_timesteps) || c.num_train_timesteps < 2) {
     throw new Error('scheduler_config.json: num_train_timesteps must be an integer ≥ 2');
+  }
+  if (
+    typeof c.clip_sample_range !== 'number' ||
+    !(c.clip_sample_range > 0) ||
+    !isFinite(c.clip_sample_range)
+  ) {
+    throw new Error(
+      `scheduler_config.json: clip_sample_range must be a positive number (got ${JSON.stringify(c.clip_sample_range)})`,
+    );
   }
   return c;
 }
@@ -133,6 +145,11 @@ export interface Sampler {
   step(modelOutput: Float32Array, stepIndex: number, x: Float32Array, rng: Rng): Float32Array;
 }
 
+/** v clipped to [−range, range] (diffusers' clip_sample). */
+function clamp(v: number, range: number): number {
+  return Math.max(-range, Math.min(range, v));
+}
+
 function predictX0AndEps(
   pred: PredictionType,
   x: number,
@@ -190,7 +207,7 @@ export class DdimSampler implements Sampler {
     for (let i = 0; i < x.length; i++) {
       const { x0: raw, eps: rawEps } = predictX0AndEps(this.config.prediction_type, x[i], modelOutput[i], a);
       // As diffusers' DDIMScheduler: x₀ is clipped, ε is kept, unless recomputeEpsilon (see SamplerOptions).
-      const x0 = this.config.clip_sample ? Math.max(-1, Math.min(1, raw)) : raw;
+      const x0 = this.config.clip_sample ? clamp(raw, this.config.clip_sample_range) : raw;
       const eps =
         this.recomputeEpsilon && x0 !== raw ? (x[i] - Math.sqrt(a) * x0) / Math.sqrt(1 - a) : rawEps;
       out[i] = Math.sqrt(aPrev) * x0 + Math.sqrt(1 - aPrev) * eps;
@@ -249,7 +266,7 @@ export class EulerAncestralSampler implements Sampler {
         this.config.prediction_type === 'epsilon'
           ? x[i] - sigma * m
           : m * (-sigma / Math.sqrt(sigma ** 2 + 1)) + x[i] / (sigma ** 2 + 1);
-      const x0 = this.clip ? Math.max(-1, Math.min(1, raw)) : raw;
+      const x0 = this.clip ? clamp(raw, this.config.clip_sample_range) : raw;
       const derivative = (x[i] - x0) / sigma;
       out[i] = x[i] + derivative * (sigmaDown - sigma);
     }
