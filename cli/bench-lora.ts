@@ -22,7 +22,7 @@ import { Rng } from '../src/models/rng';
 import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { compositeSubject } from '../src/train/subject';
-import { DEFAULT_TRAINER_CONFIG, rgbaToModelInput, Trainer, type TrainData } from '../src/train/trainer';
+import { DEFAULT_TRAINER_CONFIG, Trainer, type TrainData } from '../src/train/trainer';
 import { holdoutItem } from './make-subject';
 
 const { values: args } = parseArgs({
@@ -152,8 +152,8 @@ async function main(): Promise<void> {
   const photos = compositeSubject(subject, { size, count: Number(args.photos), seed: seed + 1 });
   const prompt = `<v1> ${item.label}`;
   const data: TrainData = {
-    images: photos.map((p) => rgbaToModelInput(p.data, size, size)),
-    imageShape: [model.unet.config.inChannels, size, size],
+    images: await model.encodeImages(photos),
+    imageShape: model.inputShape,
     embedding: await model.embed(prompt),
   };
   const per = data.imageShape.reduce((a, b) => a * b, 1);
@@ -264,8 +264,7 @@ ${results.map(gradSummary).filter(Boolean).join('\n')}
     join(out, 'report.json'),
     JSON.stringify({ baseLoss, prompt, steps, seed, results }, null, 1),
   );
-  model.unet.params.release();
-  await model.textEncoder.dispose();
+  await model.dispose();
   engine.destroy();
   process.exit(0);
 }

@@ -64,8 +64,7 @@ describe('npm run sample -- --lora', { timeout: 900_000 }, () => {
     }));
     expect(layers.some((l) => l.kernel)).toBe(true);
     writeFileSync(join(dir, 'lora.safetensors'), exportKohya(layers));
-    model.unet.params.release();
-    await model.textEncoder.dispose();
+    await model.dispose();
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -22,8 +22,8 @@ import { fileCheckpointStore } from '../src/train/checkpointFiles';
 import { classTrainData } from '../src/train/classImages';
 import { fileClassImageCache } from '../src/train/classImagesFiles';
 import { cropResize } from '../src/train/photos';
-import { DEFAULT_TRAINER_CONFIG, rgbaToModelInput, Trainer } from '../src/train/trainer';
-import { identifiersIn } from '../src/train/trainSettings';
+import { DEFAULT_TRAINER_CONFIG, Trainer } from '../src/train/trainer';
+import { identifiersIn, LATENT_CROP_MESSAGE } from '../src/train/trainSettings';
 import type { TrainProgress } from '../workers/api';
 import { cliArgs } from './args';
 
@@ -126,10 +126,11 @@ async function main(): Promise<void> {
   const guidance = args.guidance === undefined ? model.sampling.guidance : Number(args.guidance);
   if (!Number.isFinite(guidance)) throw new Error(`--guidance: a number (got "${args.guidance}")`);
   const unet = model.unet;
-  // Training resolution: the model's sample_size (emoji-tiny: 32), square.
+  // Training resolution in pixels: the UNet's sample_size (emoji-tiny: 32) × the codec's downscale, square.
   const size = model.resolution;
   const schedule = new NoiseSchedule(model.scheduler);
 
+  if (model.codec.kind === 'vae' && Number(args['min-crop']) < 1) fail(`--min-crop: ${LATENT_CROP_MESSAGE}`);
   const names = (await readdir(args.photos!)).filter((n) => /\.png$/i.test(n)).sort();
   if (names.length === 0) fail(`no .png photos in ${args.photos}`);
   const photos: RgbaImage[] = [];
@@ -137,7 +138,7 @@ async function main(): Promise<void> {
     const img = await decodePng(new Uint8Array(await readFile(join(args.photos!, n))));
     photos.push({ width: size, height: size, data: cropResize(img, size) });
   }
-  const images = photos.map((p) => rgbaToModelInput(p.data, size, size));
+  const images = await model.encodeImages(photos);
   const embedding = await model.embed(prompt);
 
   const outDir = resolve(args.out!);
@@ -170,7 +171,7 @@ async function main(): Promise<void> {
     engine,
     unet,
     schedule,
-    { images, imageShape: [unet.config.inChannels, size, size], embedding, ...classData },
+    { images, imageShape: model.inputShape, embedding, ...classData },
     {
       ...DEFAULT_TRAINER_CONFIG,
       sessionId: 'cli',

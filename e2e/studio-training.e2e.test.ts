@@ -13,7 +13,14 @@ import { importLora, type LoraLayerWeights } from '../src/io/lora';
 import { launchStudio, screenshot, type Studio } from './support/browser';
 import { dropFiles, emojiPng } from './support/images';
 import { describeLongTask, MainThreadCpu, ownLongTasks, type LongTask } from './support/mainThread';
-import { capabilities, openStudio, SCREENSHOTS, storedClassSets } from './support/studio';
+import {
+  capabilities,
+  galleryImage,
+  openStudio,
+  SCREENSHOTS,
+  storedClassSets,
+  trainMessage,
+} from './support/studio';
 
 const NEEDED = [
   'loadModel',
@@ -202,17 +209,10 @@ describe('studio training', () => {
 
       await page.getByTestId('start').click();
       await expect
-        .poll(
-          () =>
-            page
-              .getByTestId('train-message')
-              .textContent({ timeout: 1000 })
-              .catch(() => ''),
-          {
-            timeout: FIRST_STEP_MS,
-            interval: 200,
-          },
-        )
+        .poll(() => trainMessage(page), {
+          timeout: FIRST_STEP_MS,
+          interval: 200,
+        })
         .toMatch(/Drawing class images of “dog”: 1 of 2/);
       mark('first class image drawn');
       await expect.poll(progressStep, { timeout: FIRST_STEP_MS, interval: 1000 }).toBeGreaterThanOrEqual(1);
@@ -361,18 +361,7 @@ describe('studio training', () => {
       await expect
         .poll(() => page.getByTestId('gallery-item').count(), { timeout: 600_000, interval: 1000 })
         .toBe(before + 2);
-      const pixels = (i: number) =>
-        page
-          .getByTestId('gallery-item')
-          .nth(i)
-          .locator('img')
-          .evaluate(async (img: HTMLImageElement) => {
-            const bitmap = await createImageBitmap(await (await fetch(img.src)).blob());
-            const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-            const ctx = canvas.getContext('2d')!;
-            ctx.drawImage(bitmap, 0, 0);
-            return Array.from(ctx.getImageData(0, 0, bitmap.width, bitmap.height).data);
-          });
+      const pixels = async (i: number) => (await galleryImage(page, i)).data;
       const [everyStep, interval] = [await pixels(0), await pixels(1)];
       expect(everyStep.length).toBe(interval.length);
       expect(everyStep).not.toEqual(interval);

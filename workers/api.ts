@@ -35,6 +35,8 @@ export interface ModelInfo {
   name: string;
   /** Square training/sampling resolution in pixels. */
   resolution: number;
+  /** The UNet's space: pixels, or a VAE's latents (vae_encoder.onnx / vae_decoder.onnx; absent in older workers). */
+  codec?: 'pixel' | 'vae';
   /** LoRA target layers (diffusers module paths), in UNet order, with the block they belong to. */
   layers: { name: string; block: 'down' | 'mid' | 'up'; inFeatures: number; outFeatures: number }[];
   /** Identifier tokens reserved for personalization, e.g. ["<v1>", …]. */

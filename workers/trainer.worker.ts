@@ -14,7 +14,8 @@ import { idbCheckpointStore } from '../src/train/checkpoint';
 import { classTrainData, idbClassImageCache } from '../src/train/classImages';
 import { attachLora, checkLayersFit, checkpointFromLora } from '../src/train/loraCheckpoint';
 import { DB_NAME, STORE_NAME } from '../src/train/sessionStore';
-import { rgbaToModelInput, Trainer, type TrainData } from '../src/train/trainer';
+import { Trainer, type TrainData } from '../src/train/trainer';
+import { LATENT_CROP_MESSAGE } from '../src/train/trainSettings';
 import { trainerConfig } from '../src/train/trainerConfig';
 import type {
   GenerateRequest,
@@ -131,9 +132,14 @@ interface ActiveRun {
 let activeRun: ActiveRun | undefined;
 
 /** Photos at the model's resolution → model input; the prompt → its text embedding. */
-async function trainData(m: DiffusionModel, images: TrainingImage[], prompt: string): Promise<TrainData> {
+async function trainData(
+  m: DiffusionModel,
+  images: TrainingImage[],
+  settings: TrainSettings,
+): Promise<TrainData> {
   const size = m.resolution;
   if (images.length === 0) throw new Error('Training needs at least one photo.');
+  if (m.codec.kind === 'vae' && settings.minCrop < 1) throw new Error(LATENT_CROP_MESSAGE);
   for (const img of images) {
     if (img.width !== size || img.height !== size || img.rgba.length !== size * size * 4)
       throw new Error(
@@ -141,9 +147,9 @@ async function trainData(m: DiffusionModel, images: TrainingImage[], prompt: str
       );
   }
   return {
-    images: images.map((img) => rgbaToModelInput(img.rgba, size, size)),
-    imageShape: [m.unet.config.inChannels, size, size] as [number, number, number],
-    embedding: await m.embed(prompt),
+    images: await m.encodeImages(images.map((img) => ({ ...img, data: img.rgba }))),
+    imageShape: m.inputShape,
+    embedding: await m.embed(settings.prompt),
   };
 }
 
@@ -202,7 +208,7 @@ async function train(
     const m = await currentModel();
     g = model?.gpu;
     const config = trainerConfig(sessionId, settings);
-    const data = await trainData(m, images, settings.prompt);
+    const data = await trainData(m, images, settings);
     const classPrompt = settings.classPrompt.trim();
     if (classPrompt) {
       // Before the trainer attaches its adapters: these are the base model's pictures of the class.
@@ -307,6 +313,7 @@ const api: TrainerImplementation = {
       url,
       name: url.replace(/\/+$/, '').split('/').pop() ?? url,
       resolution: m.resolution,
+      codec: m.codec.kind,
       layers: m.unet.linearTargets().map((t) => ({
         name: t.path,
         block: t.block,

@@ -84,3 +84,31 @@ export function storeClassSet(page: Page, key: string, count: number, size: numb
     [key, count, size] as const,
   );
 }
+
+/** The n-th image of the Generate tab's gallery (newest first), decoded in the page: size and RGBA bytes. */
+export function galleryImage(
+  page: Page,
+  n: number,
+): Promise<{ width: number; height: number; data: number[] }> {
+  return page
+    .getByTestId('gallery-item')
+    .nth(n)
+    .locator('img')
+    .evaluate(async (img: HTMLImageElement) => {
+      const bitmap = await createImageBitmap(await (await fetch(img.src)).blob());
+      const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+      const ctx = canvas.getContext('2d')!;
+      ctx.drawImage(bitmap, 0, 0);
+      const data = Array.from(ctx.getImageData(0, 0, bitmap.width, bitmap.height).data);
+      return { width: bitmap.width, height: bitmap.height, data };
+    });
+}
+
+/** The Train tab's message line now ('' while there is none): poll it with expect.poll. */
+export function trainMessage(page: Page): Promise<string> {
+  return page
+    .getByTestId('train-message')
+    .textContent({ timeout: 1000 })
+    .then((t) => t ?? '')
+    .catch(() => '');
+}

@@ -29,8 +29,7 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
     );
   });
   afterAll(async () => {
-    model?.unet.params.release();
-    await model?.textEncoder.dispose();
+    await model?.dispose();
     engine?.destroy();
   });
 

@@ -41,8 +41,7 @@ describe(
         ]);
         expect(model.sampling.trainPrompt).toBe('<v2> robot face');
       } finally {
-        model.unet.params.release();
-        await model.textEncoder.dispose();
+        await model.dispose();
       }
     });
 

@@ -1,9 +1,11 @@
 // Text-to-image sampling: prompt → tokenizer → text encoder (ORT) → scheduler loop with classifier-free
-// guidance over the WGSL UNet (plus any adapters) → image. Pixel-space models use the identity codec.
+// guidance over the WGSL UNet (plus any adapters) → codec → image. Pixel-space models use the identity codec;
+// latent models decode with their VAE in onnxruntime-web (codec.ts), and training photos go through its encoder.
 import { noGrad } from '../autograd/tape';
 import type { RgbaImage } from '../io/png';
 import type { Engine } from '../tensor/engine';
 import { identifiersIn } from '../train/trainSettings';
+import { loadCodec, rgbaToModelInput, toImage, type ImageCodec } from './codec';
 import { ModelFolderError, type ModelFolder } from './folder';
 import { Rng } from './rng';
 import { readSamplingDefaults, SAMPLING_FILE, type SamplingDefaults } from './sampling';
@@ -37,37 +39,61 @@ export class DiffusionModel {
     readonly tokenizer: Tokenizer,
     readonly textEncoder: OnnxTextEncoder,
     readonly scheduler: SchedulerConfig,
+    /** Square image side in pixels (the UNet's sample_size × the codec's downscale). */
     readonly resolution: number,
+    /** Pixels ↔ the UNet's space: the identity, or the folder's VAE. */
+    readonly codec: ImageCodec,
     /** The folder's recommended guidance and steps (sampling.json), or the built-in ones. */
     readonly sampling: SamplingDefaults,
   ) {}
 
   static async load(engine: Engine, folder: ModelFolder, ort: OrtOptions = {}): Promise<DiffusionModel> {
-    if (await folder.has('vae_decoder.onnx')) {
-      throw new Error(
-        `${folder.name}: latent models (VAE) are not supported yet; only pixel-space models load`,
-      );
-    }
-    const unet = await UNet2DConditionModel.load(engine, folder);
+    // The small files first: a bad scheduler or sampling file is reported before gigabytes of weights load.
     const tokenizer = await loadTokenizer(folder);
-    const textEncoder = await OnnxTextEncoder.load(await folder.bytes('text_encoder.onnx'), ort);
     const scheduler = parseSchedulerConfig(
       await folder.json<Record<string, unknown>>('scheduler_config.json'),
     );
     const sampling = await readSamplingDefaults(folder);
-    const size = unet.config.sampleSize?.[0] ?? 32;
-    const model = new DiffusionModel(folder.name, unet, tokenizer, textEncoder, scheduler, size, sampling);
-    const reserved = model.identifierTokens();
+    const unet = await UNet2DConditionModel.load(engine, folder);
+    let textEncoder: OnnxTextEncoder | undefined;
+    let codec: ImageCodec | undefined;
+    try {
+      textEncoder = await OnnxTextEncoder.load(await folder.bytes('text_encoder.onnx'), ort);
+      codec = await loadCodec(folder, unet.config.inChannels, ort);
+      const size = (unet.config.sampleSize?.[0] ?? 32) * codec.downscale;
+      const model = new DiffusionModel(
+        folder.name,
+        unet,
+        tokenizer,
+        textEncoder,
+        scheduler,
+        size,
+        codec,
+        sampling,
+      );
+      model.checkTrainPrompt(folder.name);
+      return model;
+    } catch (e) {
+      unet.params.release();
+      await textEncoder?.dispose();
+      await codec?.dispose();
+      throw e;
+    }
+  }
+
+  /** sampling.json's example prompt must use identifiers this tokenizer keeps whole. */
+  private checkTrainPrompt(folderName: string): void {
+    const sampling = this.sampling;
+    const reserved = this.identifierTokens();
     const unknown = identifiersIn(sampling.trainPrompt ?? '').filter((t) => !reserved.includes(t));
     if (unknown.length > 0) {
       throw new ModelFolderError(
-        folder.name,
+        folderName,
         SAMPLING_FILE,
         `"trainPrompt" uses ${unknown.join(', ')}, which the tokenizer does not keep whole ` +
           `(it reserves ${reserved.length > 0 ? reserved.join(', ') : 'no identifier tokens'})`,
       );
     }
-    return model;
   }
 
   /** The identifier tokens <v1>…<v8> that the tokenizer keeps as one token (reserved for personalization). */
@@ -94,9 +120,44 @@ export class DiffusionModel {
     const uncond = await this.embed(opts.negativePrompt ?? '');
     const sampler = createSampler(opts.sampler, this.scheduler, opts.steps);
     const rng = new Rng(opts.seed);
-    const noise = rng.normals(c.inChannels * this.resolution * this.resolution, sampler.initNoiseSigma);
+    const side = this.latentSize;
+    const noise = rng.normals(c.inChannels * side * side, sampler.initNoiseSigma);
     const x = await this.denoise(noise, uncond, cond, { ...opts, rng });
-    return toImage(x, c.inChannels, this.resolution);
+    return toImage(await this.codec.decode(x, side), 3, this.resolution);
+  }
+
+  /** Side of the UNet's input (pixels for a pixel-space model, latent cells for a latent one). */
+  get latentSize(): number {
+    return this.resolution / this.codec.downscale;
+  }
+
+  /** The UNet's input shape for one image: [channels, side, side]. */
+  get inputShape(): [number, number, number] {
+    return [this.unet.config.inChannels, this.latentSize, this.latentSize];
+  }
+
+  /**
+   * Training images in the UNet's space: RGBA at the model's resolution, composited over white, then through
+   * the codec (a latent model's VAE encoder, one image at a time).
+   */
+  async encodeImages(
+    images: readonly { data: ArrayLike<number>; width: number; height: number }[],
+  ): Promise<Float32Array[]> {
+    const size = this.resolution;
+    const out: Float32Array[] = [];
+    for (const img of images) {
+      if (img.width !== size || img.height !== size || img.data.length !== size * size * 4)
+        throw new Error(`an image is ${img.width}×${img.height}; this model trains on ${size}×${size} RGBA`);
+      out.push(await this.codec.encode(rgbaToModelInput(img.data, size, size), size));
+    }
+    return out;
+  }
+
+  /** Releases the UNet's GPU weights and the ORT sessions. */
+  async dispose(): Promise<void> {
+    this.unet.params.release();
+    await this.textEncoder.dispose();
+    await this.codec.dispose();
   }
 
   /**
@@ -118,7 +179,7 @@ export class DiffusionModel {
   ): Promise<Float32Array> {
     const engine = this.unet.engine;
     const c = this.unet.config;
-    const size = this.resolution;
+    const size = this.latentSize;
     const n = c.inChannels * size * size;
     if (noise.length !== n) throw new Error(`denoise: noise has ${noise.length} values, the UNet takes ${n}`);
     const [, len, dim] = cond.shape;
@@ -154,18 +215,4 @@ export class DiffusionModel {
     });
     return x;
   }
-}
-
-/** Pixel-space codec: [-1, 1] planes (NCHW, 1 or 3 channels) → RGBA bytes. */
-export function toImage(x: Float32Array, channels: number, size: number): RgbaImage {
-  const data = new Uint8ClampedArray(size * size * 4);
-  const plane = size * size;
-  for (let i = 0; i < plane; i++) {
-    for (let ch = 0; ch < 3; ch++) {
-      const v = x[(channels === 1 ? 0 : ch) * plane + i];
-      data[i * 4 + ch] = Math.round((Math.max(-1, Math.min(1, v)) + 1) * 127.5);
-    }
-    data[i * 4 + 3] = 255;
-  }
-  return { width: size, height: size, data };
 }

@@ -29,6 +29,23 @@ export function configureOrt(opts: OrtOptions): void {
   ort.env.wasm.numThreads = opts.numThreads ?? 1;
 }
 
+/** An onnxruntime-web session over `bytes` (the text encoder, a VAE part); `fail` words a load error. */
+export async function openOrtSession(
+  bytes: Uint8Array,
+  opts: OrtOptions,
+  fail: (why: string) => Error,
+): Promise<ort.InferenceSession> {
+  configureOrt(opts);
+  try {
+    return await ort.InferenceSession.create(bytes, {
+      executionProviders: opts.executionProviders ?? ['wasm'],
+      graphOptimizationLevel: 'all',
+    });
+  } catch (e) {
+    throw fail(`could not be loaded: ${(e as Error).message ?? e}`);
+  }
+}
+
 export class OnnxTextEncoder {
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -38,16 +55,11 @@ export class OnnxTextEncoder {
   ) {}
 
   static async load(model: Uint8Array, opts: OrtOptions = {}): Promise<OnnxTextEncoder> {
-    configureOrt(opts);
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(model, {
-        executionProviders: opts.executionProviders ?? ['wasm'],
-        graphOptimizationLevel: 'all',
-      });
-    } catch (e) {
-      throw new TextEncoderError(`text_encoder.onnx could not be loaded: ${(e as Error).message ?? e}`);
-    }
+    const session = await openOrtSession(
+      model,
+      opts,
+      (why) => new TextEncoderError(`text_encoder.onnx ${why}`),
+    );
     if (session.inputNames.length < 1) throw new TextEncoderError('text_encoder.onnx has no inputs');
     const inputName = session.inputNames.includes('input_ids') ? 'input_ids' : session.inputNames[0];
     const outputName = session.outputNames.includes('last_hidden_state')

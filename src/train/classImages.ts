@@ -3,7 +3,7 @@
 import { get, set, type UseStore } from 'idb-keyval';
 import type { RgbaImage } from '../io/png';
 import type { DiffusionModel, GenerateOptions } from '../models/pipeline';
-import { rgbaToModelInput, type TrainData } from './trainer';
+import type { TrainData } from './trainer';
 import { storeKeys } from './sessionStore';
 import { identifiersIn } from './trainSettings';
 
@@ -83,7 +83,7 @@ export async function classImages(
  * or the cache gives the class images, in model space, and the class prompt's embedding.
  */
 export async function classTrainData(
-  model: Pick<DiffusionModel, 'generate' | 'embed' | 'resolution'>,
+  model: Pick<DiffusionModel, 'generate' | 'embed' | 'encodeImages'>,
   spec: Omit<ClassImageSpec, 'seed'>,
   cache: ClassImageCache,
   onImage?: (done: number, total: number, cached: boolean) => void,
@@ -94,9 +94,9 @@ export async function classTrainData(
     cache,
     onImage,
   );
-  const size = model.resolution;
   return {
-    classImages: drawn.map((p) => rgbaToModelInput(p.data, size, size)),
+    // Through the codec like the photos (a latent model's VAE encoder).
+    classImages: await model.encodeImages(drawn),
     classEmbedding: await model.embed(spec.prompt),
   };
 }

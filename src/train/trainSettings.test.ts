@@ -25,6 +25,19 @@ describe('train settings', () => {
     expect(identifiersIn('a <v1> and <v2> dog')).toEqual(['<v1>', '<v2>']);
   });
 
+  it('refuses random crops for a latent model only', () => {
+    const crop = { ...DEFAULT_TRAIN_SETTINGS, minCrop: 0.8 };
+    expect(validateTrainSettings(crop, undefined, 'vae')).toEqual([
+      {
+        field: 'minCrop',
+        level: 'error',
+        message: expect.stringMatching(/Random crops need a pixel-space model/),
+      },
+    ]);
+    expect(validateTrainSettings(crop, undefined, 'pixel')).toEqual([]);
+    expect(validateTrainSettings({ ...crop, minCrop: 1 }, undefined, 'vae')).toEqual([]);
+  });
+
   it('checks the identifier against the tokens the model reserves', () => {
     expect(errors({ prompt: 'a <sks> dog' }, ['<v1>', '<v2>'])[0].message).toMatch(/<sks>.*<v1>/);
     expect(errors({ prompt: 'a <v2> dog' }, ['<v1>', '<v2>'])).toEqual([]);

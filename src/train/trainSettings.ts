@@ -88,10 +88,19 @@ function isInt(x: number, lo: number, hi: number): boolean {
   return Number.isInteger(x) && x >= lo && x <= hi;
 }
 
-/** Everything wrong or risky about `s`; training may start when no issue has level 'error'. */
+/** Why a latent model cannot train with random crops (the UI's check and the worker's say the same). */
+export const LATENT_CROP_MESSAGE =
+  'Random crops need a pixel-space model: a latent model encodes each photo with its VAE once, before the ' +
+  'first step. Set the smallest crop to 1 (off); flips still work.';
+
+/**
+ * Everything wrong or risky about `s`; training may start when no issue has level 'error'. `codec` is the
+ * model's (ModelInfo.codec): a latent model cannot take random crops.
+ */
 export function validateTrainSettings(
   s: TrainSettings,
   identifierTokens?: readonly string[],
+  codec?: 'pixel' | 'vae',
 ): SettingsIssue[] {
   const issues = checkPrompt(s.prompt, identifierTokens);
   const err = (field: SettingsField, message: string) => issues.push({ field, level: 'error', message });
@@ -125,6 +134,7 @@ export function validateTrainSettings(
   if (!isInt(s.warmupSteps, 0, 100_000)) err('warmupSteps', 'Warm-up must be a whole number of steps ≥ 0.');
   else if (s.warmupSteps >= s.steps) warn('warmupSteps', 'The warm-up lasts the whole run.');
   if (!(s.minCrop > 0 && s.minCrop <= 1)) err('minCrop', 'The smallest crop must be a fraction in (0, 1].');
+  else if (codec === 'vae' && s.minCrop < 1) err('minCrop', LATENT_CROP_MESSAGE);
   if (s.classPrompt.trim()) {
     if (identifiersIn(s.classPrompt).length > 0)
       err('classPrompt', 'The class prompt is the plain class word(s), without an identifier like <v1>.');

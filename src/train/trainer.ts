@@ -77,20 +77,8 @@ export interface TrainData {
   classEmbedding?: { data: Float32Array; shape: [number, number, number] };
 }
 
-/**
- * RGBA bytes (row-major, straight alpha) → [3, H, W] in [−1, 1], composited over white: a transparent PNG's
- * background trains as white, as the default model's emoji were composited (never as the black that transparent
- * pixels hold). Opaque pixels are unchanged.
- */
-export function rgbaToModelInput(rgba: ArrayLike<number>, width: number, height: number): Float32Array {
-  const plane = width * height;
-  const out = new Float32Array(3 * plane);
-  for (let i = 0; i < plane; i++) {
-    const a = rgba[i * 4 + 3] / 255;
-    for (let c = 0; c < 3; c++) out[c * plane + i] = (rgba[i * 4 + c] * a + 255 * (1 - a)) / 127.5 - 1;
-  }
-  return out;
-}
+/** RGBA bytes → [3, H, W] in [−1, 1] over white (src/models/codec.ts; kept here for the trainer's callers). */
+export { rgbaToModelInput } from '../models/codec';
 
 export class Trainer {
   step = 0;

@@ -23,7 +23,8 @@ function ModelChip() {
     idle: 'Model: waiting for GPU',
     loading: 'Loading model…',
     ready: model.info
-      ? `${model.info.name} · ${model.info.resolution} px · ${model.info.layers.length} LoRA layers`
+      ? `${model.info.name} · ${model.info.resolution} px${model.info.codec === 'vae' ? ' (latent)' : ''} · ` +
+        `${model.info.layers.length} LoRA layers`
       : '',
     missing: 'Trainer not built yet',
     error: 'Model failed to load',

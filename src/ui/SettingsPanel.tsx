@@ -114,7 +114,8 @@ export function SettingsPanel() {
   const tokens = useStudio((s) => s.model.info?.identifierTokens);
   const example = useStudio((s) => s.model.info?.sampling.trainPrompt);
   const locked = useStudio((s) => isTraining(s.train.phase));
-  const issues = validateTrainSettings(settings, tokens);
+  const codec = useStudio((s) => s.model.info?.codec);
+  const issues = validateTrainSettings(settings, tokens, codec);
   const fixed = settings.mode === 'fixed';
 
   return (

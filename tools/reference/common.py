@@ -57,8 +57,14 @@ SCHEDULER_CONFIG = {
 
 
 def alphas_cumprod(cfg=SCHEDULER_CONFIG):
-    assert cfg['beta_schedule'] == 'linear'
-    betas = torch.linspace(cfg['beta_start'], cfg['beta_end'], cfg['num_train_timesteps'], dtype=torch.float64)
+    """ᾱ_t in float64 for 'linear' betas, or 'scaled_linear' (diffusers: a linspace of √β, squared; SD 1.5)."""
+    n = cfg['num_train_timesteps']
+    if cfg['beta_schedule'] == 'linear':
+        betas = torch.linspace(cfg['beta_start'], cfg['beta_end'], n, dtype=torch.float64)
+    elif cfg['beta_schedule'] == 'scaled_linear':
+        betas = torch.linspace(cfg['beta_start'] ** 0.5, cfg['beta_end'] ** 0.5, n, dtype=torch.float64) ** 2
+    else:
+        raise ValueError(f"beta_schedule {cfg['beta_schedule']!r} is not supported (linear, scaled_linear)")
     return torch.cumprod(1.0 - betas, dim=0)
 
 

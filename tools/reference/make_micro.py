@@ -64,26 +64,34 @@ UNet parameters: {unet_params}; text encoder parameters: {text_params}. The toke
 """
 
 
-def main():
-    torch.manual_seed(SEED)
-    os.makedirs(OUT, exist_ok=True)
-    unet = UNet2DConditionModel(MICRO_UNET_CONFIG)
+def write_unet_and_text(out, unet_config, scheduler_config):
+    """Writes a seeded random UNet (f16 unet.safetensors, config.json), scheduler_config.json, emoji-tiny's
+    tokenizer and a 1-layer text encoder of width cross_attention_dim (text_encoder.onnx) into `out`, drawing
+    from torch's global generator; returns (unet, text, tokenizer)."""
+    unet = UNet2DConditionModel(unet_config)
     with torch.no_grad():
         # Random init leaves conv_out's output near zero; scale it so the noise prediction has unit-order values
         # (the trainer's loss and the LoRA gradients are then of the same order as on a trained model).
         unet.conv_out.weight.mul_(4.0)
-    save_file({k: v.to(torch.float16) for k, v in unet.state_dict().items()}, os.path.join(OUT, 'unet.safetensors'),
+    save_file({k: v.to(torch.float16) for k, v in unet.state_dict().items()}, os.path.join(out, 'unet.safetensors'),
               {'format': 'pt'})
-    with open(os.path.join(OUT, 'config.json'), 'w') as f:
-        json.dump(MICRO_UNET_CONFIG, f, indent=2)
-    with open(os.path.join(OUT, 'scheduler_config.json'), 'w') as f:
-        json.dump(SCHEDULER_CONFIG, f, indent=2)
-    shutil.copyfile(os.path.join(MODEL_DIR, 'tokenizer.json'), os.path.join(OUT, 'tokenizer.json'))
-    tok = Tokenizer.from_json(os.path.join(OUT, 'tokenizer.json'))
-    text = TextEncoder(len(tok.vocab), dim=MICRO_UNET_CONFIG['cross_attention_dim'], layers=1, heads=2,
+    with open(os.path.join(out, 'config.json'), 'w') as f:
+        json.dump(unet_config, f, indent=2)
+    with open(os.path.join(out, 'scheduler_config.json'), 'w') as f:
+        json.dump(scheduler_config, f, indent=2)
+    shutil.copyfile(os.path.join(MODEL_DIR, 'tokenizer.json'), os.path.join(out, 'tokenizer.json'))
+    tok = Tokenizer.from_json(os.path.join(out, 'tokenizer.json'))
+    text = TextEncoder(len(tok.vocab), dim=unet_config['cross_attention_dim'], layers=1, heads=2,
                        max_length=tok.max_length)
     text.eval()
-    export_onnx(text, tok, os.path.join(OUT, 'text_encoder.onnx'))
+    export_onnx(text, tok, os.path.join(out, 'text_encoder.onnx'))
+    return unet, text, tok
+
+
+def main():
+    torch.manual_seed(SEED)
+    os.makedirs(OUT, exist_ok=True)
+    unet, text, _ = write_unet_and_text(OUT, MICRO_UNET_CONFIG, SCHEDULER_CONFIG)
     with open(os.path.join(OUT, 'README.md'), 'w') as f:
         f.write(README.format(seed=SEED, unet_params=count_params(unet), text_params=count_params(text)))
     for name in sorted(os.listdir(OUT)):

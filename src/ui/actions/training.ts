@@ -141,7 +141,9 @@ function startProblem(): string | undefined {
   const { model, photos, settings } = useStudio.getState();
   if (model.phase === 'loading') return 'The model is still loading.';
   if (!model.info) return model.error?.message ?? 'No model is loaded.';
-  const issue = validateTrainSettings(settings, model.info.identifierTokens).find((i) => i.level === 'error');
+  const issue = validateTrainSettings(settings, model.info.identifierTokens, model.info.codec).find(
+    (i) => i.level === 'error',
+  );
   if (issue) return issue.message;
   if (photos.length === 0) return 'Add photos of your subject first.';
   const small = photos
