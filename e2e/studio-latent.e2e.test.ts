@@ -1,7 +1,8 @@
 // A latent model in the browser: the studio opens public/models/micro-latent (`?model=micro-latent`: a seeded
 // random SD-style folder whose VAE is vae_encoder.onnx / vae_decoder.onnx), the real worker loads its VAE in
 // onnxruntime-web beside the text encoder, the model chip says it is latent, a random crop is refused with the
-// reason before anything compiles, and the Generate tab renders a 16 px image through the VAE decoder.
+// reason before anything compiles, the Generate tab renders a 16 px image through the VAE decoder, and a 2-step
+// run encodes the photos (saying so) and trains.
 // (`LORA2_E2E_MODEL=micro-latent npx vitest run --project e2e e2e/studio-training.e2e.test.ts` runs the whole
 // training flow on it: 4.4 min here.)
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -19,7 +20,7 @@ describe('studio on a latent model (micro-latent, real worker)', () => {
   });
 
   it(
-    'loads the VAE, refuses random crops, and generates through the decoder',
+    'loads the VAE, refuses random crops, generates through the decoder, encodes photos and trains',
     { timeout: 600_000 },
     async () => {
       const page = await openStudio(studio, '/?model=micro-latent');
@@ -55,6 +56,18 @@ describe('studio on a latent model (micro-latent, real worker)', () => {
       expect([image.width, image.height]).toEqual([16, 16]);
       // Decoded pixels, not a blank canvas: the random VAE's output varies across the image.
       expect(new Set(image.data).size).toBeGreaterThan(16);
+
+      // Without the crop the run starts: the photos go through the VAE encoder (with progress), then it trains.
+      await page.getByTestId('tab-train').click();
+      await page.locator('details.advanced').evaluate((d) => ((d as HTMLDetailsElement).open = true));
+      await page.getByTestId('setting-minCrop').fill('1');
+      await page.locator('[data-testid="settings-saved"][data-saved="true"]').waitFor({ timeout: 10_000 });
+      await page.getByTestId('start').click();
+      await expect
+        .poll(() => trainMessage(page), { timeout: 120_000, interval: 100 })
+        .toMatch(/Encoding photos with the VAE: 3 of 3/);
+      await page.locator('[data-testid="train-controls"][data-phase="done"]').waitFor({ timeout: 400_000 });
+      expect(Number(await page.getByTestId('progress').getAttribute('data-step'))).toBe(2);
     },
   );
 });

@@ -118,7 +118,10 @@ export interface TrainProgress {
   sessionId: string;
   step: number;
   total: number;
-  /** Work before the first step (drawing class images), while it runs. */
+  /**
+   * Work before the first step while it runs, `what` in words with its verb ("Encoding photos with the VAE",
+   * "Drawing class images of “dog”"): the UI shows "what: done of total".
+   */
   preparing?: { what: string; done: number; total: number };
   loss: number;
   /** Prior-preservation (class) loss of the step, when the run has class images. */

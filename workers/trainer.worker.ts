@@ -131,11 +131,15 @@ interface ActiveRun {
 }
 let activeRun: ActiveRun | undefined;
 
-/** Photos at the model's resolution → model input; the prompt → its text embedding. */
+/**
+ * Photos at the model's resolution → model input (a latent model's VAE encoder, with progress: on a software
+ * adapter or WASM an SD-size encode takes seconds per photo); the prompt → its text embedding.
+ */
 async function trainData(
   m: DiffusionModel,
   images: TrainingImage[],
   settings: TrainSettings,
+  onEncoded: (done: number, total: number) => void,
 ): Promise<TrainData> {
   const size = m.resolution;
   if (images.length === 0) throw new Error('Training needs at least one photo.');
@@ -147,7 +151,10 @@ async function trainData(
       );
   }
   return {
-    images: await m.encodeImages(images.map((img) => ({ ...img, data: img.rgba }))),
+    images: await m.encodeImages(
+      images.map((img) => ({ ...img, data: img.rgba })),
+      m.codec.kind === 'vae' ? onEncoded : undefined,
+    ),
     imageShape: m.inputShape,
     embedding: await m.embed(settings.prompt),
   };
@@ -208,7 +215,11 @@ async function train(
     const m = await currentModel();
     g = model?.gpu;
     const config = trainerConfig(sessionId, settings);
-    const data = await trainData(m, images, settings);
+    const preparing = (what: string) => (done: number, total: number) =>
+      notify(() =>
+        onProgress({ ...emptyProgress(sessionId, settings.steps), preparing: { what, done, total } }),
+      );
+    const data = await trainData(m, images, settings, preparing('Encoding photos with the VAE'));
     const classPrompt = settings.classPrompt.trim();
     if (classPrompt) {
       // Before the trainer attaches its adapters: these are the base model's pictures of the class.
@@ -224,13 +235,7 @@ async function train(
             guidance: m.sampling.guidance,
           },
           classImageCache,
-          (done, total) =>
-            notify(() =>
-              onProgress({
-                ...emptyProgress(sessionId, settings.steps),
-                preparing: { what: `class images of “${classPrompt}”`, done, total },
-              }),
-            ),
+          preparing(`Drawing class images of “${classPrompt}”`),
         ),
       );
     }

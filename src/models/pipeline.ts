@@ -142,6 +142,7 @@ export class DiffusionModel {
    */
   async encodeImages(
     images: readonly { data: ArrayLike<number>; width: number; height: number }[],
+    onImage?: (done: number, total: number) => void,
   ): Promise<Float32Array[]> {
     const size = this.resolution;
     const out: Float32Array[] = [];
@@ -149,6 +150,7 @@ export class DiffusionModel {
       if (img.width !== size || img.height !== size || img.data.length !== size * size * 4)
         throw new Error(`an image is ${img.width}×${img.height}; this model trains on ${size}×${size} RGBA`);
       out.push(await this.codec.encode(rgbaToModelInput(img.data, size, size), size));
+      onImage?.(out.length, images.length);
     }
     return out;
   }

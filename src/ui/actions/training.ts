@@ -43,10 +43,10 @@ class Run {
   progress(p: TrainProgress): void {
     if (p.sessionId !== this.sessionId) return;
     if (p.preparing) {
-      // Before the first step (class images being drawn): a line of text, nothing for the charts. The first
-      // step's event sets the phase again, which clears it.
+      // Before the first step (photos through a latent model's VAE, class images being drawn): a line of text,
+      // nothing for the charts. The first step's event sets the phase again, which clears it.
       const { what, done, total } = p.preparing;
-      useStudio.setState({ train: { phase: 'running', message: `Drawing ${what}: ${done} of ${total}` } });
+      useStudio.setState({ train: { phase: 'running', message: `${what}: ${done} of ${total}` } });
       return;
     }
     metrics.push(p, this.blocks);
