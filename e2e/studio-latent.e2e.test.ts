@@ -28,8 +28,9 @@ describe('studio on a latent model (micro-latent, real worker)', () => {
       await chip.waitFor({ timeout: 120_000 });
       if ((await chip.getAttribute('data-phase')) !== 'ready')
         throw new Error(`the model did not load: ${await page.getByTestId('model-error').textContent()}`);
+      // The VAE runs on onnxruntime-web's WebGPU EP (SwiftShader's adapter here).
       expect(await page.getByTestId('model-chip').textContent()).toMatch(
-        /micro-latent · 16 px \(latent\) · \d+ LoRA/,
+        /micro-latent · 16 px \(latent, VAE on WebGPU\) · \d+ LoRA/,
       );
 
       await dropFiles(page, '[data-testid="dropzone"]', ['1f436', '1f415', '1f429'].map(emojiPng));
@@ -45,17 +46,33 @@ describe('studio on a latent model (micro-latent, real worker)', () => {
         })
         .toMatch(/Random crops need a pixel-space model/);
 
-      await page.getByTestId('tab-generate').click();
-      await page.getByTestId('gen-steps').fill('2');
-      await page.getByTestId('generate').click();
-      await expect
-        .poll(() => page.getByTestId('gallery-item').count(), { timeout: 300_000, interval: 500 })
-        .toBe(1);
-      expect(await page.getByTestId('generate-error').count()).toBe(0);
+      /** Renders seed 7 in 2 steps and waits for the gallery to hold `count` images. */
+      const generate = async (count: number) => {
+        await page.getByTestId('tab-generate').click();
+        await page.getByTestId('gen-steps').fill('2');
+        await page.getByTestId('gen-seed').fill('7');
+        await page.getByTestId('generate').click();
+        await expect
+          .poll(() => page.getByTestId('gallery-item').count(), { timeout: 300_000, interval: 500 })
+          .toBe(count);
+        expect(await page.getByTestId('generate-error').count()).toBe(0);
+      };
+      const reopen = async (path: string, vae: string) => {
+        await openStudio(studio, path);
+        await page.locator('[data-testid="model-chip"][data-phase="ready"]').waitFor({ timeout: 120_000 });
+        expect(await page.getByTestId('model-chip').textContent()).toContain(`VAE on ${vae}`);
+      };
+      await generate(1);
       const image = await galleryImage(page, 0);
       expect([image.width, image.height]).toEqual([16, 16]);
       // Decoded pixels, not a blank canvas: the random VAE's output varies across the image.
       expect(new Set(image.data).size).toBeGreaterThan(16);
+      // The same seed with the VAE on WASM (`?vae=wasm`): the same picture, to a byte's rounding.
+      await reopen('/?model=micro-latent&vae=wasm', 'WASM');
+      await generate(2);
+      const onWasm = await galleryImage(page, 0);
+      expect(Math.max(...onWasm.data.map((v, i) => Math.abs(v - image.data[i])))).toBeLessThanOrEqual(1);
+      await reopen('/?model=micro-latent', 'WebGPU');
 
       // Without the crop the run starts: the photos go through the VAE encoder (with progress), then it trains.
       await page.getByTestId('tab-train').click();

@@ -37,6 +37,8 @@ export interface ModelInfo {
   resolution: number;
   /** The UNet's space: pixels, or a VAE's latents (vae_encoder.onnx / vae_decoder.onnx; absent in older workers). */
   codec?: 'pixel' | 'vae';
+  /** A latent model's VAE: the onnxruntime-web EP it runs on, and why not WebGPU when that was asked for. */
+  vae?: { backend: 'webgpu' | 'wasm'; fallbackReason?: string };
   /** LoRA target layers (diffusers module paths), in UNet order, with the block they belong to. */
   layers: { name: string; block: 'down' | 'mid' | 'up'; inFeatures: number; outFeatures: number }[];
   /** Identifier tokens reserved for personalization, e.g. ["<v1>", …]. */
@@ -197,7 +199,8 @@ export interface TrainerApi {
 
   // ---- trainer (implemented in the worker as they land; `capabilities()` says which exist) ----
   /** Loads a model folder (config, weights, tokenizer) onto the worker's device. */
-  loadModel(url: string): Promise<ModelInfo>;
+  /** Loads a model folder; `opts.vae` picks the VAE's EP ('webgpu' by default in the worker, 'wasm' to force). */
+  loadModel(url: string, opts?: { vae?: 'webgpu' | 'wasm' }): Promise<ModelInfo>;
   /** Trains until done, paused or stopped; resumes from the session's last checkpoint when one exists. */
   startTraining(
     sessionId: string,

@@ -15,6 +15,7 @@ import { classTrainData, idbClassImageCache } from '../src/train/classImages';
 import { attachLora, checkLayersFit, checkpointFromLora } from '../src/train/loraCheckpoint';
 import { DB_NAME, STORE_NAME } from '../src/train/sessionStore';
 import { Trainer, type TrainData } from '../src/train/trainer';
+import { OnnxVaeCodec } from '../src/models/codec';
 import { LATENT_CROP_MESSAGE } from '../src/train/trainSettings';
 import { trainerConfig } from '../src/train/trainerConfig';
 import type {
@@ -80,20 +81,23 @@ async function plainErrors<T>(body: () => Promise<T>): Promise<T> {
   }
 }
 
-let model: { url: string; gpu?: Gpu; promise: Promise<DiffusionModel> } | undefined;
+let model: { url: string; vae: VaeBackend; gpu?: Gpu; promise: Promise<DiffusionModel> } | undefined;
+type VaeBackend = 'webgpu' | 'wasm';
 
 /**
  * Loads (once per URL) a model folder onto the worker's device. onnxruntime-web's bundle finds its wasm by
  * itself (the build emits it as an asset beside the worker); a wasmPaths prefix would also move its .mjs.
  */
-function loadDiffusionModel(url: string): Promise<DiffusionModel> {
-  if (!model || model.url !== url) {
+function loadDiffusionModel(url: string, vae: VaeBackend = model?.vae ?? 'webgpu'): Promise<DiffusionModel> {
+  if (!model || model.url !== url || model.vae !== vae) {
     const entry: NonNullable<typeof model> = {
       url,
+      vae,
       promise: gpu().then(async (g) => {
         entry.gpu = g;
         const base = new URL(url, self.location.origin).toString();
-        return DiffusionModel.load(new Engine(g), new UrlFolder(base));
+        // A latent model's VAE on onnxruntime-web's WebGPU EP (its own device on the adapter), else WASM.
+        return DiffusionModel.load(new Engine(g), new UrlFolder(base), { vae });
       }),
     };
     entry.promise.catch(() => {
@@ -312,13 +316,15 @@ async function attachSessionLora(m: DiffusionModel, sessionId: string, strength:
 }
 
 const api: TrainerImplementation = {
-  async loadModel(url: string): Promise<ModelInfo> {
-    const m = await loadDiffusionModel(url);
+  async loadModel(url: string, opts: { vae?: VaeBackend } = {}): Promise<ModelInfo> {
+    const m = await loadDiffusionModel(url, opts.vae ?? 'webgpu');
+    const vae = m.codec instanceof OnnxVaeCodec ? m.codec : undefined;
     return {
       url,
       name: url.replace(/\/+$/, '').split('/').pop() ?? url,
       resolution: m.resolution,
       codec: m.codec.kind,
+      ...(vae ? { vae: { backend: vae.backend, fallbackReason: vae.fallbackReason } } : {}),
       layers: m.unet.linearTargets().map((t) => ({
         name: t.path,
         block: t.block,

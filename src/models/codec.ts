@@ -165,6 +165,10 @@ export class OnnxVaeCodec implements ImageCodec {
     private readonly config: VaeConfig,
     private readonly encoder: OrtPart | undefined,
     private readonly decoder: OrtPart,
+    /** The execution provider the VAE runs on. */
+    readonly backend: 'webgpu' | 'wasm',
+    /** Why the WebGPU EP was not used when it was asked for. */
+    readonly fallbackReason?: string,
   ) {}
 
   get channels(): number {
@@ -181,15 +185,37 @@ export class OnnxVaeCodec implements ImageCodec {
     const config = (await folder.has(VAE_CONFIG_FILE))
       ? parseVaeConfig(folder.name, await folder.json(VAE_CONFIG_FILE))
       : parseVaeConfig(folder.name, {});
-    const decoder = await openPart(VAE_DECODER_FILE, await folder.bytes(VAE_DECODER_FILE), opts, ['sample']);
-    const encoder = (await folder.has(VAE_ENCODER_FILE))
-      ? await openPart(VAE_ENCODER_FILE, await folder.bytes(VAE_ENCODER_FILE), opts, [
-          'latent_parameters',
-          'latent_sample',
-          'latent_dist',
-        ])
+    const decoderBytes = await folder.bytes(VAE_DECODER_FILE);
+    const encoderBytes = (await folder.has(VAE_ENCODER_FILE))
+      ? await folder.bytes(VAE_ENCODER_FILE)
       : undefined;
-    return new OnnxVaeCodec(config, encoder, decoder);
+    let fallback: string | undefined;
+    const open = async (ep: 'webgpu' | 'wasm') => {
+      const o = { ...opts, executionProviders: [ep] };
+      const decoder = await openPart(VAE_DECODER_FILE, decoderBytes, o, ['sample']);
+      try {
+        const encoder = encoderBytes
+          ? await openPart(VAE_ENCODER_FILE, encoderBytes, o, [
+              'latent_parameters',
+              'latent_sample',
+              'latent_dist',
+            ])
+          : undefined;
+        return new OnnxVaeCodec(config, encoder, decoder, ep, fallback);
+      } catch (e) {
+        await decoder.session.release();
+        throw e;
+      }
+    };
+    if (opts.vae === 'webgpu') {
+      try {
+        return await open('webgpu');
+      } catch (e) {
+        // No WebGPU EP here (no adapter for it, an op it lacks at load): WASM runs every op.
+        fallback = String((e as Error).message ?? e).split('\n')[0];
+      }
+    }
+    return open('wasm');
   }
 
   async encode(pixels: Float32Array, size: number): Promise<Float32Array> {

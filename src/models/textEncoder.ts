@@ -17,6 +17,11 @@ export interface OrtOptions {
   wasmPaths?: string;
   executionProviders?: ('wasm' | 'webgpu')[];
   numThreads?: number;
+  /**
+   * Where a latent model's VAE runs: 'webgpu' (onnxruntime-web's WebGPU EP, falling back to WASM when it cannot
+   * start; the browser worker's choice: an SD-size decode is minutes in WASM) or 'wasm' (default; Node, tests).
+   */
+  vae?: 'webgpu' | 'wasm';
 }
 
 let configured = false;

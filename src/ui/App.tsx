@@ -1,6 +1,7 @@
 // The studio shell: header with tabs and compact status (model, offline, GPU), page-wide messages, and the
 // Train / Generate / Sessions views, each behind an error boundary.
 import { useEffect } from 'react';
+import type { ModelInfo } from '../../workers/api';
 import { loadCapabilities, loadModel } from './actions/model';
 import { ErrorBoundary } from './ErrorBoundary';
 import { ErrorBox } from './ErrorBox';
@@ -17,13 +18,25 @@ const TABS: { id: Tab; label: string }[] = [
   { id: 'sessions', label: 'Sessions' },
 ];
 
+/** " (latent, VAE on WebGPU)" for a latent model, else nothing. */
+function latentNote(info: ModelInfo): string {
+  if (info.codec !== 'vae') return '';
+  return info.vae ? ` (latent, VAE on ${info.vae.backend === 'webgpu' ? 'WebGPU' : 'WASM'})` : ' (latent)';
+}
+
+/** Why the VAE is not on WebGPU when the worker asked for it (the chip's tooltip). */
+function vaeFallbackNote(info: ModelInfo | undefined): string | undefined {
+  const why = info?.vae?.fallbackReason;
+  return why ? `The VAE runs on WASM: onnxruntime-web's WebGPU EP did not start (${why})` : undefined;
+}
+
 function ModelChip() {
   const model = useStudio((s) => s.model);
   const text = {
     idle: 'Model: waiting for GPU',
     loading: 'Loading model…',
     ready: model.info
-      ? `${model.info.name} · ${model.info.resolution} px${model.info.codec === 'vae' ? ' (latent)' : ''} · ` +
+      ? `${model.info.name} · ${model.info.resolution} px${latentNote(model.info)} · ` +
         `${model.info.layers.length} LoRA layers`
       : '',
     missing: 'Trainer not built yet',
@@ -31,7 +44,12 @@ function ModelChip() {
   }[model.phase];
   const dot = { idle: 'pending', loading: 'pending', ready: 'ok', missing: 'off', error: 'bad' }[model.phase];
   return (
-    <span className="chip" data-testid="model-chip" data-phase={model.phase} title={model.error?.message}>
+    <span
+      className="chip"
+      data-testid="model-chip"
+      data-phase={model.phase}
+      title={model.error?.message ?? vaeFallbackNote(model.info)}
+    >
       <i className={`dot ${dot}`} /> {text}
     </span>
   );

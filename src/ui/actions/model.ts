@@ -42,7 +42,7 @@ export function loadModel(force = false): Promise<void> {
     }
     useStudio.setState({ model: { phase: 'loading' } });
     try {
-      const info = await trainer().loadModel(url);
+      const info = await trainer().loadModel(url, { vae: requestedVaeBackend(location.search) });
       useStudio.setState({ model: { phase: 'ready', info } });
       adoptModelPrompt();
     } catch (e) {
@@ -51,4 +51,12 @@ export function loadModel(force = false): Promise<void> {
     }
   })();
   return loading;
+}
+
+/**
+ * `?vae=wasm` in the address runs a latent model's VAE on onnxruntime-web's WASM EP instead of its WebGPU EP
+ * (the default): a way around a GPU where that EP misbehaves, and how the e2e compares the two.
+ */
+export function requestedVaeBackend(search: string): 'webgpu' | 'wasm' {
+  return new URLSearchParams(search).get('vae') === 'wasm' ? 'wasm' : 'webgpu';
 }
