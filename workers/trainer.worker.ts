@@ -16,6 +16,7 @@ import { attachLora, checkLayersFit, checkpointFromLora } from '../src/train/lor
 import { DB_NAME, STORE_NAME } from '../src/train/sessionStore';
 import { Trainer, type TrainData } from '../src/train/trainer';
 import { OnnxVaeCodec } from '../src/models/codec';
+import { LOCAL_SCHEME, OpfsFolder } from '../src/models/localModels';
 import { LATENT_CROP_MESSAGE } from '../src/train/trainSettings';
 import { trainerConfig } from '../src/train/trainerConfig';
 import type {
@@ -95,9 +96,12 @@ function loadDiffusionModel(url: string, vae: VaeBackend = model?.vae ?? 'webgpu
       vae,
       promise: gpu().then(async (g) => {
         entry.gpu = g;
-        const base = new URL(url, self.location.origin).toString();
+        // An imported model (local:NAME) is read from the origin-private file system, the others over HTTP.
+        const folder = url.startsWith(LOCAL_SCHEME)
+          ? await OpfsFolder.open(await navigator.storage.getDirectory(), url.slice(LOCAL_SCHEME.length))
+          : new UrlFolder(new URL(url, self.location.origin).toString());
         // A latent model's VAE on onnxruntime-web's WebGPU EP (its own device on the adapter), else WASM.
-        return DiffusionModel.load(new Engine(g), new UrlFolder(base), { vae });
+        return DiffusionModel.load(new Engine(g), folder, { vae });
       }),
     };
     entry.promise.catch(() => {
@@ -321,7 +325,9 @@ const api: TrainerImplementation = {
     const vae = m.codec instanceof OnnxVaeCodec ? m.codec : undefined;
     return {
       url,
-      name: url.replace(/\/+$/, '').split('/').pop() ?? url,
+      name: url.startsWith(LOCAL_SCHEME)
+        ? url.slice(LOCAL_SCHEME.length)
+        : (url.replace(/\/+$/, '').split('/').pop() ?? url),
       resolution: m.resolution,
       codec: m.codec.kind,
       ...(vae ? { vae: { backend: vae.backend, fallbackReason: vae.fallbackReason } } : {}),

@@ -24,7 +24,7 @@ export interface ModelFolder {
   json<T = unknown>(file: string): Promise<T>;
 }
 
-abstract class BaseFolder implements ModelFolder {
+export abstract class BaseFolder implements ModelFolder {
   abstract readonly name: string;
   abstract has(file: string): Promise<boolean>;
   abstract bytes(file: string): Promise<Uint8Array>;

@@ -292,9 +292,10 @@ describe('requestedModelUrl', () => {
     expect(requestedModelUrl('?x=1&model=emoji-tiny')).toBe('/models/emoji-tiny/');
     expect(requestedModelUrl('')).toBeUndefined();
     expect(requestedModelUrl('?x=1')).toBeUndefined();
+    expect(requestedModelUrl('?model=local:my-sd15')).toBe('local:my-sd15');
   });
   it('refuses names that would leave /models/', () => {
-    for (const bad of ['?model=../secrets', '?model=a/b', '?model=', '?model=http://x'])
+    for (const bad of ['?model=../secrets', '?model=a/b', '?model=', '?model=http://x', '?model=local:../x'])
       expect(() => requestedModelUrl(bad)).toThrow(/letters, digits and dashes/);
   });
 });

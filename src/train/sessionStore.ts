@@ -274,9 +274,14 @@ export const DEFAULT_MODEL_URL = '/models/emoji-tiny/';
 export function requestedModelUrl(search: string): string | undefined {
   const name = new URLSearchParams(search).get('model');
   if (name === null) return undefined;
-  if (!/^[a-z0-9][a-z0-9-]{0,63}$/i.test(name))
-    throw new Error(`?model=${name}: a model name is letters, digits and dashes, e.g. ?model=emoji-tiny`);
-  return `/models/${name}/`;
+  // local:NAME is a model imported from disk into the browser's storage (src/models/localModels.ts).
+  const local = name.startsWith('local:');
+  const bare = local ? name.slice('local:'.length) : name;
+  if (!/^[a-z0-9][a-z0-9-]{0,63}$/i.test(bare))
+    throw new Error(
+      `?model=${name}: a model name is letters, digits and dashes, e.g. ?model=emoji-tiny (or ?model=local:NAME)`,
+    );
+  return local ? `local:${bare}` : `/models/${bare}/`;
 }
 
 /** The key/value operations the store needs: idb-keyval in the browser, a Map in tests. */

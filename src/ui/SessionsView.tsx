@@ -1,6 +1,7 @@
 // Saved sessions: size of each (photos, history, samples, checkpoints), open, export, delete; import a
-// session file; browser storage usage; data left without a session; prior preservation's cached class images.
-import { useEffect, useRef, useState } from 'react';
+// session file; browser storage usage; data left without a session; the models (imported from disk too);
+// prior preservation's cached class images.
+import { useEffect, useRef } from 'react';
 import type { RgbaImage } from '../io/png';
 import { formatBytes, type ClassImageSetInfo } from '../train/sessionStore';
 import {
@@ -14,25 +15,30 @@ import {
   refreshSessions,
 } from './actions/session';
 import { SESSION_FILE_EXTENSION } from '../train/sessionFile';
+import { ModelsPanel } from './ModelsPanel';
+import { ConfirmDelete, TableHead } from './tableParts';
+import { LOCAL_SCHEME } from '../models/localModels';
 import { useStudio, type SessionListItem } from './studioStore';
 
 const date = (t: number) =>
   t ? new Date(t).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : '–';
 
+/** A session's model as people name it: "emoji-tiny", or "my-sd15 (imported)". */
+function modelLabel(url: string): string {
+  if (url.startsWith(LOCAL_SCHEME)) return `${url.slice(LOCAL_SCHEME.length)} (imported)`;
+  return url.replace(/\/+$/, '').split('/').pop() || url;
+}
+
 function Row({ item, current }: { item: SessionListItem; current: boolean }) {
-  const [confirming, setConfirming] = useState(false);
-  useEffect(() => {
-    if (!confirming) return;
-    const t = setTimeout(() => setConfirming(false), 4000);
-    return () => clearTimeout(t);
-  }, [confirming]);
   const s = item.session;
   return (
     <tr data-testid="session-row" data-session={s.id} className={current ? 'current' : ''}>
       <td>
         <b>{s.name}</b>
         {current ? <span className="tag">open</span> : null}
-        <div className="muted small">{s.settings.prompt}</div>
+        <div className="muted small">
+          {s.settings.prompt} · {modelLabel(s.modelUrl)}
+        </div>
       </td>
       <td>
         <span className={`phase ${s.state}`}>{s.state}</span>
@@ -53,19 +59,7 @@ function Row({ item, current }: { item: SessionListItem; current: boolean }) {
         <button className="ghost small" onClick={() => void exportSession(s.id)}>
           Export
         </button>
-        {confirming ? (
-          <button
-            className="danger small"
-            data-testid="confirm-delete"
-            onClick={() => void deleteSession(s.id)}
-          >
-            Delete for good
-          </button>
-        ) : (
-          <button className="ghost small" data-testid="delete-session" onClick={() => setConfirming(true)}>
-            Delete
-          </button>
-        )}
+        <ConfirmDelete testId="delete-session" onDelete={() => void deleteSession(s.id)} />
       </td>
     </tr>
   );
@@ -141,16 +135,7 @@ function ClassImageSets({ sets, bytes }: { sets: ClassImageSetInfo[]; bytes: num
         model, class prompt and count. Deleting a set frees the space; a run that needs it draws it again.
       </p>
       <table className="sessions">
-        <thead>
-          <tr>
-            <th>Class prompt</th>
-            <th>Preview</th>
-            <th>Images</th>
-            <th>Drawn with</th>
-            <th>Size</th>
-            <th />
-          </tr>
-        </thead>
+        <TableHead columns={['Class prompt', 'Preview', 'Images', 'Drawn with', 'Size', '']} />
         <tbody>
           {sets.map((s) => (
             <ClassSetRow key={s.key} set={s} />
@@ -170,6 +155,7 @@ export function SessionsView() {
   }, []);
   const total = sessions.items.reduce((a, i) => a + (i.bytes ?? 0), 0);
   const classBytes = sessions.classSets.reduce((a, s) => a + s.bytes, 0);
+  const modelBytes = useStudio((s) => s.models.local.reduce((a, m) => a + m.bytes, 0));
   const pct = sessions.quota ? (100 * (sessions.usage ?? 0)) / sessions.quota : 0;
   return (
     <div className="sessions-view" data-testid="sessions-view">
@@ -202,7 +188,8 @@ export function SessionsView() {
           </div>
           <span>
             Sessions {formatBytes(total)}
-            {classBytes ? ` · class images ${formatBytes(classBytes)}` : ''} · browser storage{' '}
+            {classBytes ? ` · class images ${formatBytes(classBytes)}` : ''}
+            {modelBytes ? ` · imported models ${formatBytes(modelBytes)}` : ''} · browser storage{' '}
             {formatBytes(sessions.usage ?? 0)} of {sessions.quota ? formatBytes(sessions.quota) : '?'} used
           </span>
         </div>
@@ -216,18 +203,7 @@ export function SessionsView() {
           </p>
         ) : null}
         <table className="sessions">
-          <thead>
-            <tr>
-              <th>Name</th>
-              <th>State</th>
-              <th>Steps</th>
-              <th>Mode</th>
-              <th>Photos</th>
-              <th>Size</th>
-              <th>Updated</th>
-              <th />
-            </tr>
-          </thead>
+          <TableHead columns={['Name', 'State', 'Steps', 'Mode', 'Photos', 'Size', 'Updated', '']} />
           <tbody>
             {sessions.items.map((item) => (
               <Row key={item.session.id} item={item} current={item.session.id === current} />
@@ -238,6 +214,7 @@ export function SessionsView() {
           <p className="muted">No saved sessions.</p>
         ) : null}
       </section>
+      <ModelsPanel />
       <ClassImageSets sets={sessions.classSets} bytes={classBytes} />
     </div>
   );

@@ -1,5 +1,6 @@
 // The studio's UI state (zustand): what each view draws. High-frequency training metrics are not here
 // (see metrics.ts); actions live in src/ui/actions/ and change this state through small named setters.
+import type { ModelsState } from './actions/models';
 import { create } from 'zustand';
 import type { ModelInfo, TrainerMethod, TrainSettings } from '../../workers/api';
 import type { ClassImageSetInfo, SampleRecord, SessionRecord } from '../train/sessionStore';
@@ -87,6 +88,8 @@ export interface StudioState {
     classSets: ClassImageSetInfo[];
     loading: boolean;
   };
+  /** Models imported from disk into the browser's storage (Sessions tab). */
+  models: ModelsState;
   /** One page-wide message (a full disk, an import that failed). */
   notice?: ReadableError & { id: number; info: boolean };
   offlineReady: boolean;
@@ -105,6 +108,7 @@ export const useStudio = create<StudioState>(() => ({
   samples: [],
   generating: { busy: false, step: 0, total: 0 },
   sessions: { items: [], orphans: [], classSets: [], loading: false },
+  models: { local: [] },
   offlineReady: false,
 }));
 

@@ -162,13 +162,14 @@ export async function openSession(id: string): Promise<void> {
   }
 }
 
-export async function newSession(): Promise<void> {
+/** A new session on the open session's model, or on `opts.modelUrl` (an imported model). */
+export async function newSession(opts: { modelUrl?: string } = {}): Promise<void> {
   if (!guardTraining()) return;
   await flushSettings();
   try {
     // A new session starts from the current settings: people iterate on one subject.
     const { settings, session } = useStudio.getState();
-    await show(await sessionStore.create({ settings, modelUrl: session?.modelUrl }));
+    await show(await sessionStore.create({ settings, modelUrl: opts.modelUrl ?? session?.modelUrl }));
     useStudio.setState({ tab: 'train' });
     void refreshSessions();
   } catch (e) {
