@@ -25,6 +25,23 @@ describe('models imported from disk (OPFS, real worker)', () => {
     { timeout: 600_000 },
     async () => {
       const page = await openStudio(studio);
+      // What a tab closed mid-import leaves: a model folder without its completion mark.
+      const opfsModels = () =>
+        page.evaluate(async () => {
+          const root = await navigator.storage.getDirectory();
+          const dir = await root.getDirectoryHandle('models', { create: true });
+          const names: string[] = [];
+          for await (const name of (dir as unknown as { keys(): AsyncIterable<string> }).keys())
+            names.push(name);
+          return names.sort();
+        });
+      await page.evaluate(async () => {
+        const root = await navigator.storage.getDirectory();
+        const models = await root.getDirectoryHandle('models', { create: true });
+        const dir = await models.getDirectoryHandle('stale', { create: true });
+        await dir.getFileHandle('config.json', { create: true });
+      });
+      expect(await opfsModels()).toEqual(['stale']);
       await page.getByTestId('tab-sessions').click();
       const input = page.getByTestId('model-import-input');
 
@@ -42,6 +59,9 @@ describe('models imported from disk (OPFS, real worker)', () => {
       const row = page.locator('[data-testid="model-row"][data-model="micro-latent"]');
       await row.waitFor({ timeout: 60_000 });
       expect(await page.getByTestId('model-import-problem').count()).toBe(0);
+      // The half-written one was never listed, and the import cleared it away.
+      expect(await page.locator('[data-testid="model-row"][data-model="stale"]').count()).toBe(0);
+      expect(await opfsModels()).toEqual(['micro-latent']);
       const bytes = readdirSync(MODEL_DIR).reduce((a, f) => a + statSync(join(MODEL_DIR, f)).size, 0);
       const mb = (bytes / 2 ** 20).toFixed(1);
       expect(await row.textContent()).toContain(`${readdirSync(MODEL_DIR).length}`);

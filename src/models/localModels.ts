@@ -223,25 +223,38 @@ async function dirSize(dir: FileSystemDirectoryHandle): Promise<{ bytes: number;
   return { bytes, files };
 }
 
-/** The imported models, by name. A half-written import (no `.complete` mark) is left out and removed. */
+const isComplete = (d: FileSystemDirectoryHandle) =>
+  d.getFileHandle(COMPLETE_MARK).then(
+    () => true,
+    () => false,
+  );
+
+/** The imported models, by name; an import still being written (no `.complete` mark yet) is left out. */
 export async function listLocalModels(root: FileSystemDirectoryHandle): Promise<LocalModelInfo[]> {
   const dir = await modelsDir(root, true);
   const out: LocalModelInfo[] = [];
   for (const [name, h] of await entries(dir)) {
-    if (h.kind !== 'directory') continue;
-    const d = h as FileSystemDirectoryHandle;
-    const complete = await d.getFileHandle(COMPLETE_MARK).then(
-      () => true,
-      () => false,
-    );
-    if (!complete) {
-      await dir.removeEntry(name, { recursive: true }).catch(() => undefined);
-      continue;
-    }
-    const s = await dirSize(d);
+    if (h.kind !== 'directory' || !(await isComplete(h as FileSystemDirectoryHandle))) continue;
+    const s = await dirSize(h as FileSystemDirectoryHandle);
     out.push({ name, bytes: s.bytes, files: s.files - 1 });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * Removes imports that a closed tab or a crash cut short (no `.complete` mark): called before a new import
+ * starts, never while one runs in this page.
+ */
+export async function removeIncompleteModels(root: FileSystemDirectoryHandle): Promise<string[]> {
+  const dir = await modelsDir(root, true);
+  const removed: string[] = [];
+  for (const [name, h] of await entries(dir)) {
+    if (h.kind === 'directory' && !(await isComplete(h as FileSystemDirectoryHandle))) {
+      await dir.removeEntry(name, { recursive: true }).catch(() => undefined);
+      removed.push(name);
+    }
+  }
+  return removed;
 }
 
 /** Written last: a folder without it is an import that a reload or a full disk cut short. */

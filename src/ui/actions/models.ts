@@ -7,6 +7,7 @@ import {
   listLocalModels,
   pickedFolder,
   planImport,
+  removeIncompleteModels,
   uniqueModelName,
   type LocalModelInfo,
 } from '../../models/localModels';
@@ -46,6 +47,7 @@ export async function importModelFolder(files: FileList | File[]): Promise<void>
     return;
   }
   const root = await opfs();
+  await removeIncompleteModels(root);
   const name = uniqueModelName(
     plan.name,
     (await listLocalModels(root)).map((m) => m.name),
