@@ -68,11 +68,29 @@ describe('models imported from disk (OPFS, real worker)', () => {
       expect(await row.textContent()).toMatch(new RegExp(`${mb.replace('.', '\\.')} MB`));
       await screenshot(page, 'models', SCREENSHOTS);
 
+      // The default model is on the worker's GPU now; switching models must release it.
+      const modelState = () =>
+        page.evaluate(() => {
+          const w = window as unknown as {
+            __lora2: { studio: { getState(): { model: { phase: string; info?: { gpuBytes?: number } } } } };
+          };
+          const { phase, info } = w.__lora2.studio.getState().model;
+          return { phase, gpuBytes: info?.gpuBytes ?? -1 };
+        });
+      await expect.poll(async () => (await modelState()).phase, { timeout: 120_000 }).toBe('ready');
+      const defaultBytes = (await modelState()).gpuBytes;
+      expect(defaultBytes).toBeGreaterThan(4 * 2 ** 20); // emoji-tiny's UNet alone is 13 MB in f16
+
       // Use it: a new session on local:micro-latent, loaded from OPFS by the worker.
       await row.getByRole('button', { name: 'Use' }).click();
       const chip = page.locator('[data-testid="model-chip"][data-phase="ready"]');
-      await chip.waitFor({ timeout: 120_000 });
-      expect(await chip.textContent()).toMatch(/micro-latent · 16 px \(latent, VAE on WebGPU\)/);
+      await expect
+        .poll(() => chip.textContent({ timeout: 1000 }).catch(() => ''), { timeout: 120_000 })
+        .toMatch(/micro-latent · 16 px \(latent, VAE on WebGPU\)/);
+      // Only micro-latent's weights (0.7 MB in f16) and buffers remain: emoji-tiny was released.
+      const switchedBytes = (await modelState()).gpuBytes;
+      expect(switchedBytes).toBeGreaterThan(0);
+      expect(switchedBytes).toBeLessThan(defaultBytes / 4);
       // After a reload the session still trains that model, read from the browser's storage again.
       await page.reload();
       await chip.waitFor({ timeout: 120_000 });

@@ -45,6 +45,11 @@ export interface ModelInfo {
   identifierTokens: string[];
   /** Recommended guidance and steps: the folder's sampling.json, or built-in values ("built-in"). */
   sampling: SamplingDefaults;
+  /**
+   * GPU bytes the worker's models hold when this one is loaded (every engine's weights and pooled buffers): a
+   * model another session loaded before is released once nothing uses it, so this is about one model's worth.
+   */
+  gpuBytes?: number;
 }
 
 // ---- training -------------------------------------------------------------------------------------------

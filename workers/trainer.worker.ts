@@ -82,18 +82,57 @@ async function plainErrors<T>(body: () => Promise<T>): Promise<T> {
   }
 }
 
-let model: { url: string; vae: VaeBackend; gpu?: Gpu; promise: Promise<DiffusionModel> } | undefined;
+interface ModelEntry {
+  url: string;
+  vae: VaeBackend;
+  gpu?: Gpu;
+  promise: Promise<DiffusionModel>;
+  /** Runs, generations and imports using it now (holdModel). */
+  users: number;
+  /** Replaced by another model: released when its last user ends. */
+  retired?: boolean;
+}
+let model: ModelEntry | undefined;
 type VaeBackend = 'webgpu' | 'wasm';
 
+/** Entries whose model may hold GPU memory: the current one and replaced ones not yet released. */
+const loaded = new Set<ModelEntry>();
+
+/** Frees a replaced model's GPU weights, buffers and ORT sessions (an imported SD-class model holds gigabytes). */
+function release(entry: ModelEntry): void {
+  entry.promise.then(
+    async (m) => {
+      await m.dispose();
+      m.unet.engine.destroy();
+      loaded.delete(entry);
+    },
+    () => loaded.delete(entry),
+  );
+}
+
+/** GPU bytes the worker's models hold now (weights and pooled buffers of every engine not yet released). */
+async function modelGpuBytes(): Promise<number> {
+  let bytes = 0;
+  for (const e of loaded) {
+    if (e.retired && e.users === 0) continue; // being released
+    const m = await e.promise.catch(() => undefined);
+    if (m && loaded.has(e)) bytes += m.unet.engine.stats().allocatedBytes;
+  }
+  return bytes;
+}
+
 /**
- * Loads (once per URL) a model folder onto the worker's device. onnxruntime-web's bundle finds its wasm by
- * itself (the build emits it as an asset beside the worker); a wasmPaths prefix would also move its .mjs.
+ * The entry of a model folder on the worker's device, loading it (once per URL and VAE backend) when it is not
+ * the current one; the one it replaces is released when nothing uses it. onnxruntime-web's bundle finds its wasm
+ * by itself (the build emits it as an asset beside the worker); a wasmPaths prefix would also move its .mjs.
  */
-function loadDiffusionModel(url: string, vae: VaeBackend = model?.vae ?? 'webgpu'): Promise<DiffusionModel> {
+function modelEntry(url: string, vae: VaeBackend): ModelEntry {
   if (!model || model.url !== url || model.vae !== vae) {
-    const entry: NonNullable<typeof model> = {
+    const previous = model;
+    const entry: ModelEntry = {
       url,
       vae,
+      users: 0,
       promise: gpu().then(async (g) => {
         entry.gpu = g;
         // An imported model (local:NAME) is read from the origin-private file system, the others over HTTP.
@@ -106,16 +145,44 @@ function loadDiffusionModel(url: string, vae: VaeBackend = model?.vae ?? 'webgpu
     };
     entry.promise.catch(() => {
       if (model === entry) model = undefined;
+      loaded.delete(entry);
     });
+    loaded.add(entry);
     model = entry;
+    if (previous) {
+      previous.retired = true;
+      if (previous.users === 0) release(previous);
+    }
   }
-  return model.promise;
+  return model;
 }
+
+const loadDiffusionModel = (url: string, vae: VaeBackend = model?.vae ?? 'webgpu') =>
+  modelEntry(url, vae).promise;
 
 const DEFAULT_MODEL_URL = '/models/emoji-tiny/';
 
-/** The model loadModel loaded last (the default one when none was asked for). */
-const currentModel = () => loadDiffusionModel(model?.url ?? DEFAULT_MODEL_URL);
+/**
+ * The model loadModel loaded last (the default one when none was asked for), held until `letGo`: a model that
+ * another session's loadModel replaces meanwhile stays on the device until its last user lets go.
+ */
+async function holdModel(): Promise<{ m: DiffusionModel; letGo: () => void }> {
+  const entry = modelEntry(model?.url ?? DEFAULT_MODEL_URL, model?.vae ?? 'webgpu');
+  entry.users++;
+  let held = true;
+  const letGo = () => {
+    if (!held) return;
+    held = false;
+    entry.users--;
+    if (entry.retired && entry.users === 0) release(entry);
+  };
+  try {
+    return { m: await entry.promise, letGo };
+  } catch (e) {
+    letGo();
+    throw e;
+  }
+}
 
 // ---- training ---------------------------------------------------------------------------------------------
 
@@ -219,8 +286,11 @@ async function train(
     last = p;
     notify(() => onProgress(p));
   };
+  let letGo: (() => void) | undefined;
   try {
-    const m = await currentModel();
+    const held = await holdModel();
+    letGo = held.letGo;
+    const m = held.m;
     g = model?.gpu;
     const config = trainerConfig(sessionId, settings);
     const preparing = (what: string) => (done: number, total: number) =>
@@ -282,6 +352,7 @@ async function train(
     throw await causeOf(e, g);
   } finally {
     activeRun = undefined;
+    letGo?.();
   }
 }
 
@@ -339,6 +410,7 @@ const api: TrainerImplementation = {
       })),
       identifierTokens: m.identifierTokens(),
       sampling: { ...m.sampling },
+      gpuBytes: await modelGpuBytes(),
     };
   },
 
@@ -349,12 +421,11 @@ const api: TrainerImplementation = {
     return plainErrors(async () => {
       // The run's adapters sit on the same UNet: sampling between its steps would mix the two.
       if (activeRun) throw new Error('Training is running: pause it to generate images.');
-      const m = await currentModel();
-      const detach =
-        req.sessionId && req.loraStrength !== 0
-          ? await attachSessionLora(m, req.sessionId, req.loraStrength)
-          : undefined;
+      const { m, letGo } = await holdModel();
+      let detach: (() => void) | undefined;
       try {
+        if (req.sessionId && req.loraStrength !== 0)
+          detach = await attachSessionLora(m, req.sessionId, req.loraStrength);
         const img = await m.generate({
           prompt: req.prompt,
           negativePrompt: req.negativePrompt,
@@ -369,6 +440,7 @@ const api: TrainerImplementation = {
         return Comlink.transfer({ width: img.width, height: img.height, rgba: img.data }, [img.data.buffer]);
       } finally {
         detach?.();
+        letGo();
       }
     });
   },
@@ -403,8 +475,13 @@ const api: TrainerImplementation = {
       // The run would write its next checkpoint over the imported one.
       if (activeRun?.sessionId === sessionId)
         throw new Error('Training is running: pause it to import a LoRA.');
-      const m = await currentModel();
-      const targets = m.unet.linearTargets([/./]);
+      const { m, letGo } = await holdModel();
+      let targets;
+      try {
+        targets = m.unet.linearTargets([/./]);
+      } finally {
+        letGo();
+      }
       const file = await readLoraFile(
         bytes,
         targets.map((t) => t.path),
