@@ -45,6 +45,8 @@ function gpu(): Promise<Gpu> {
       void g.lost.then(() => {
         if (gpuPromise === p) gpuPromise = undefined;
         if (model?.gpu === g) model = undefined;
+        // Their buffers went with the device: nothing left to release or to count.
+        for (const e of loaded) if (e.gpu === g) loaded.delete(e);
       });
       return g;
     });
