@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { launchStudio, type Studio } from './support/browser';
 import { dropFiles, emojiPng } from './support/images';
-import { galleryImage, openStudio, trainMessage } from './support/studio';
+import { galleryImage, modelLoaded, openStudio, trainMessage } from './support/studio';
 
 describe('studio on a latent model (micro-latent, real worker)', () => {
   let studio: Studio;
@@ -24,10 +24,7 @@ describe('studio on a latent model (micro-latent, real worker)', () => {
     { timeout: 600_000 },
     async () => {
       const page = await openStudio(studio, '/?model=micro-latent');
-      const chip = page.locator('[data-testid="model-chip"]:is([data-phase="ready"], [data-phase="error"])');
-      await chip.waitFor({ timeout: 120_000 });
-      if ((await chip.getAttribute('data-phase')) !== 'ready')
-        throw new Error(`the model did not load: ${await page.getByTestId('model-error').textContent()}`);
+      await modelLoaded(page);
       // The VAE runs on onnxruntime-web's WebGPU EP (SwiftShader's adapter here).
       expect(await page.getByTestId('model-chip').textContent()).toMatch(
         /micro-latent · 16 px \(latent, VAE on WebGPU\) · \d+ LoRA/,

@@ -16,6 +16,7 @@ import { describeLongTask, MainThreadCpu, ownLongTasks, type LongTask } from './
 import {
   capabilities,
   galleryImage,
+  modelLoaded,
   openStudio,
   SCREENSHOTS,
   storedClassSets,
@@ -123,14 +124,6 @@ describe('studio training', () => {
   const t0 = Date.now();
   const mark = (what: string) =>
     console.log(`[studio-training] ${((Date.now() - t0) / 1000).toFixed(0)} s: ${what}`);
-
-  /** Waits for the model to load, failing at once (with the studio's message) when it cannot. */
-  const modelLoaded = async (page: Page) => {
-    const chip = page.locator('[data-testid="model-chip"]:is([data-phase="ready"], [data-phase="error"])');
-    await chip.waitFor({ timeout: 120_000 });
-    if ((await chip.getAttribute('data-phase')) !== 'ready')
-      throw new Error(`the model did not load: ${await page.getByTestId('model-error').textContent()}`);
-  };
 
   /** Skips (saying why) while the worker lacks a method this flow needs. */
   const skipWithoutTrainer = (ctx: { skip(note: string): void }) => {

@@ -112,3 +112,11 @@ export function trainMessage(page: Page): Promise<string> {
     .then((t) => t ?? '')
     .catch(() => '');
 }
+
+/** Waits for the model to load, failing at once (with the studio's message) when it cannot. */
+export async function modelLoaded(page: Page): Promise<void> {
+  const chip = page.locator('[data-testid="model-chip"]:is([data-phase="ready"], [data-phase="error"])');
+  await chip.waitFor({ timeout: 120_000 });
+  if ((await chip.getAttribute('data-phase')) !== 'ready')
+    throw new Error(`the model did not load: ${await page.getByTestId('model-error').textContent()}`);
+}
