@@ -7,7 +7,7 @@
 // the default test command. `npm run test:e2e:training` (LORA2_E2E_MODEL=emoji-tiny) runs the same flow on the
 // default model (15–30 min here); its screenshots then go to docs/screenshots for the README.
 import { existsSync, readFileSync } from 'node:fs';
-import type { Download, Page } from 'playwright-core';
+import type { Download } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { importLora, type LoraLayerWeights } from '../src/io/lora';
 import { launchStudio, screenshot, type Studio } from './support/browser';
