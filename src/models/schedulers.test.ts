@@ -14,6 +14,7 @@ import {
   parseSchedulerConfig,
   type Sampler,
   type SchedulerConfig,
+  type TimestepSpacing,
 } from './schedulers';
 
 describe('noise schedule', () => {
@@ -53,6 +54,14 @@ describe('noise schedule', () => {
     );
     expect(() => parseSchedulerConfig({ clip_sample_range: '1' })).toThrow(/clip_sample_range/);
     expect(parseSchedulerConfig({}).clip_sample_range).toBe(1);
+    expect(() => parseSchedulerConfig({ timestep_spacing: 'karras' })).toThrow(
+      /timestep_spacing "karras" is not supported \(leading, linspace, trailing\)/,
+    );
+    expect(() => parseSchedulerConfig({ rescale_betas_zero_snr: true })).toThrow(/rescale_betas_zero_snr/);
+    expect(() => parseSchedulerConfig({ thresholding: true })).toThrow(/thresholding/);
+    expect(
+      parseSchedulerConfig({ rescale_betas_zero_snr: false, thresholding: false }).timestep_spacing,
+    ).toBe(undefined);
   });
 });
 
@@ -93,6 +102,46 @@ describe('samplers', () => {
 
   it('DDIM uses leading spacing with the steps offset', () => {
     expect(new DdimSampler(DEFAULT_SCHEDULER, 4).timesteps).toEqual([751, 501, 251, 1]);
+  });
+
+  // Expected values printed by numpy from diffusers' set_timesteps formulas (np.round rounds halves to even:
+  // linspace over 7 steps has 832.5, 499.5 and 166.5).
+  it("DDIM follows the config's timestep_spacing as diffusers' DDIMScheduler", () => {
+    const ddim = (timestep_spacing: TimestepSpacing, n: number) =>
+      new DdimSampler({ ...DEFAULT_SCHEDULER, timestep_spacing }, n).timesteps;
+    expect(ddim('leading', 7)).toEqual([853, 711, 569, 427, 285, 143, 1]);
+    expect(ddim('linspace', 4)).toEqual([999, 666, 333, 0]);
+    expect(ddim('linspace', 7)).toEqual([999, 832, 666, 500, 333, 166, 0]);
+    expect(ddim('trailing', 4)).toEqual([999, 749, 499, 249]);
+    expect(ddim('trailing', 7)).toEqual([999, 856, 713, 570, 428, 285, 142]);
+  });
+
+  it("Euler ancestral defaults to linspace and follows the config's spacing, σ interpolated at each", () => {
+    const euler = (timestep_spacing: TimestepSpacing | undefined, n: number) =>
+      new EulerAncestralSampler({ ...DEFAULT_SCHEDULER, timestep_spacing }, n);
+    expect(euler(undefined, 7).timesteps).toEqual([999, 832.5, 666, 499.5, 333, 166.5, 0]);
+    expect(euler('linspace', 7).timesteps).toEqual(euler(undefined, 7).timesteps);
+    expect(euler('leading', 4).timesteps).toEqual([751, 501, 251, 1]);
+    expect(euler('trailing', 4).timesteps).toEqual([999, 749, 499, 249]);
+    const ac = alphasCumprod(DEFAULT_SCHEDULER);
+    const sigma = (t: number) => Math.sqrt((1 - ac[t]) / ac[t]);
+    const e = euler('trailing', 4);
+    expect(e.sigmas).toEqual([...[999, 749, 499, 249].map(sigma), 0]);
+    expect(e.initNoiseSigma).toBeCloseTo(Math.sqrt(sigma(999) ** 2 + 1), 12);
+    const half = euler(undefined, 7).sigmas[1];
+    expect(half).toBeCloseTo((sigma(832) + sigma(833)) / 2, 12);
+  });
+
+  it('with no timestep_spacing in the config, DDIM is leading and Euler linspace (our models rely on it)', () => {
+    const cfg = parseSchedulerConfig({ steps_offset: 0 });
+    expect(new DdimSampler(cfg, 4).timesteps).toEqual([750, 500, 250, 0]);
+    expect(new EulerAncestralSampler(cfg, 4).timesteps).toEqual([999, 666, 333, 0]);
+  });
+
+  it('Euler ancestral with trailing spacing still lands on x₀ with an exact model', () => {
+    const cfg = { ...DEFAULT_SCHEDULER, timestep_spacing: 'trailing' as const };
+    const landed = sampleWithOracle(createSampler('euler-a', cfg, 12), cfg, x0, 5);
+    landed.forEach((v, i) => expect(v).toBeCloseTo(x0[i], 4));
   });
 
   for (const prediction_type of ['epsilon', 'v_prediction'] as const) {

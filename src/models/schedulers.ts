@@ -5,6 +5,9 @@ import type { Rng } from './rng';
 
 export type BetaSchedule = 'linear' | 'scaled_linear';
 export type PredictionType = 'epsilon' | 'v_prediction';
+/** How a sampler spreads its steps over the training timesteps (diffusers' `timestep_spacing`). */
+export type TimestepSpacing = 'leading' | 'linspace' | 'trailing';
+const SPACINGS: readonly TimestepSpacing[] = ['leading', 'linspace', 'trailing'];
 
 export interface SchedulerConfig {
   num_train_timesteps: number;
@@ -19,6 +22,12 @@ export interface SchedulerConfig {
   clip_sample: boolean;
   /** With clip_sample: x₀ is clipped to ±this (diffusers' default 1). */
   clip_sample_range: number;
+  /**
+   * The sampling steps' spacing. Absent, each sampler takes its diffusers default: "leading" for DDIM, "linspace"
+   * for Euler ancestral (SD 1.5's scheduler_config.json has no such key); present, both follow it, as diffusers'
+   * `Scheduler.from_config` does.
+   */
+  timestep_spacing?: TimestepSpacing;
 }
 
 export const DEFAULT_SCHEDULER: SchedulerConfig = {
@@ -58,7 +67,48 @@ export function parseSchedulerConfig(json: Record<string, unknown>): SchedulerCo
       `scheduler_config.json: clip_sample_range must be a positive number (got ${JSON.stringify(c.clip_sample_range)})`,
     );
   }
+  if (c.timestep_spacing !== undefined && !SPACINGS.includes(c.timestep_spacing)) {
+    throw new Error(
+      `scheduler_config.json: timestep_spacing "${String(c.timestep_spacing)}" is not supported (${SPACINGS.join(', ')})`,
+    );
+  }
+  // Keys that change the schedule or the update itself: ignoring them would sample a different model silently.
+  if (c.rescale_betas_zero_snr === true) {
+    throw new Error(
+      'scheduler_config.json: rescale_betas_zero_snr (a zero-terminal-SNR schedule) is not supported',
+    );
+  }
+  if (c.thresholding === true) {
+    throw new Error('scheduler_config.json: thresholding (dynamic x₀ thresholding) is not supported');
+  }
   return c;
+}
+
+/**
+ * The timesteps a sampler visits, noisiest first, as diffusers' `set_timesteps` spreads them: "leading" takes
+ * multiples of ⌊T/n⌋ plus steps_offset (so it never visits T−1), "trailing" counts down from T−1 in strides of
+ * T/n, "linspace" spans 0…T−1 evenly (fractional: Euler interpolates σ between them; DDIM rounds).
+ */
+export function spacedTimesteps(config: SchedulerConfig, n: number, spacing: TimestepSpacing): number[] {
+  const T = config.num_train_timesteps;
+  if (spacing === 'leading') {
+    const ratio = Math.floor(T / n);
+    return Array.from({ length: n }, (_, i) => (n - 1 - i) * ratio + config.steps_offset);
+  }
+  if (spacing === 'trailing') {
+    // np.round(np.arange(T, 0, -T/n)) - 1: numpy rounds halves to even.
+    return Array.from({ length: n }, (_, i) => roundHalfEven(T - (i * T) / n) - 1);
+  }
+  return Array.from({ length: n }, (_, i) => (n === 1 ? 0 : ((T - 1) * (n - 1 - i)) / (n - 1)));
+}
+
+/** numpy's round: halves go to the even neighbour. */
+function roundHalfEven(v: number): number {
+  const f = Math.floor(v);
+  const d = v - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
 }
 
 export function betas(c: SchedulerConfig): Float64Array {
@@ -171,7 +221,7 @@ export interface SamplerOptions {
   recomputeEpsilon?: boolean;
 }
 
-/** DDIM with η = 0 ("leading" timestep spacing, as SD 1.5's pipelines use it). */
+/** DDIM with η = 0 (by default "leading" timestep spacing, as SD 1.5's pipelines use it). */
 export class DdimSampler implements Sampler {
   readonly timesteps: number[];
   readonly initNoiseSigma = 1;
@@ -188,9 +238,10 @@ export class DdimSampler implements Sampler {
     if (numSteps < 1 || numSteps > config.num_train_timesteps)
       throw new Error(`DDIM steps must be 1..${config.num_train_timesteps}`);
     this.ac = alphasCumprod(config);
+    // diffusers steps back by ⌊T/n⌋ whatever the spacing; below 0 it uses the final ᾱ.
     this.stepRatio = Math.floor(config.num_train_timesteps / numSteps);
-    this.timesteps = Array.from({ length: numSteps }, (_, i) =>
-      Math.min(config.num_train_timesteps - 1, (numSteps - 1 - i) * this.stepRatio + config.steps_offset),
+    this.timesteps = spacedTimesteps(config, numSteps, config.timestep_spacing ?? 'leading').map((t) =>
+      Math.min(config.num_train_timesteps - 1, roundHalfEven(t)),
     );
   }
 
@@ -216,7 +267,7 @@ export class DdimSampler implements Sampler {
   }
 }
 
-/** Euler ancestral ("linspace" spacing, as diffusers' EulerAncestralDiscreteScheduler by default). */
+/** Euler ancestral (by default "linspace" spacing, as diffusers' EulerAncestralDiscreteScheduler). */
 export class EulerAncestralSampler implements Sampler {
   readonly timesteps: number[];
   readonly sigmas: number[];
@@ -234,9 +285,12 @@ export class EulerAncestralSampler implements Sampler {
     const ac = alphasCumprod(config);
     const T = config.num_train_timesteps;
     const allSigmas = Array.from(ac, (a) => Math.sqrt((1 - a) / a));
-    const ts = Array.from({ length: numSteps }, (_, i) =>
-      numSteps === 1 ? T - 1 : ((T - 1) * (numSteps - 1 - i)) / (numSteps - 1),
-    );
+    const spacing = config.timestep_spacing ?? 'linspace';
+    // One linspace step is T−1 (the noisiest), as this sampler always took it; diffusers' np.linspace gives 0.
+    const ts =
+      spacing === 'linspace' && numSteps === 1 ? [T - 1] : spacedTimesteps(config, numSteps, spacing);
+    if (ts[0] > T - 1 || ts[ts.length - 1] < 0)
+      throw new Error(`Euler: steps_offset ${config.steps_offset} puts a timestep outside 0…${T - 1}`);
     this.sigmas = ts.map((t) => {
       const lo = Math.floor(t);
       const hi = Math.min(T - 1, lo + 1);

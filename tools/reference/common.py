@@ -52,8 +52,10 @@ SCHEDULER_CONFIG = {
     'clip_sample_range': 1.0,
     'set_alpha_to_one': True,
     'steps_offset': 0,
-    'timestep_spacing': 'leading',
 }
+# No 'timestep_spacing' key: without it each sampler takes its diffusers default (DDIM "leading", Euler ancestral
+# "linspace"), which is how the studio and sample.py sample. With the key, diffusers' from_config applies it to
+# every scheduler built from this config, so writing "leading" would move Euler's steps.
 
 
 def alphas_cumprod(cfg=SCHEDULER_CONFIG):

@@ -27,10 +27,19 @@ GRID_PROMPTS = [
 ]
 
 
+def spaced_timesteps(num_steps, cfg, spacing):
+    """diffusers' set_timesteps spacing (float, noisiest first): leading, linspace or trailing."""
+    n, T = num_steps, cfg['num_train_timesteps']
+    if spacing == 'leading':
+        return (np.arange(0, n) * (T // n)).round()[::-1].astype(np.float64) + cfg['steps_offset']
+    if spacing == 'trailing':
+        return np.round(T - np.arange(0, n) * (T / n)) - 1
+    return np.linspace(0, T - 1, n)[::-1]
+
+
 def ddim_timesteps(num_steps, cfg):
-    """diffusers DDIMScheduler.set_timesteps with timestep_spacing='leading'."""
-    ratio = cfg['num_train_timesteps'] // num_steps
-    return (np.arange(0, num_steps) * ratio).round()[::-1].astype(np.int64) + cfg['steps_offset']
+    """diffusers DDIMScheduler.set_timesteps: the config's timestep_spacing, 'leading' when it has none."""
+    return spaced_timesteps(num_steps, cfg, cfg.get('timestep_spacing', 'leading')).round().astype(np.int64)
 
 
 @torch.no_grad()
@@ -66,12 +75,18 @@ def ddim_sample(unet, cond, uncond, noise, sched_cfg, steps=50, guidance=4.0, in
 
 
 def euler_sigmas(num_steps, cfg):
-    """The studio's EulerAncestralSampler (diffusers' EulerAncestralDiscreteScheduler, "linspace" spacing): the
-    timesteps (fractional), and sigma at each with a final 0; sigma interpolated linearly in sigma, not alpha_bar."""
+    """The studio's EulerAncestralSampler (diffusers' EulerAncestralDiscreteScheduler, the config's timestep_spacing,
+    "linspace" when it has none): the timesteps (fractional), and sigma at each with a final 0; sigma interpolated
+    linearly in sigma, not alpha_bar."""
     acp = alphas_cumprod(cfg)
     all_sigmas = ((1 - acp) / acp).sqrt()
     last = cfg['num_train_timesteps'] - 1
-    ts = [float(last)] if num_steps == 1 else [last * (num_steps - 1 - i) / (num_steps - 1) for i in range(num_steps)]
+    spacing = cfg.get('timestep_spacing', 'linspace')
+    if spacing == 'linspace':
+        ts = [float(last)] if num_steps == 1 else [last * (num_steps - 1 - i) / (num_steps - 1)
+                                                   for i in range(num_steps)]
+    else:
+        ts = [float(t) for t in spaced_timesteps(num_steps, cfg, spacing)]
     sigmas = []
     for t in ts:
         lo = int(np.floor(t))
