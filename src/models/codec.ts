@@ -5,6 +5,7 @@
 // as vae_config.json (scaling_factor, latent_channels, block_out_channels). The UNet works on latents × scaling.
 import * as ort from 'onnxruntime-web';
 import type { RgbaImage } from '../io/png';
+import { f16ToFloat32, float32ToF16 } from '../io/safetensors';
 import { ModelFolderError, type ModelFolder } from './folder';
 import { openOrtSession, type OrtOptions } from './textEncoder';
 
@@ -120,10 +121,23 @@ export function parseVaeConfig(folderName: string, raw: unknown): VaeConfig {
   return { scalingFactor, latentChannels, downscale: 2 ** (blocks.length - 1) };
 }
 
+/** The tensor types a VAE part may take and give: fp16 exports (as web ports ship SD's VAE) use float16. */
+type VaeDtype = 'float32' | 'float16';
+
 interface OrtPart {
   session: ort.InferenceSession;
   input: string;
   output: string;
+  /** What the input takes: the studio converts its float32 at this boundary. */
+  inputType: VaeDtype;
+}
+
+/** A part's declared input type; float32 when the model does not say (ONNX always does, for a tensor). */
+function declaredInputType(file: string, session: ort.InferenceSession): VaeDtype {
+  const meta = session.inputMetadata?.[0];
+  if (!meta || !meta.isTensor) return 'float32';
+  if (meta.type === 'float32' || meta.type === 'float16') return meta.type;
+  throw new CodecError(`${file} takes a ${meta.type} input; a VAE part takes float32 or float16 images`);
 }
 
 async function openPart(
@@ -138,23 +152,47 @@ async function openPart(
       `${file} has ${session.inputNames.length} inputs; a VAE part takes one image tensor`,
     );
   const output = names.find((n) => session.outputNames.includes(n)) ?? session.outputNames[0];
-  return { session, input: session.inputNames[0], output };
+  try {
+    return { session, input: session.inputNames[0], output, inputType: declaredInputType(file, session) };
+  } catch (e) {
+    await session.release();
+    throw e;
+  }
 }
 
-async function runPart(file: string, part: OrtPart, data: Float32Array, dims: number[]): Promise<ort.Tensor> {
+/** A part's output as float32 values with its dims ([1, C, H, W]). */
+interface PartOutput {
+  data: Float32Array;
+  dims: readonly number[];
+}
+
+async function runPart(file: string, part: OrtPart, data: Float32Array, dims: number[]): Promise<PartOutput> {
+  // float16 goes in as its bit patterns (Uint16Array): onnxruntime-web takes them with or without Float16Array.
+  const input =
+    part.inputType === 'float16'
+      ? new ort.Tensor('float16', float32ToF16(data), dims)
+      : new ort.Tensor('float32', data, dims);
   let out: ort.InferenceSession.OnnxValueMapType;
   try {
-    out = await part.session.run({ [part.input]: new ort.Tensor('float32', data, dims) });
+    out = await part.session.run({ [part.input]: input });
   } catch (e) {
-    // e.g. an f16 export (its input is float16): the studio feeds float32.
-    throw new CodecError(`${file} failed on a float32 [${dims}] input: ${(e as Error).message ?? e}`);
+    throw new CodecError(
+      `${file} failed on a ${part.inputType} [${dims}] input: ${(e as Error).message ?? e}`,
+    );
   }
   const t = out[part.output];
-  if (!t || t.type !== 'float32' || t.dims.length !== 4)
+  if (!t || (t.type !== 'float32' && t.type !== 'float16') || t.dims.length !== 4)
     throw new CodecError(
-      `${file}: output ${part.output} is ${t?.type} [${t?.dims}], expected float32 [1, C, H, W]`,
+      `${file}: output ${part.output} is ${t?.type} [${t?.dims}], expected float32 or float16 [1, C, H, W]`,
     );
-  return t;
+  return { data: outputFloat32(t), dims: t.dims };
+}
+
+/** A float32 or float16 tensor's values as float32 (float16 arrives as bits, or as a Float16Array where one exists). */
+function outputFloat32(t: ort.Tensor): Float32Array {
+  if (t.type === 'float32') return t.data as Float32Array;
+  const data = t.data as unknown;
+  return data instanceof Uint16Array ? f16ToFloat32(data) : Float32Array.from(data as ArrayLike<number>);
 }
 
 /** A VAE in onnxruntime-web: the encoder's mean × scaling_factor in, latents ÷ scaling_factor out. */
@@ -235,7 +273,7 @@ export class OnnxVaeCodec implements ImageCodec {
           `${side}, ${side}] from vae_config.json (latent_channels ${L}, ${this.downscale}× down)`,
       );
     // mean ‖ logvar: the mean (the first L planes) is the deterministic encoding.
-    const mean = (t.data as Float32Array).subarray(0, L * side * side);
+    const mean = t.data.subarray(0, L * side * side);
     return mean.map((v) => v * this.config.scalingFactor);
   }
 
@@ -250,7 +288,7 @@ export class OnnxVaeCodec implements ImageCodec {
       throw new CodecError(
         `${VAE_DECODER_FILE} gave [${t.dims}] for ${side}×${side} latents; expected [1, 3, ${size}, ${size}]`,
       );
-    return (t.data as Float32Array).slice();
+    return t.data.slice();
   }
 
   async dispose(): Promise<void> {

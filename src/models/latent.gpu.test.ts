@@ -21,12 +21,12 @@ import { NoiseSchedule } from './schedulers';
 
 const DIR = 'public/models/micro-latent';
 
-/** The folder in memory, with files replaced (a string) or removed (null). */
-function variant(changes: Record<string, string | null>): MemoryFolder {
+/** The folder in memory, with files replaced (text or bytes) or removed (null). */
+function variant(changes: Record<string, string | Uint8Array<ArrayBuffer> | null>): MemoryFolder {
   const files = new Map(readdirSync(DIR).map((f) => [f, new Uint8Array(readFileSync(`${DIR}/${f}`))]));
-  for (const [name, text] of Object.entries(changes)) {
-    if (text === null) files.delete(name);
-    else files.set(name, new TextEncoder().encode(text));
+  for (const [name, content] of Object.entries(changes)) {
+    if (content === null) files.delete(name);
+    else files.set(name, typeof content === 'string' ? new TextEncoder().encode(content) : content);
   }
   return new MemoryFolder('micro-latent/', files);
 }
@@ -72,6 +72,36 @@ describe('latent models: VAE codec and the pipeline on micro-latent vs PyTorch',
     );
     expect(encErr).toBeLessThan(1e-4);
     expect(decErr).toBeLessThan(1e-4);
+  });
+
+  it('runs an all-float16 VAE export (f16 input and output) through the same codec, within f16 rounding', async () => {
+    // src/models/fixtures/micro-latent-f16: this VAE's ONNX with every weight, activation and tensor in float16
+    // (tools/reference/make_f16_vae.py), as web ports ship SD's VAE.
+    const f16 = (name: string) =>
+      new Uint8Array(readFileSync(`src/models/fixtures/micro-latent-f16/${name}`));
+    const codec = await OnnxVaeCodec.load(
+      variant({ 'vae_encoder.onnx': f16('vae_encoder.onnx'), [VAE_DECODER_FILE]: f16(VAE_DECODER_FILE) }),
+    );
+    try {
+      const scale = (await read('meta.scaling_factor'))[0];
+      const encoded = await codec.encode(await read('inputs.image'), 16);
+      const encErr = relativeError(
+        encoded,
+        (await read('vae.latent_mean')).map((v) => v * scale),
+      );
+      const decErr = relativeError(
+        await codec.decode(await read('inputs.latents'), 8),
+        await read('vae.decoded'),
+      );
+      console.log(
+        `micro-latent f16 VAE vs torch f32: encode rel err ${encErr.toExponential(2)}, decode ${decErr.toExponential(2)}`,
+      );
+      // f16 carries 11 significant bits (4.9e-4 relative per rounding); a few layers of it stay well under 1e-2.
+      expect(encErr).toBeLessThan(1e-2);
+      expect(decErr).toBeLessThan(1e-2);
+    } finally {
+      await codec.dispose();
+    }
   });
 
   it("runs the sampler on latents and decodes: torch's 4 DDIM steps from the same noise", async () => {
