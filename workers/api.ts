@@ -29,6 +29,12 @@ export type WorkerError =
 
 // ---- models ---------------------------------------------------------------------------------------------
 
+/** Where a latent model's VAE runs, and why not on WebGPU when that was asked for (a sentence). */
+export interface VaeStatus {
+  backend: 'webgpu' | 'wasm';
+  fallbackReason?: string;
+}
+
 export interface ModelInfo {
   /** Folder URL the model was loaded from, e.g. "/models/emoji-tiny/". */
   url: string;
@@ -38,7 +44,7 @@ export interface ModelInfo {
   /** The UNet's space: pixels, or a VAE's latents (vae_encoder.onnx / vae_decoder.onnx; absent in older workers). */
   codec?: 'pixel' | 'vae';
   /** A latent model's VAE: the onnxruntime-web EP it runs on, and why not WebGPU when that was asked for. */
-  vae?: { backend: 'webgpu' | 'wasm'; fallbackReason?: string };
+  vae?: VaeStatus;
   /** LoRA target layers (diffusers module paths), in UNet order, with the block they belong to. */
   layers: { name: string; block: 'down' | 'mid' | 'up'; inFeatures: number; outFeatures: number }[];
   /** Identifier tokens reserved for personalization, e.g. ["<v1>", …]. */
@@ -153,6 +159,8 @@ export interface GeneratedImage {
   width: number;
   height: number;
   rgba: Uint8ClampedArray;
+  /** A latent model's VAE after this render: it moves to WASM if the WebGPU EP fails while decoding. */
+  vae?: VaeStatus;
 }
 
 export interface PreviewEvent {

@@ -32,6 +32,7 @@ import type {
   TrainingImage,
   TrainProgress,
   TrainSettings,
+  VaeStatus,
   WorkerError,
 } from './api';
 import { matmulSelfTest } from './selftest';
@@ -358,6 +359,11 @@ async function train(
   }
 }
 
+/** `{ vae }` with where a latent model's VAE runs now; nothing for a pixel model. */
+function vaeStatus(m: DiffusionModel): { vae?: VaeStatus } {
+  return m.codec instanceof OnnxVaeCodec ? { vae: m.codec.status } : {};
+}
+
 /** Samples the training prompt with the adapters as they are now (they stay attached to the UNet). */
 async function preview(
   m: DiffusionModel,
@@ -374,7 +380,7 @@ async function preview(
   });
   // Sampling uploaded the importance vectors without gradients; training uploads its own.
   for (const a of trainer.adapters) a.releaseImportance();
-  const image = { width: img.width, height: img.height, rgba: img.data };
+  const image = { width: img.width, height: img.height, rgba: img.data, ...vaeStatus(m) };
   const event = { sessionId: trainer.config.sessionId, step: trainer.step, prompt: settings.prompt, image };
   notify(() => onPreview(Comlink.transfer(event, [img.data.buffer])));
 }
@@ -395,7 +401,6 @@ async function attachSessionLora(m: DiffusionModel, sessionId: string, strength:
 const api: TrainerImplementation = {
   async loadModel(url: string, opts: { vae?: VaeBackend } = {}): Promise<ModelInfo> {
     const m = await loadDiffusionModel(url, opts.vae ?? 'webgpu');
-    const vae = m.codec instanceof OnnxVaeCodec ? m.codec : undefined;
     return {
       url,
       name: url.startsWith(LOCAL_SCHEME)
@@ -403,7 +408,7 @@ const api: TrainerImplementation = {
         : (url.replace(/\/+$/, '').split('/').pop() ?? url),
       resolution: m.resolution,
       codec: m.codec.kind,
-      ...(vae ? { vae: { backend: vae.backend, fallbackReason: vae.fallbackReason } } : {}),
+      ...vaeStatus(m),
       layers: m.unet.linearTargets().map((t) => ({
         name: t.path,
         block: t.block,
@@ -439,7 +444,9 @@ const api: TrainerImplementation = {
           recomputeEpsilon: req.recomputeEpsilon,
           onStep: onStep ? (s, n) => notify(() => onStep(s, n)) : undefined,
         });
-        return Comlink.transfer({ width: img.width, height: img.height, rgba: img.data }, [img.data.buffer]);
+        return Comlink.transfer({ width: img.width, height: img.height, rgba: img.data, ...vaeStatus(m) }, [
+          img.data.buffer,
+        ]);
       } finally {
         detach?.();
         letGo();

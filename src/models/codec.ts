@@ -6,6 +6,7 @@
 import * as ort from 'onnxruntime-web';
 import type { RgbaImage } from '../io/png';
 import { f16ToFloat32, float32ToF16 } from '../io/safetensors';
+import { EpFallback, type EpBackend, type EpStatus } from './epFallback';
 import { ModelFolderError, type ModelFolder } from './folder';
 import { openOrtSession, type OrtOptions } from './textEncoder';
 
@@ -195,18 +196,27 @@ function outputFloat32(t: ort.Tensor): Float32Array {
   return data instanceof Uint16Array ? f16ToFloat32(data) : Float32Array.from(data as ArrayLike<number>);
 }
 
-/** A VAE in onnxruntime-web: the encoder's mean × scaling_factor in, latents ÷ scaling_factor out. */
+/** The VAE's two ONNX sessions (a decoder-only folder has no encoder). */
+interface VaeParts {
+  encoder?: OrtPart;
+  decoder: OrtPart;
+}
+
+async function releaseParts(p: VaeParts): Promise<void> {
+  await p.encoder?.session.release();
+  await p.decoder.session.release();
+}
+
+/**
+ * A VAE in onnxruntime-web: the encoder's mean × scaling_factor in, latents ÷ scaling_factor out. Asked for the
+ * WebGPU EP, it moves to WASM when that EP does not start or fails while running (EpFallback).
+ */
 export class OnnxVaeCodec implements ImageCodec {
   readonly kind = 'vae';
 
   private constructor(
     private readonly config: VaeConfig,
-    private readonly encoder: OrtPart | undefined,
-    private readonly decoder: OrtPart,
-    /** The execution provider the VAE runs on. */
-    readonly backend: 'webgpu' | 'wasm',
-    /** Why the WebGPU EP was not used when it was asked for. */
-    readonly fallbackReason?: string,
+    private readonly parts: EpFallback<VaeParts>,
   ) {}
 
   get channels(): number {
@@ -216,54 +226,58 @@ export class OnnxVaeCodec implements ImageCodec {
     return this.config.downscale;
   }
   get canEncode(): boolean {
-    return this.encoder !== undefined;
+    return this.parts.current.encoder !== undefined;
+  }
+  /** The execution provider the VAE runs on now. */
+  get backend(): EpBackend {
+    return this.parts.backend;
+  }
+  /** Why the VAE is not on the WebGPU EP when that was asked for. */
+  get fallbackReason(): string | undefined {
+    return this.parts.fallbackReason;
+  }
+  /** Both, as the worker reports them. */
+  get status(): EpStatus {
+    const why = this.fallbackReason;
+    return why ? { backend: this.backend, fallbackReason: why } : { backend: this.backend };
   }
 
   static async load(folder: ModelFolder, opts: OrtOptions = {}): Promise<OnnxVaeCodec> {
     const config = (await folder.has(VAE_CONFIG_FILE))
       ? parseVaeConfig(folder.name, await folder.json(VAE_CONFIG_FILE))
       : parseVaeConfig(folder.name, {});
-    const decoderBytes = await folder.bytes(VAE_DECODER_FILE);
-    const encoderBytes = (await folder.has(VAE_ENCODER_FILE))
-      ? await folder.bytes(VAE_ENCODER_FILE)
-      : undefined;
-    let fallback: string | undefined;
-    const open = async (ep: 'webgpu' | 'wasm') => {
+    const hasEncoder = await folder.has(VAE_ENCODER_FILE);
+    // The files are read again for a move to WASM rather than held: an SD VAE is hundreds of MB.
+    const open = async (ep: EpBackend): Promise<VaeParts> => {
       const o = { ...opts, executionProviders: [ep] };
-      const decoder = await openPart(VAE_DECODER_FILE, decoderBytes, o, ['sample']);
+      const decoder = await openPart(VAE_DECODER_FILE, await folder.bytes(VAE_DECODER_FILE), o, ['sample']);
       try {
-        const encoder = encoderBytes
-          ? await openPart(VAE_ENCODER_FILE, encoderBytes, o, [
+        const encoder = hasEncoder
+          ? await openPart(VAE_ENCODER_FILE, await folder.bytes(VAE_ENCODER_FILE), o, [
               'latent_parameters',
               'latent_sample',
               'latent_dist',
             ])
           : undefined;
-        return new OnnxVaeCodec(config, encoder, decoder, ep, fallback);
+        return { encoder, decoder };
       } catch (e) {
         await decoder.session.release();
         throw e;
       }
     };
-    if (opts.vae === 'webgpu') {
-      try {
-        return await open('webgpu');
-      } catch (e) {
-        // No WebGPU EP here (no adapter for it, an op it lacks at load): WASM runs every op.
-        fallback = String((e as Error).message ?? e).split('\n')[0];
-      }
-    }
-    return open('wasm');
+    return new OnnxVaeCodec(config, await EpFallback.start(opts.vae ?? 'wasm', open, releaseParts));
   }
 
   async encode(pixels: Float32Array, size: number): Promise<Float32Array> {
-    if (!this.encoder)
+    if (!this.canEncode)
       throw new CodecError(`this model has no ${VAE_ENCODER_FILE}: it can sample but not train on photos`);
     if (pixels.length !== 3 * size * size)
       throw new CodecError(`encode: ${pixels.length} values are not a 3×${size}×${size} image`);
     if (size % this.downscale !== 0)
       throw new CodecError(`encode: ${size} px is not a multiple of the VAE's ${this.downscale}`);
-    const t = await runPart(VAE_ENCODER_FILE, this.encoder, pixels, [1, 3, size, size]);
+    const t = await this.parts.run('encoding', (p) =>
+      runPart(VAE_ENCODER_FILE, p.encoder!, pixels, [1, 3, size, size]),
+    );
     const L = this.channels;
     const side = size / this.downscale;
     const [, c, h, w] = t.dims;
@@ -282,7 +296,9 @@ export class OnnxVaeCodec implements ImageCodec {
     if (x.length !== L * side * side)
       throw new CodecError(`decode: ${x.length} values are not ${L}×${side}×${side} latents`);
     const scaled = x.map((v) => v / this.config.scalingFactor);
-    const t = await runPart(VAE_DECODER_FILE, this.decoder, scaled, [1, L, side, side]);
+    const t = await this.parts.run('decoding', (p) =>
+      runPart(VAE_DECODER_FILE, p.decoder, scaled, [1, L, side, side]),
+    );
     const size = side * this.downscale;
     if (t.dims[1] !== 3 || t.dims[2] !== size || t.dims[3] !== size)
       throw new CodecError(
@@ -292,8 +308,7 @@ export class OnnxVaeCodec implements ImageCodec {
   }
 
   async dispose(): Promise<void> {
-    await this.encoder?.session.release();
-    await this.decoder.session.release();
+    await this.parts.dispose();
   }
 }
 

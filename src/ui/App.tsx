@@ -27,7 +27,7 @@ function latentNote(info: ModelInfo): string {
 /** Why the VAE is not on WebGPU when the worker asked for it (the chip's tooltip). */
 function vaeFallbackNote(info: ModelInfo | undefined): string | undefined {
   const why = info?.vae?.fallbackReason;
-  return why ? `The VAE runs on WASM: onnxruntime-web's WebGPU EP did not start (${why})` : undefined;
+  return why ? `The VAE runs on WASM: ${why}` : undefined;
 }
 
 function ModelChip() {

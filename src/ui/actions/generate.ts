@@ -9,6 +9,7 @@ import { showNotice, useStudio } from '../studioStore';
 import { throttle } from '../throttle';
 import { trainer } from '../trainerClient';
 import { requireTrainerMethod } from '../trainerCaps';
+import { noteVaeStatus } from './model';
 import { sampleItem } from './session';
 
 /**
@@ -38,6 +39,7 @@ export async function generateImage(req: GenerateRequest, opts: { compare?: bool
           report.call();
         }),
       );
+      noteVaeStatus(img.vae);
       const image = await rgbaToPng(img.rgba, img.width, img.height);
       const rec = {
         kind: 'generated' as const,

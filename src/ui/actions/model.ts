@@ -3,7 +3,8 @@ import { DEFAULT_MODEL_URL } from '../../train/sessionStore';
 import { describeError, TrainerMissingError } from '../errorText';
 import { trainer } from '../trainerClient';
 import { trainerCapabilities } from '../trainerCaps';
-import { useStudio } from '../studioStore';
+import type { VaeStatus } from '../../../workers/api';
+import { showNotice, useStudio } from '../studioStore';
 import { adoptModelPrompt } from './session';
 
 export async function loadCapabilities(): Promise<void> {
@@ -51,6 +52,24 @@ export function loadModel(force = false): Promise<void> {
     }
   })();
   return loading;
+}
+
+/**
+ * Takes the VAE's status a render came back with: when the worker moved the VAE to WASM (its WebGPU EP failed
+ * while running), the model chip says so and a notice tells why; renders go on, slower.
+ */
+export function noteVaeStatus(vae: VaeStatus | undefined): void {
+  const model = useStudio.getState().model;
+  const info = model.phase === 'ready' ? model.info : undefined;
+  if (!vae || !info?.vae || info.vae.backend === vae.backend) return;
+  useStudio.setState({ model: { ...model, info: { ...info, vae } } });
+  if (vae.backend === 'wasm')
+    showNotice({
+      title: 'The VAE moved to WASM',
+      message: vae.fallbackReason ?? "onnxruntime-web's WebGPU EP failed.",
+      advice: 'Images still render, on the CPU: decoding and encoding photos are slower until a reload.',
+      action: 'none',
+    });
 }
 
 /**

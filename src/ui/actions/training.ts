@@ -13,7 +13,7 @@ import { isTraining, showNotice, useStudio, type TrainPhase } from '../studioSto
 import { throttle } from '../throttle';
 import { trainer } from '../trainerClient';
 import { lastCheckpointStep, requireTrainerMethod } from '../trainerCaps';
-import { loadModel } from './model';
+import { loadModel, noteVaeStatus } from './model';
 import { fileStem, flushSettings, openSession, sampleItem } from './session';
 
 const HISTORY_SAVE_MS = 5000;
@@ -111,6 +111,7 @@ export function persistOnPageHide(): void {
 
 async function savePreview(sessionId: string, e: PreviewEvent): Promise<void> {
   if (e.sessionId !== sessionId) return;
+  noteVaeStatus(e.image.vae);
   try {
     const image = await rgbaToPng(e.image.rgba, e.image.width, e.image.height);
     const sample = {
