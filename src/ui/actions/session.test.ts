@@ -8,11 +8,11 @@ const kv = memoryKeyValueStore();
 
 vi.mock('../services', () => ({
   sessionStore: new SessionStore(kv),
-  metrics: { clear() {}, load() {} },
+  metrics: { clear() {}, load() {}, reset() {}, steps: [] },
 }));
 
 const { sessionStore } = await import('../services');
-const { adoptModelPrompt, deleteSession, refreshSessions, updateSettings, flushSettings } =
+const { adoptModelPrompt, deleteSession, newSession, refreshSessions, updateSettings, flushSettings } =
   await import('./session');
 const { useStudio } = await import('../studioStore');
 const { DEFAULT_MODEL_URL } = await import('../../train/sessionStore');
@@ -84,6 +84,35 @@ describe('session actions', () => {
     await flushSettings();
     expect(useStudio.getState().settingsSaved).toBe(true);
     expect((await sessionStore.get(s.id))!.settings.steps).toBe(222);
+  });
+
+  it('a new session copies the settings on the same model, and starts from the defaults on another', async () => {
+    const store = new Map<string, string>();
+    vi.stubGlobal('localStorage', {
+      getItem: (k: string) => store.get(k) ?? null,
+      setItem: (k: string, v: string) => void store.set(k, v),
+    });
+    try {
+      const s = await sessionStore.create();
+      const tuned = { ...s.settings, prompt: '<v2> corgi', steps: 321 };
+      useStudio.setState({ session: s, settings: tuned, settingsSaved: true, model: { phase: 'idle' } });
+      await newSession();
+      const same = useStudio.getState().session!;
+      expect(same.id).not.toBe(s.id);
+      expect([same.modelUrl, same.settings.prompt, same.settings.steps]).toEqual([
+        DEFAULT_MODEL_URL,
+        '<v2> corgi',
+        321,
+      ]);
+
+      await newSession({ modelUrl: 'local:sd15' });
+      const other = useStudio.getState().session!;
+      expect(other.modelUrl).toBe('local:sd15');
+      expect(other.settings).toEqual(DEFAULT_TRAIN_SETTINGS);
+      expect(useStudio.getState().settings).toEqual(DEFAULT_TRAIN_SETTINGS);
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 
   it("takes the model's example prompt while the session has not trained and keeps the built-in prompt", async () => {

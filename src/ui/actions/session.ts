@@ -167,9 +167,14 @@ export async function newSession(opts: { modelUrl?: string } = {}): Promise<void
   if (!guardTraining()) return;
   await flushSettings();
   try {
-    // A new session starts from the current settings: people iterate on one subject.
+    // A new session on the same model starts from the current settings: people iterate on one subject. On
+    // another model it starts from the defaults (and takes that model's example prompt once it loads): a
+    // prompt in one model's words, its step count or a crop the other refuses would not carry over.
     const { settings, session } = useStudio.getState();
-    await show(await sessionStore.create({ settings, modelUrl: opts.modelUrl ?? session?.modelUrl }));
+    const current = session?.modelUrl ?? DEFAULT_MODEL_URL;
+    const modelUrl = opts.modelUrl ?? session?.modelUrl;
+    const sameModel = (modelUrl ?? DEFAULT_MODEL_URL) === current;
+    await show(await sessionStore.create({ ...(sameModel ? { settings } : {}), modelUrl }));
     useStudio.setState({ tab: 'train' });
     void refreshSessions();
   } catch (e) {
