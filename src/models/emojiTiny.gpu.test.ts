@@ -16,6 +16,8 @@ import { Rng } from './rng';
 import { createSampler } from './schedulers';
 
 const GOLDEN = 'tools/reference/golden';
+/** An identifier may move the prediction by at most this share of what the whole prompt moves it. */
+const IDENTIFIER_EFFECT_MAX = 0.1;
 
 describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeout: 900_000 }, () => {
   let engine: Engine;
@@ -53,6 +55,15 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
     check.prompts.forEach((p, i) =>
       expect(Array.from(model.tokenizer.encode(p).ids)).toEqual(check.input_ids[i]),
     );
+    // The first 8 features at every position of each check prompt (one holds <v1>, whose row
+    // neutral_identifiers.py trained), as torch's encoder gave them.
+    for (const [i, p] of check.prompts.entries()) {
+      const { data, shape } = await model.embed(p);
+      const [, len, dim] = shape;
+      const first8 = Array.from({ length: len * 8 }, (_, k) => data[Math.floor(k / 8) * dim + (k % 8)]);
+      const want = check.last_hidden_state_first8.slice(i * len * 8, (i + 1) * len * 8);
+      expect(relativeError(Float32Array.from(first8), Float32Array.from(want))).toBeLessThan(1e-4);
+    }
     // inputs.encoder_hidden_states = torch's encoder on ("grinning face", "").
     const want = await golden.readFloat32('inputs.encoder_hidden_states');
     const half = want.length / 2;
@@ -61,6 +72,52 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
     expect(cond.shape).toEqual([1, 16, 128]);
     expect(relativeError(cond.data, want.subarray(0, half))).toBeLessThan(1e-4);
     expect(relativeError(uncond.data, want.subarray(half))).toBeLessThan(1e-4);
+  });
+
+  it('treats the reserved identifiers as neutral: "<v1> dog face" predicts what "dog face" does', async () => {
+    // |ε(prompt with <vN>) − ε(prompt)|² as a share of |ε(prompt) − ε("")|² (what guidance multiplies), on the
+    // golden's two noised inputs (t = 500 and 20). Before tools/reference/neutral_identifiers.py trained the
+    // identifier rows they kept their random start and moved it by 0.384, 0.045 and 0.685 of the prompt's.
+    const sample = golden.info('inputs.sample');
+    const x = await golden.readFloat32('inputs.sample');
+    const timesteps = Array.from(await golden.readFloat32('inputs.timestep'));
+    const eps = async (prompt: string) => {
+      const e = await model.embed(prompt);
+      const both = new Float32Array(2 * e.data.length);
+      both.set(e.data);
+      both.set(e.data, e.data.length);
+      return noGrad(engine, () =>
+        engine.scope(async () => {
+          const out = await model.unet.forward(
+            engine.fromArray(x, sample.shape),
+            timesteps,
+            engine.fromArray(both, [2, ...e.shape.slice(1)]),
+          );
+          return out.read();
+        }),
+      );
+    };
+    const uncond = await eps('');
+    const effects: [string, number][] = [];
+    for (const [marked, plain] of [
+      ['<v1> dog face', 'dog face'],
+      ['cat <v2> face', 'cat face'],
+      ['red heart <v5>', 'red heart'],
+    ]) {
+      const p = await eps(plain);
+      const m = await eps(marked);
+      let moved = 0;
+      let prompt = 0;
+      for (let i = 0; i < p.length; i++) {
+        moved += (m[i] - p[i]) ** 2;
+        prompt += (p[i] - uncond[i]) ** 2;
+      }
+      effects.push([marked, moved / prompt]);
+    }
+    console.log(
+      `emoji-tiny identifier effect (share of the prompt's): ${effects.map(([m, e]) => `"${m}" ${e.toFixed(3)}`).join(', ')}`,
+    );
+    for (const [marked, effect] of effects) expect(effect, marked).toBeLessThan(IDENTIFIER_EFFECT_MAX);
   });
 
   it('the f16 UNet on WGSL matches the torch forward (≤ 1e-3 relative)', async () => {

@@ -3,7 +3,9 @@
 #
 # Trains from the shipped export for MINUTES (EMA snapshots at 50%, 75% and the end, f16, one file each), then
 # scores every snapshot with recognize.py on the GPU (16 grid prompts x seeds 1-4, DDIM with epsilon from the
-# clipped x0 at guidance 5, as the shipped sampling.json; the last one at 3 too). Everything lands in OUTDIR:
+# clipped x0 at guidance 5, as the shipped sampling.json; the last one at 3 too, and with "<v1> " in front of every
+# prompt: 10% of the training prompts get a random identifier, so <v1>..<v8> stay neutral as the model moves on,
+# as neutral_identifiers.py made them). Everything lands in OUTDIR:
 # ema-STEP.safetensors, snapshots.json, train.log, recognize.log: six files, under the device tool's eight. The
 # training gets a hard stop (SIGTERM: it ends at the next step with a snapshot) MINUTES + 3 minutes after it starts,
 # to cover the model load and a torch.compile check.
@@ -34,7 +36,7 @@ status=0
 (cd "$HERE" && timeout -s TERM -k 60 "$STOP" "$PY" train_default.py --device "$DEVICE" --from-export \
   --batch 1024 --lr 4e-4 --lr-min 2e-5 --warmup 200 --cosine-to-end --ema 0.9995 --min-snr 5 --focus-frac 0.6 \
   --focus-categories 'Smileys & Emotion,Animals & Nature,Food & Drink,Travel & Places,Objects,Activities' \
-  --seed 22 --minutes "$MINUTES" --snapshot-dir "$OUTDIR" --snapshot-at 0.5,0.75 --log-every 200 \
+  --identifier-dropin 0.1 --seed 22 --minutes "$MINUTES" --snapshot-dir "$OUTDIR" --snapshot-at 0.5,0.75 --log-every 200 \
   --probe-every 2000 --profile-steps 10 --ckpt-seconds 1e9 --no-export --ckpt /tmp/device-train.pt "$@") \
   > "$OUTDIR/train.log" 2>&1 || status=$?
 tail -n 5 "$OUTDIR/train.log"
@@ -52,4 +54,8 @@ for snap in $snaps; do
       ${RECOGNIZE_ARGS:-} 2>&1 | tail -n 1 >> "$OUTDIR/recognize.log"
   done
 done
+echo "# $last, guidance 5, prompts prefixed <v1>" >> "$OUTDIR/recognize.log"
+# shellcheck disable=SC2086
+"$PY" "$HERE/recognize.py" --ckpt "$OUTDIR/$last" --device "$DEVICE" --guidance 5 --recompute-eps \
+  --prompt-prefix '<v1> ' ${RECOGNIZE_ARGS:-} 2>&1 | tail -n 1 >> "$OUTDIR/recognize.log"
 cat "$OUTDIR/recognize.log"

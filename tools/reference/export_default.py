@@ -154,6 +154,9 @@ def main(argv=None):
                                    e=pkg_version('emojibase-data')))
     for name in sorted(os.listdir(out_dir)):
         print(f'{name}: {os.path.getsize(os.path.join(out_dir, name)) / 1e6:.2f} MB')
+    if not any(r.get('args', {}).get('identifier_dropin') for r in ck.get('runs', [])):
+        print('note: no run of this checkpoint had --identifier-dropin, so <v1>..<v8> are not neutral: run '
+              'neutral_identifiers.py next (the shipped model has had that since session 16)')
     if not args.no_grid:
         import sample
 

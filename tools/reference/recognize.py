@@ -10,7 +10,7 @@ for every checkpoint, so two checkpoints can be compared on the same noise.
 Usage: python3 tools/reference/recognize.py [--model public/models/emoji-tiny | --ckpt .data/ckpt.pt
            | --ckpt DIR/ema-STEP.safetensors] [--prompts grid | N] [--seeds 1,2,3,4] [--steps 25] [--guidance 4]
            [--guidance-below T] [--recompute-eps] [--sampler ddim | euler-a] [--json out.json]
-           [--save-samples s.npz | --load-samples s.npz] [--device cuda]
+           [--save-samples s.npz | --load-samples s.npz] [--device cuda] [--prompt-prefix "<v1> "]
 --prompts grid: the 16 grid prompts; N: N labels drawn (seed 0) from the six object categories.
 """
 
@@ -68,6 +68,9 @@ def main(argv=None):
     ap.add_argument('--guidance', type=float, default=4.0)
     ap.add_argument('--guidance-below', type=int, default=None,
                     help='apply the guidance only at timesteps <= this (sample.py\'s guidance interval)')
+    ap.add_argument('--prompt-prefix', default='',
+                    help='sample PREFIX + prompt but score against the prompt\'s emoji, e.g. "<v1> ": whether an '
+                         'untrained identifier in front (as a personalization prompt has) still draws the prompt')
     ap.add_argument('--json', default='')
     ap.add_argument('--save-samples', default='', help='.npz of the samples, to score again without sampling')
     ap.add_argument('--load-samples', default='', help='score the samples of a --save-samples file')
@@ -116,7 +119,8 @@ def main(argv=None):
             out = []
             for p in prompts:
                 noise, step_noise = seed_streams(seeds, (3, size, size))  # every prompt from the same noise
-                out.append(run_sampler(args.sampler, unet, text(tok([p] * len(seeds)).to(dev)), uncond,
+                cond = text(tok([args.prompt_prefix + p] * len(seeds)).to(dev))
+                out.append(run_sampler(args.sampler, unet, cond, uncond,
                                        noise.to(dev), sched, step_noise, args.steps, args.guidance,
                                        guidance_below=args.guidance_below, recompute_eps=args.recompute_eps))
             samples = torch.stack(out).clamp(-1, 1).cpu()  # [P, S, 3, H, W]
@@ -126,6 +130,8 @@ def main(argv=None):
 
     ref = blur(images).flatten(1)  # [N, 3*33*33]
     index = torch.tensor(code_of).expand(len(seeds), -1)
+    if args.prompt_prefix:
+        source += f', prompts prefixed "{args.prompt_prefix}"'
     ranks, control = {}, []
     for i, (p, x) in enumerate(zip(prompts, samples)):
         d = torch.cdist(blur(x).flatten(1), ref)  # [S, N]
@@ -145,7 +151,7 @@ def main(argv=None):
         return (frame.min(dim=-2).values > 0.8).float().mean(dim=-1)  # share of frame pixels near white
     summary = {
         'source': source, 'prompts': args.prompts, 'seeds': seeds, 'steps': args.steps, 'guidance': args.guidance,
-        'guidance_below': args.guidance_below, 'recompute_eps': args.recompute_eps, 'sampler': args.sampler,
+        'guidance_below': args.guidance_below, 'prompt_prefix': args.prompt_prefix, 'recompute_eps': args.recompute_eps, 'sampler': args.sampler,
         'emoji': len(codes), 'samples': len(flat), 'median_rank': float(np.median(flat)),
         'top1': sum(r == 1 for r in flat) / len(flat), 'top10': sum(r <= 10 for r in flat) / len(flat),
         'top100': sum(r <= 100 for r in flat) / len(flat),

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import DATA, HERE, MODEL_DIR, TINY_UNET_CONFIG, alphas_cumprod, load_corpus, use_openblas  # noqa: E402
-from text import TextEncoder, Tokenizer  # noqa: E402
+from text import IDENTIFIERS, TextEncoder, Tokenizer  # noqa: E402
 from unet import UNet2DConditionModel, count_params  # noqa: E402
 
 CKPT = os.path.join(DATA, 'ckpt.pt')
@@ -156,6 +156,10 @@ def main():
                     help='comma-separated emojibase categories drawn with probability --focus-frac (the rest of the '
                          'corpus with 1 - focus-frac); empty = uniform over the whole corpus')
     ap.add_argument('--focus-frac', type=float, default=0.0)
+    ap.add_argument('--identifier-dropin', type=float, default=0.0,
+                    help='probability that a (non-empty) prompt gets a random reserved identifier <v1>..<v8> in front: '
+                         'the model learns that an identifier alone changes nothing, so a personalization run on '
+                         '"<v1> dog face" starts from "dog face" instead of from what an untrained <v1> draws')
     ap.add_argument('--t-focus', default='',
                     help='LO,HI: draw each item\'s timestep from U{LO..HI} with probability --t-focus-frac (else '
                          'U{0..999}). Under the linear betas at 32x32, t > 700 is nearly pure noise (SNR < 0.007) and '
@@ -413,6 +417,9 @@ def main():
         idx = draw_batch()
         x0 = images[to_dev(torch.tensor(idx))]
         prompts = ['' if rng.random() < args.text_dropout else sample_prompt(items[i], rng) for i in idx]
+        if args.identifier_dropin:
+            prompts = [f'{rng.choice(IDENTIFIERS)} {p}' if p and rng.random() < args.identifier_dropin else p
+                       for p in prompts]
         ids = to_dev(tok(prompts))
         t = torch.randint(0, 1000, (args.batch,), device=dev)
         if args.t_focus_frac:
