@@ -82,15 +82,80 @@ def _tensor(b):
     return name, data.reshape(dims).copy()
 
 
-def onnx_initializers(path):
-    """Every FLOAT initializer of the model's graph, by name, in file order."""
+def _graph(path):
     with open(path, 'rb') as f:
         model = f.read()
     graphs = [v for field, _, v in _fields(model) if field == 7]
     if len(graphs) != 1:
         raise ValueError(f'{path}: expected one graph, found {len(graphs)}')
+    return graphs[0]
+
+
+def _int_constants(graph):
+    """The graph's Constant nodes holding one int64, by output name (torch.onnx.export writes reshape sizes so)."""
     out = {}
-    for field, _, value in _fields(graphs[0]):
+    for field, _, node in _fields(graph):
+        if field != 1:  # NodeProto
+            continue
+        outputs, op, tensor = [], None, None
+        for f, _, v in _fields(node):
+            if f == 2:
+                outputs.append(v.decode())
+            elif f == 4:
+                op = v.decode()
+            elif f == 5:  # AttributeProto: its t (field 5) is the constant's TensorProto
+                tensor = next((t for af, _, t in _fields(v) if af == 5), tensor)
+        if op != 'Constant' or tensor is None or len(outputs) != 1:
+            continue
+        dtype = raw = None
+        ints = []
+        for f, wire, v in _fields(tensor):
+            if f == 2:
+                dtype = v
+            elif f == 9:
+                raw = v
+            elif f == 7:  # int64_data, packed or one varint
+                if wire == 0:
+                    ints.append(v)
+                else:
+                    j = 0
+                    while j < len(v):
+                        d, j = _varint(v, j)
+                        ints.append(d)
+        if dtype == 7:  # INT64
+            values = np.frombuffer(raw, dtype='<i8').tolist() if raw is not None else ints
+            if len(values) == 1:
+                out[outputs[0]] = values[0]
+    return out
+
+
+def attention_heads(path):
+    """The encoder's head count, which no weight shape carries: the first layer splits qkv with a reshape to
+    [batch, length, 3, heads, dim / heads], whose constant sizes follow the 3 in the graph's Concat."""
+    graph = _graph(path)
+    consts = _int_constants(graph)
+    for field, _, node in _fields(graph):
+        if field != 1:
+            continue
+        inputs, op = [], None
+        for f, _, v in _fields(node):
+            if f == 1:
+                inputs.append(v.decode())
+            elif f == 4:
+                op = v.decode()
+        if op != 'Concat':
+            continue
+        sizes = [consts.get(i) for i in inputs]
+        for k in range(len(sizes) - 1):
+            if sizes[k] == 3 and sizes[k + 1] is not None:
+                return sizes[k + 1]
+    raise ValueError(f'{path}: cannot find the attention reshape [batch, length, 3, heads, dim / heads]')
+
+
+def onnx_initializers(path):
+    """Every FLOAT initializer of the model's graph, by name, in file order."""
+    out = {}
+    for field, _, value in _fields(_graph(path)):
         if field == 5:
             name, data = _tensor(value)
             out[name] = data
@@ -124,7 +189,14 @@ def load_text_encoder(path):
     sd = text_encoder_state_dict(path)
     vocab, dim = sd['token_embedding.weight'].shape
     layers = sum(1 for k in sd if k.endswith('qkv.weight'))
-    text = TextEncoder(vocab, dim=dim, layers=layers, max_length=sd['position_embedding'].shape[0])
+    text = TextEncoder(vocab, dim=dim, layers=layers, heads=attention_heads(path),
+                       max_length=sd['position_embedding'].shape[0])
+    missing = sorted(set(text.state_dict()) - set(sd))
+    if missing:
+        # An untrained export (the seeded micro models) has LayerNorms still at ones and zeros, which the exporter
+        # merges into shared anonymous initializers: their names, and so the weights' places, are gone.
+        raise ValueError(f'{path}: no initializer named {", ".join(missing)} (an untrained export merges identical '
+                         'LayerNorm weights); only trained encoders such as emoji-tiny\'s can be read back')
     text.load_state_dict(sd)
     return text.eval()
 
