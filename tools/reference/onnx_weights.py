@@ -56,18 +56,23 @@ def _fields(b):
         yield field, wire, value
 
 
+def _varints(wire, value):
+    """A repeated varint field's values: one varint (wire 0) or a packed run (wire 2)."""
+    if wire == 0:
+        return [value]
+    out, j = [], 0
+    while j < len(value):
+        d, j = _varint(value, j)
+        out.append(d)
+    return out
+
+
 def _tensor(b):
     """TensorProto → (name, float32 array). Only FLOAT tensors with raw_data or float_data."""
     name, dims, dtype, raw, floats = None, [], None, None, []
     for field, wire, value in _fields(b):
-        if field == 1:  # dims (int64, packed or not)
-            if wire == 0:
-                dims.append(value)
-            else:
-                j = 0
-                while j < len(value):
-                    d, j = _varint(value, j)
-                    dims.append(d)
+        if field == 1:  # dims
+            dims.extend(_varints(wire, value))
         elif field == 2:
             dtype = value
         elif field == 4:  # float_data: packed (wire 2) or one float (wire 5), both little-endian f32 bytes
@@ -114,14 +119,8 @@ def _int_constants(graph):
                 dtype = v
             elif f == 9:
                 raw = v
-            elif f == 7:  # int64_data, packed or one varint
-                if wire == 0:
-                    ints.append(v)
-                else:
-                    j = 0
-                    while j < len(v):
-                        d, j = _varint(v, j)
-                        ints.append(d)
+            elif f == 7:  # int64_data
+                ints.extend(_varints(wire, v))
         if dtype == 7:  # INT64
             values = np.frombuffer(raw, dtype='<i8').tolist() if raw is not None else ints
             if len(values) == 1:
