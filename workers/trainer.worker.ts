@@ -143,7 +143,7 @@ function modelEntry(url: string, vae: VaeBackend): ModelEntry {
           ? await OpfsFolder.open(await navigator.storage.getDirectory(), url.slice(LOCAL_SCHEME.length))
           : new UrlFolder(new URL(url, self.location.origin).toString());
         // A latent model's VAE on onnxruntime-web's WebGPU EP (its own device on the adapter), else WASM.
-        return DiffusionModel.load(new Engine(g), folder, { vae });
+        return DiffusionModel.load(new Engine(g), folder, { vae, webgpuShaderF16: g.features.shaderF16 });
       }),
     };
     entry.promise.catch(() => {

@@ -31,7 +31,12 @@ export interface Studio {
 /** A persistent profile, so IndexedDB/OPFS survive a relaunch when the same dir is passed again. */
 export async function launchStudio(
   baseURL: string,
-  opts: { profileDir?: string; extraFlags?: string[] } = {},
+  opts: {
+    profileDir?: string;
+    extraFlags?: string[];
+    /** 'block' keeps the service worker out, so context.route() sees every fetch (the workers' too). */
+    serviceWorkers?: 'allow' | 'block';
+  } = {},
 ): Promise<Studio> {
   const profileDir = opts.profileDir ?? mkdtempSync(join(tmpdir(), 'lora2-e2e-'));
   const context = await chromium.launchPersistentContext(profileDir, {
@@ -40,6 +45,7 @@ export async function launchStudio(
     args: [...CHROMIUM_FLAGS, ...(opts.extraFlags ?? [])],
     baseURL,
     viewport: { width: 1280, height: 900 },
+    serviceWorkers: opts.serviceWorkers ?? 'allow',
   });
   const page = context.pages()[0] ?? (await context.newPage());
   const logs: string[] = [];

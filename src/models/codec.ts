@@ -250,18 +250,26 @@ export class OnnxVaeCodec implements ImageCodec {
     // The files are read again for a move to WASM rather than held: an SD VAE is hundreds of MB.
     const open = async (ep: EpBackend): Promise<VaeParts> => {
       const o = { ...opts, executionProviders: [ep] };
+      /** A float16 part on a WebGPU adapter without shader-f16: onnxruntime-web would compute it wrong. */
+      const refuseF16 = (file: string, part: OrtPart) => {
+        if (ep === 'webgpu' && part.inputType === 'float16' && opts.webgpuShaderF16 === false)
+          throw new CodecError(`${file} is float16 and this adapter has no shader-f16`);
+      };
       const decoder = await openPart(VAE_DECODER_FILE, await folder.bytes(VAE_DECODER_FILE), o, ['sample']);
+      let encoder: OrtPart | undefined;
       try {
-        const encoder = hasEncoder
-          ? await openPart(VAE_ENCODER_FILE, await folder.bytes(VAE_ENCODER_FILE), o, [
-              'latent_parameters',
-              'latent_sample',
-              'latent_dist',
-            ])
-          : undefined;
+        refuseF16(VAE_DECODER_FILE, decoder);
+        if (hasEncoder) {
+          encoder = await openPart(VAE_ENCODER_FILE, await folder.bytes(VAE_ENCODER_FILE), o, [
+            'latent_parameters',
+            'latent_sample',
+            'latent_dist',
+          ]);
+          refuseF16(VAE_ENCODER_FILE, encoder);
+        }
         return { encoder, decoder };
       } catch (e) {
-        await decoder.session.release();
+        await releaseParts({ encoder, decoder });
         throw e;
       }
     };

@@ -22,6 +22,11 @@ export interface OrtOptions {
    * start; the browser worker's choice: an SD-size decode is minutes in WASM) or 'wasm' (default; Node, tests).
    */
   vae?: 'webgpu' | 'wasm';
+  /**
+   * Whether the WebGPU adapter has shader-f16. Without it onnxruntime-web's WebGPU EP still runs a float16 model
+   * but computes it wrong (SwiftShader: pixels up to 128/255 off), so a float16 VAE stays on WASM. Unset: assumed.
+   */
+  webgpuShaderF16?: boolean;
 }
 
 let configured = false;
