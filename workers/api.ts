@@ -3,6 +3,7 @@
 import type { GpuAdapterSummary, GpuCapabilities } from '../src/gpu/device';
 import type { SerializedGpuError } from '../src/gpu/errors';
 import type { TargetPreset } from '../src/lora/adapter';
+import type { EpStatus } from '../src/models/epFallback';
 import type { SamplingDefaults } from '../src/models/sampling';
 
 export interface GpuInfo {
@@ -30,10 +31,7 @@ export type WorkerError =
 // ---- models ---------------------------------------------------------------------------------------------
 
 /** Where a latent model's VAE runs, and why not on WebGPU when that was asked for (a sentence). */
-export interface VaeStatus {
-  backend: 'webgpu' | 'wasm';
-  fallbackReason?: string;
-}
+export type VaeStatus = EpStatus;
 
 export interface ModelInfo {
   /** Folder URL the model was loaded from, e.g. "/models/emoji-tiny/". */

@@ -238,8 +238,7 @@ export class OnnxVaeCodec implements ImageCodec {
   }
   /** Both, as the worker reports them. */
   get status(): EpStatus {
-    const why = this.fallbackReason;
-    return why ? { backend: this.backend, fallbackReason: why } : { backend: this.backend };
+    return this.parts.status;
   }
 
   static async load(folder: ModelFolder, opts: OrtOptions = {}): Promise<OnnxVaeCodec> {

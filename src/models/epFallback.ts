@@ -18,7 +18,7 @@ function firstLine(e: unknown): string {
 export class EpFallback<P> {
   private constructor(
     private parts: P,
-    private status: EpStatus,
+    private state: EpStatus,
     private readonly open: (ep: EpBackend) => Promise<P>,
     private readonly release: (parts: P) => Promise<void>,
   ) {}
@@ -42,11 +42,16 @@ export class EpFallback<P> {
   }
 
   get backend(): EpBackend {
-    return this.status.backend;
+    return this.state.backend;
   }
 
   get fallbackReason(): string | undefined {
-    return this.status.fallbackReason;
+    return this.state.fallbackReason;
+  }
+
+  /** Both, as a copy (the worker sends it to the page). */
+  get status(): EpStatus {
+    return { ...this.state };
   }
 
   /** The parts as they are now (for what does not run them: names, shapes). */
@@ -65,7 +70,7 @@ export class EpFallback<P> {
     } catch (e) {
       // Another run already moved the parts while this one failed: retry on what is there now.
       if (used !== this.parts) return fn(this.parts);
-      if (this.status.backend !== 'webgpu') throw e;
+      if (this.state.backend !== 'webgpu') throw e;
       // Runs that fail together share one move.
       this.moving ??= this.moveToWasm(
         used,
@@ -81,7 +86,7 @@ export class EpFallback<P> {
     try {
       const wasm = await this.open('wasm');
       this.parts = wasm;
-      this.status = { backend: 'wasm', fallbackReason: reason };
+      this.state = { backend: 'wasm', fallbackReason: reason };
       await this.release(used).catch(() => undefined);
       return wasm;
     } finally {

@@ -96,20 +96,28 @@ def _graph(path):
     return graphs[0]
 
 
-def _int_constants(graph):
-    """The graph's Constant nodes holding one int64, by output name (torch.onnx.export writes reshape sizes so)."""
-    out = {}
+def _nodes(graph):
+    """Each NodeProto of the graph as (op_type, inputs, outputs, the TensorProto of its attribute `t` or None)."""
     for field, _, node in _fields(graph):
-        if field != 1:  # NodeProto
+        if field != 1:
             continue
-        outputs, op, tensor = [], None, None
+        inputs, outputs, op, tensor = [], [], None, None
         for f, _, v in _fields(node):
-            if f == 2:
+            if f == 1:
+                inputs.append(v.decode())
+            elif f == 2:
                 outputs.append(v.decode())
             elif f == 4:
                 op = v.decode()
-            elif f == 5:  # AttributeProto: its t (field 5) is the constant's TensorProto
+            elif f == 5:  # AttributeProto: its t (field 5) is a Constant's TensorProto
                 tensor = next((t for af, _, t in _fields(v) if af == 5), tensor)
+        yield op, inputs, outputs, tensor
+
+
+def _int_constants(graph):
+    """The graph's Constant nodes holding one int64, by output name (torch.onnx.export writes reshape sizes so)."""
+    out = {}
+    for op, _, outputs, tensor in _nodes(graph):
         if op != 'Constant' or tensor is None or len(outputs) != 1:
             continue
         dtype = raw = None
@@ -133,15 +141,7 @@ def attention_heads(path):
     [batch, length, 3, heads, dim / heads], whose constant sizes follow the 3 in the graph's Concat."""
     graph = _graph(path)
     consts = _int_constants(graph)
-    for field, _, node in _fields(graph):
-        if field != 1:
-            continue
-        inputs, op = [], None
-        for f, _, v in _fields(node):
-            if f == 1:
-                inputs.append(v.decode())
-            elif f == 4:
-                op = v.decode()
+    for op, inputs, _, _ in _nodes(graph):
         if op != 'Concat':
             continue
         sizes = [consts.get(i) for i in inputs]
