@@ -3,7 +3,7 @@
 import type { GpuAdapterSummary, GpuCapabilities } from '../src/gpu/device';
 import type { SerializedGpuError } from '../src/gpu/errors';
 import type { TargetPreset } from '../src/lora/adapter';
-import type { EpStatus } from '../src/models/epFallback';
+import type { EpBackend, EpStatus } from '../src/models/epFallback';
 import type { SamplingDefaults } from '../src/models/sampling';
 
 export interface GpuInfo {
@@ -32,6 +32,8 @@ export type WorkerError =
 
 /** Where a latent model's VAE runs, and why not on WebGPU when that was asked for (a sentence). */
 export type VaeStatus = EpStatus;
+/** Where a latent model's VAE runs (onnxruntime-web's execution provider). */
+export type VaeBackend = EpBackend;
 
 export interface ModelInfo {
   /** Folder URL the model was loaded from, e.g. "/models/emoji-tiny/". */
@@ -211,7 +213,7 @@ export interface TrainerApi {
   // ---- trainer (implemented in the worker as they land; `capabilities()` says which exist) ----
   /** Loads a model folder (config, weights, tokenizer) onto the worker's device. */
   /** Loads a model folder; `opts.vae` picks the VAE's EP ('webgpu' by default in the worker, 'wasm' to force). */
-  loadModel(url: string, opts?: { vae?: 'webgpu' | 'wasm' }): Promise<ModelInfo>;
+  loadModel(url: string, opts?: { vae?: VaeBackend }): Promise<ModelInfo>;
   /** Trains until done, paused or stopped; resumes from the session's last checkpoint when one exists. */
   startTraining(
     sessionId: string,

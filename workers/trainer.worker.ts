@@ -32,6 +32,7 @@ import type {
   TrainingImage,
   TrainProgress,
   TrainSettings,
+  VaeBackend,
   VaeStatus,
   WorkerError,
 } from './api';
@@ -96,7 +97,6 @@ interface ModelEntry {
   retired?: boolean;
 }
 let model: ModelEntry | undefined;
-type VaeBackend = 'webgpu' | 'wasm';
 
 /** Entries whose model may hold GPU memory: the current one and replaced ones not yet released. */
 const loaded = new Set<ModelEntry>();

@@ -3,7 +3,7 @@ import { DEFAULT_MODEL_URL } from '../../train/sessionStore';
 import { describeError, TrainerMissingError } from '../errorText';
 import { trainer } from '../trainerClient';
 import { trainerCapabilities } from '../trainerCaps';
-import type { VaeStatus } from '../../../workers/api';
+import type { VaeBackend, VaeStatus } from '../../../workers/api';
 import { showNotice, useStudio } from '../studioStore';
 import { adoptModelPrompt } from './session';
 
@@ -76,6 +76,6 @@ export function noteVaeStatus(vae: VaeStatus | undefined): void {
  * `?vae=wasm` in the address runs a latent model's VAE on onnxruntime-web's WASM EP instead of its WebGPU EP
  * (the default): a way around a GPU where that EP misbehaves, and how the e2e compares the two.
  */
-export function requestedVaeBackend(search: string): 'webgpu' | 'wasm' {
+export function requestedVaeBackend(search: string): VaeBackend {
   return new URLSearchParams(search).get('vae') === 'wasm' ? 'wasm' : 'webgpu';
 }
