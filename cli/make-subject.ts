@@ -33,7 +33,7 @@ export async function holdoutItem(code: string): Promise<HoldoutItem> {
 export async function writeSubjectPhotos(
   imagePath: string,
   out: string,
-  opts: { count: number; size: number; seed: number },
+  opts: { count: number; size: number; seed: number; background?: 'varied' | 'white' },
 ): Promise<string[]> {
   const subject = await decodePng(new Uint8Array(await readFile(imagePath)));
   await mkdir(out, { recursive: true });
@@ -58,6 +58,7 @@ async function main(): Promise<void> {
       size: { type: 'string', default: '64', help: 'side of each photo in pixels' },
       seed: { type: 'string', default: '1', help: 'seed of the backgrounds and placements' },
       out: { type: 'string', help: 'output folder (default: out/subject-CODE)' },
+      background: { type: 'string', default: 'varied', help: 'varied (colours, gradients) or white' },
     },
   );
   if (!args.emoji === !args.image) {
@@ -75,7 +76,11 @@ async function main(): Promise<void> {
       throw new Error(`--${name}: an integer from ${lo} to ${hi} (got "${args[name]}")`);
     return v;
   };
+  const background = args.background;
+  if (background !== 'varied' && background !== 'white')
+    throw new Error(`--background: varied or white (got "${background}")`);
   const paths = await writeSubjectPhotos(image, out, {
+    background,
     count: int('count', 1, 100),
     size: int('size', 8, 1024),
     seed: int('seed', 0, 2 ** 31 - 1),

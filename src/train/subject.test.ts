@@ -29,6 +29,24 @@ describe('compositeSubject', () => {
     expect(compositeSubject(disc(), { size: 32, count: 4, seed: 8 })).not.toEqual(photos);
   });
 
+  it('on white: the same placements with every background pixel white', () => {
+    const varied = compositeSubject(disc(), { size: 32, count: 3, seed: 7 });
+    const white = compositeSubject(disc(), { size: 32, count: 3, seed: 7, background: 'white' });
+    for (const [n, p] of white.entries()) {
+      let subject = 0;
+      for (let i = 0; i < p.data.length; i += 4) {
+        const px = [...p.data.slice(i, i + 4)];
+        const onSubject = varied[n].data[i] === 255 && varied[n].data[i + 1] === 0;
+        if (onSubject) {
+          subject++;
+          expect(px).toEqual([255, 0, 0, 255]); // the disc where it was on colours
+        } else if (p.data[i + 1] === 255) expect(px).toEqual([255, 255, 255, 255]);
+        else expect(px[0]).toBe(255); // its anti-aliased edge: red over white
+      }
+      expect(subject).toBeGreaterThan(100);
+    }
+  });
+
   it('blends partly transparent edges with the background instead of darkening them', () => {
     // 2×2 so that the sampled pixel's bilinear footprint lies inside the subject.
     const half: RgbaImage = {

@@ -1,6 +1,7 @@
 // Personalization subjects for tests, the CLI and benchmarks: an emoji design (RGBA with alpha) composited on
 // varied backgrounds — solid colours and two-colour gradients — at a jittered scale and position, so the
-// photos share the subject and nothing else. Seeded: the same seed gives the same photos.
+// photos share the subject and nothing else; or on white, as the emoji corpus is (`background: 'white'`).
+// Seeded: the same seed gives the same photos and placements whichever the background.
 import type { RgbaImage } from '../io/png';
 import { Rng } from '../models/rng';
 
@@ -11,6 +12,8 @@ export interface SubjectOptions {
   seed: number;
   /** Subject side as a fraction of the output side, drawn uniformly from this range. */
   scale?: [number, number];
+  /** 'varied' (default): colours and gradients; 'white': the same placements on white. */
+  background?: 'varied' | 'white';
 }
 
 type Rgb = [number, number, number];
@@ -64,9 +67,11 @@ export function compositeSubject(subject: RgbaImage, opts: SubjectOptions): Rgba
   const [smin, smax] = opts.scale ?? [0.7, 0.95];
   const out: RgbaImage[] = [];
   for (let n = 0; n < opts.count; n++) {
-    const a = backgroundColour(rng);
-    const gradient = n % 2 === 1;
-    const b = gradient ? backgroundColour(rng) : a;
+    // Drawn either way, so a seed places the subject the same on white as on colours.
+    const drawnA = backgroundColour(rng);
+    const drawnB = n % 2 === 1 ? backgroundColour(rng) : drawnA;
+    const white: Rgb = [255, 255, 255];
+    const [a, b] = opts.background === 'white' ? [white, white] : [drawnA, drawnB];
     const angle = rng.uniform() * 2 * Math.PI;
     const side = opts.size * (smin + (smax - smin) * rng.uniform());
     const ox = (opts.size - side) * rng.uniform();

@@ -9,9 +9,20 @@ Targets: `attn` (to_q/to_k/to_v/to_out.0, the studio's default), `all` (every Li
 adapters instead (DESIGN.md §5: importance f(i) = e^{-λi}(1 - e^{-λ}), λ = softplus(ρ), rank D at quantile mass k,
 Gaussian rate and weight priors scaled by 1/N with N = photos·C·H·W as in the studio's trainer; A's weight prior
 as decoupled decay, `--weight-prior-a`), with capacity
-fixed at `--max-rank` (no chunked growth: positions ≥ D are masked, which is what the function sees). The grid has four rows
-over four seeds: the photos, the base model, the LoRA with the prompt, and the LoRA with `--other` (to show
-how far the LoRA leaks into other prompts). DDIM 25 steps, guidance 7.5 (`sample.py`).
+fixed at `--max-rank` (no chunked growth: positions ≥ D are masked, which is what the function sees).
+
+Prior preservation as the studio's trainer (`--class-prompt robot --class-images 8 --prior-weight 1`): the base
+model draws the class images first (the sampling below, seeds 1000+i); every step adds λ × the loss of a class batch
+of the same size under the class prompt.
+
+The grid has five rows over four seeds: the photos, the base model and the LoRA with the prompt, the base model and
+the LoRA with `--other` (how far the LoRA leaks into other prompts). DDIM 25 steps with the model folder's
+sampling.json (guidance, ε from the clipped x₀; `--guidance`, `--recompute-eps` override it). Before 2026-11-30
+this script sampled at guidance 7.5 with the clipped x₀'s ε kept, where the default model itself draws noise for
+"cat face" (BENCHMARKS.md, "Does the LoRA leak into other prompts?"). It prints scores in recognize.py's measure
+(the rank of an emoji among the corpus's 1,905 by blurred pixel distance, 1 = nearest, median over the seeds):
+the subject's held-out design (`--subject`, default: the photos folder's `subject-CODE` name) for the prompt rows,
+the other prompt's emoji for its rows, and how far the LoRA moved the other prompt's samples (mean |Δ| in 0..255).
 
 Experiments kept as options (BENCHMARKS.md, "The weight prior and Adam"): `--precondition` (B's step of position i
 divided by f(i)) and `--soft-mask` (the last live position weighted by the fractional rank) changed neither the
@@ -31,8 +42,54 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import MODEL_DIR, alphas_cumprod, use_openblas  # noqa: E402
-from sample import ddim_sample, load_model, to_image  # noqa: E402
+from common import MODEL_DIR, ROOT, alphas_cumprod, load_corpus, read_sampling, use_openblas  # noqa: E402
+from prepare_corpus import to_rgb32  # noqa: E402
+from recognize import blur  # noqa: E402
+from sample import ddim_sample, load_model, seed_streams, to_image  # noqa: E402
+
+CLASS_SEED = 1000
+
+
+class Scorer:
+    """recognize.py's measure: where an emoji's design falls among every corpus design by blurred L2 (1 = nearest);
+    a held-out subject is ranked against the corpus as if it were one more emoji."""
+
+    def __init__(self):
+        items, images = load_corpus()
+        self.items, self.ref = items, blur(images).flatten(1)
+        codes = sorted({it['code'] for it in items})
+        self.code_of = torch.tensor([codes.index(it['code']) for it in items])
+        self.n_codes = len(codes)
+        self.by_label = {}
+        for it, i in zip(items, self.code_of.tolist()):
+            self.by_label.setdefault(it['label'], i)
+
+    def _per_code(self, x):  # [S, n_codes]: each sample's distance to the nearer design of each emoji
+        d = torch.cdist(blur(x).flatten(1), self.ref)
+        return torch.full((len(x), self.n_codes), float('inf')).scatter_reduce(
+            1, self.code_of.expand(len(x), -1), d, 'amin')
+
+    def label_ranks(self, x, label):
+        if label not in self.by_label:
+            return None
+        k = self.by_label[label]
+        return [int((row < row[k]).sum()) + 1 for row in self._per_code(x)]
+
+    def subject_ranks(self, x, designs):  # designs [V, 3, H, W]: the held-out subject's designs
+        own = torch.cdist(blur(x).flatten(1), blur(designs).flatten(1)).min(dim=1).values
+        return [int((row < d).sum()) + 1 for row, d in zip(self._per_code(x), own)]
+
+
+def subject_designs(code):
+    """The held-out designs of CODE (holdout.json), 32×32 on white in [-1, 1], as the corpus's."""
+    import json
+
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'holdout.json')) as f:
+        items = [it for it in json.load(f)['items'] if it['code'] == code.upper()]
+    if not items:
+        sys.exit(f'--subject {code}: not a held-out design (holdout.json)')
+    arr = np.stack([to_rgb32(os.path.join(ROOT, it['image'])) for it in items])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 class LoRA(nn.Module):
@@ -116,7 +173,8 @@ class LoRA2(nn.Module):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--photos', required=True, help='folder of the subject photos (PNG, at the model resolution)')
+    ap.add_argument('--photos', required=True,
+                    help='folder of the subject photos (PNG; centre-cropped and box-filtered to the model resolution)')
     ap.add_argument('--prompt', default='<v1> robot')
     ap.add_argument('--other', default='cat face', help='a second prompt rendered with the LoRA')
     ap.add_argument('--model', default=MODEL_DIR)
@@ -129,6 +187,18 @@ def main():
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--out', required=True)
+    ap.add_argument('--guidance', type=float, default=None, help="default: the model folder's sampling.json")
+    ap.add_argument('--recompute-eps', default=None, choices=['true', 'false'],
+                    help="DDIM's ε from the clipped x0 (default: the model folder's sampling.json)")
+    ap.add_argument('--class-prompt', default='', help='prior preservation: the class prompt (e.g. robot)')
+    ap.add_argument('--class-images', type=int, default=8)
+    ap.add_argument('--prior-weight', type=float, default=1.0, help='λ: weight of the class batch loss')
+    ap.add_argument('--subject', default=None,
+                    help='held-out emoji code of the photos, to score likeness (default: from a subject-CODE folder)')
+    ap.add_argument('--save-adapters', default='', help='torch.save the trained adapters here (.pt)')
+    ap.add_argument('--load-adapters', default='',
+                    help='a --save-adapters file: render and score it (other sampling settings) instead of training; '
+                         'give the adapter options it was trained with (--conv, --lora2, ...)')
     ap.add_argument('--lora2', action='store_true', help='LoRA² adapters (adaptive rank) instead of fixed rank')
     ap.add_argument('--scale', type=float, default=1.0, help='LoRA²: output scale s')
     ap.add_argument('--initial-rank', type=int, default=4)
@@ -149,6 +219,27 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     unet, text, tok, sched = load_model(a.model)
+    sampling = read_sampling(a.model)
+    guidance = sampling['guidance'] if a.guidance is None else a.guidance
+    recompute = sampling['recomputeEpsilon'] if a.recompute_eps is None else a.recompute_eps == 'true'
+    sample_steps = int(sampling['steps'])
+    subject = a.subject
+    if subject is None and os.path.basename(os.path.normpath(a.photos)).startswith('subject-'):
+        subject = os.path.basename(os.path.normpath(a.photos))[len('subject-'):]
+
+    def render(prompts, seeds):  # DDIM as the studio's Generate tab; each seed its own noise
+        noise, _ = seed_streams(seeds, (3, unet.config['sample_size'], unet.config['sample_size']))
+        with torch.no_grad():
+            return ddim_sample(unet, text(tok(prompts)), text(tok([''] * len(prompts))), noise, sched, sample_steps,
+                               guidance, recompute_eps=recompute).clamp(-1, 1)
+
+    print(f'sampling: DDIM {sample_steps} steps, guidance {guidance}, '
+          f'{"ε from the clipped x0" if recompute else "ε kept"}', flush=True)
+    class_imgs = None
+    if a.class_prompt:  # prior preservation: the base model's own pictures of the class, before any adapter
+        t_cls = time.time()
+        class_imgs = torch.cat([render([a.class_prompt], [CLASS_SEED + i]) for i in range(a.class_images)])
+        print(f'{a.class_images} class images of "{a.class_prompt}" in {time.time() - t_cls:.0f} s', flush=True)
     for p in list(unet.parameters()) + list(text.parameters()):
         p.requires_grad_(False)
 
@@ -170,6 +261,13 @@ def main():
                     ad = (LoCon if isinstance(child, nn.Conv2d) else LoRA)(child, a.rank, 1.0)
                 setattr(mod, child_name, ad)
                 adapters.append(ad)
+    if a.load_adapters:
+        saved = torch.load(a.load_adapters)['adapters']
+        if len(saved) != len(adapters):
+            sys.exit(f'{a.load_adapters} has {len(saved)} adapters; these options make {len(adapters)}')
+        for ad, sd in zip(adapters, saved):
+            ad.load_state_dict(sd)
+        a.steps = 0
     params = [p for ad in adapters for p in (ad.A, ad.B)]
     n_conv = sum(isinstance(ad.base, nn.Conv2d) for ad in adapters)
     print(f'{len(adapters)} adapters ({n_conv} conv), {sum(p.numel() for p in params)} parameters', flush=True)
@@ -177,33 +275,51 @@ def main():
     files = sorted(glob.glob(os.path.join(a.photos, '*.png')))
     if not files:
         sys.exit(f'no .png photos in {a.photos}')
+    size = unet.config['sample_size']
+
     def over_white(f):  # transparent parts over white, as the studio's rgbaToModelInput
         im = Image.open(f).convert('RGBA')
-        return Image.alpha_composite(Image.new('RGBA', im.size, 'white'), im).convert('RGB')
+        im = Image.alpha_composite(Image.new('RGBA', im.size, 'white'), im).convert('RGB')
+        if im.size != (size, size):  # as the studio's cropResize: the centred square, box-filtered to the model's side
+            side = min(im.size)
+            left, top = (im.width - side) // 2, (im.height - side) // 2
+            im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BOX)
+        return im
 
-    imgs = torch.stack([torch.from_numpy(np.asarray(over_white(f))).permute(2, 0, 1).float() / 127.5 - 1
+    imgs = torch.stack([torch.from_numpy(np.array(over_white(f))).permute(2, 0, 1).float() / 127.5 - 1
                         for f in files])
+    print(f'{len(files)} photos at {size}×{size}', flush=True)
     acp = alphas_cumprod(sched).float()
     with torch.no_grad():
         cond = text(tok([a.prompt]))
+        class_cond = text(tok([a.class_prompt])) if class_imgs is not None else None
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0)
     if a.lora2:
         rate_opt = torch.optim.Adam([ad.rho for ad in adapters], lr=a.rate_lr)
         n_data = imgs.numel()  # photos·C·H·W: the loss is a per-element mean (the studio's datasetSize)
         mu = math.log(1 / (1 - a.quantile)) / a.prior_rank
     t0, ema = time.time(), None
-    for step in range(1, a.steps + 1):
-        x0 = imgs[torch.randint(0, len(imgs), (a.batch,))]
+
+    def batch_loss(pool, c):  # ε-MSE of a flipped batch drawn from pool under the encoded prompt c
+        x0 = pool[torch.randint(0, len(pool), (a.batch,))]
         x0 = torch.where(torch.rand(a.batch, 1, 1, 1) < 0.5, x0, x0.flip(3))
         t = torch.randint(0, 1000, (a.batch,))
         noise = torch.randn_like(x0)
         ab = acp[t].view(-1, 1, 1, 1)
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-        loss = ((unet(xt, t.float(), cond.expand(a.batch, -1, -1)) - noise) ** 2).mean()
+        return ((unet(xt, t.float(), c.expand(a.batch, -1, -1)) - noise) ** 2).mean()
+
+    class_ema = None
+    for step in range(1, a.steps + 1):
+        loss = batch_loss(imgs, cond)
         total = loss
+        if class_imgs is not None:
+            class_loss = batch_loss(class_imgs, class_cond)
+            total = total + a.prior_weight * class_loss
+            class_ema = class_loss.item() if class_ema is None else 0.95 * class_ema + 0.05 * class_loss.item()
         if a.lora2:
             with_a = a.weight_prior_a == 'adam'
-            total = loss + sum(ad.prior(mu, a.rate_sigma, a.weight_sigma, with_a) for ad in adapters) / n_data
+            total = total + sum(ad.prior(mu, a.rate_sigma, a.weight_sigma, with_a) for ad in adapters) / n_data
             rate_opt.zero_grad()
         opt.zero_grad()
         total.backward()
@@ -230,26 +346,39 @@ def main():
                 conv = sorted(ad.rank() for ad in adapters if isinstance(ad.base, nn.Conv2d))
                 attn = sorted(ad.rank() for ad in adapters if not isinstance(ad.base, nn.Conv2d))
                 ranks = f' ranks conv {conv} attn {attn}'
-            print(f'step {step} loss (EMA) {ema:.4f} {time.time() - t0:.0f}s{ranks}', flush=True)
+            cls = '' if class_ema is None else f' class {class_ema:.4f}'
+            print(f'step {step} loss (EMA) {ema:.4f}{cls} {time.time() - t0:.0f}s{ranks}', flush=True)
 
+    if a.save_adapters:
+        torch.save({'args': vars(a), 'adapters': [ad.state_dict() for ad in adapters]}, a.save_adapters)
     seeds = [1, 2, 3, 4]
-    noise = torch.stack([torch.randn(3, imgs.shape[2], imgs.shape[3], generator=torch.Generator().manual_seed(s))
-                         for s in seeds])
-    with torch.no_grad():
-        c, u = text(tok([a.prompt] * 4)), text(tok([''] * 4))
-        with_lora = ddim_sample(unet, c, u, noise, sched, 25, 7.5)
-        other = ddim_sample(unet, text(tok([a.other] * 4)), u, noise, sched, 25, 7.5)
-        for ad in adapters:
-            ad.s = 0.0
-        base = ddim_sample(unet, c, u, noise, sched, 25, 7.5)
+    with_lora = render([a.prompt] * 4, seeds)
+    other = render([a.other] * 4, seeds)
+    for ad in adapters:
+        ad.s = 0.0
+    base = render([a.prompt] * 4, seeds)
+    base_other = render([a.other] * 4, seeds)
     cell = 96
-    grid = Image.new('RGB', (4 * cell, 4 * cell), 'white')
-    for r, row in enumerate([imgs[:4], base, with_lora, other]):
+    rows = [imgs[:4], base, with_lora, base_other, other]
+    grid = Image.new('RGB', (4 * cell, len(rows) * cell), 'white')
+    for r, row in enumerate(rows):
         for j in range(min(4, len(row))):
             grid.paste(to_image(row[j]).resize((cell, cell), Image.NEAREST), (j * cell, r * cell))
     grid.save(a.out)
-    print(f'wrote {a.out}: rows photos / base "{a.prompt}" / LoRA "{a.prompt}" / LoRA "{a.other}"')
+    print(f'wrote {a.out}: rows photos / base "{a.prompt}" / LoRA "{a.prompt}" / base "{a.other}" / LoRA "{a.other}"')
 
+    scorer = Scorer()
+    def med(ranks):
+        return f'{float(np.median(ranks)):g} {ranks}'
+    if subject:
+        designs = subject_designs(subject)
+        print(f'subject {subject.upper()} rank among {scorer.n_codes} emoji + it (1 = nearest), "{a.prompt}": '
+              f'base {med(scorer.subject_ranks(base, designs))}, LoRA {med(scorer.subject_ranks(with_lora, designs))}')
+    ranks_base, ranks_lora = scorer.label_ranks(base_other, a.other), scorer.label_ranks(other, a.other)
+    if ranks_base is not None:
+        print(f'"{a.other}" emoji rank: base {med(ranks_base)}, LoRA {med(ranks_lora)}')
+    moved = ((other - base_other).abs().mean() * 127.5).item()
+    print(f'"{a.other}": mean |LoRA - base| {moved:.1f} / 255')
 
 if __name__ == '__main__':
     use_openblas()
