@@ -248,9 +248,11 @@ export function SettingsPanel() {
           <TextField
             field="classPrompt"
             label="Prior preservation: class prompt"
-            placeholder="empty = off; e.g. robot"
+            placeholder="empty = off; e.g. dog"
           >
-            the base model draws this many pictures of the class once; training keeps fitting them
+            the base model draws this many pictures of the class once; training keeps fitting them. Use a
+            class the base model already draws well (try it in Generate): its guesses at a class it does not
+            know make the subject worse
           </TextField>
           <div className="grid2">
             <NumberField

@@ -349,6 +349,11 @@ def main():
             cls = '' if class_ema is None else f' class {class_ema:.4f}'
             print(f'step {step} loss (EMA) {ema:.4f}{cls} {time.time() - t0:.0f}s{ranks}', flush=True)
 
+    def live(ad):  # parameters the exported adapter holds: D (LoRA²'s rank, else r) rows of A and columns of B
+        d = ad.rank() if a.lora2 else ad.A.shape[0]
+        return d * (ad.A[0].numel() + ad.B.shape[0])
+    n_live = sum(live(ad) for ad in adapters)
+    print(f'adapter: {n_live} parameters ({4 * n_live} bytes in f32)', flush=True)
     if a.save_adapters:
         torch.save({'args': vars(a), 'adapters': [ad.state_dict() for ad in adapters]}, a.save_adapters)
     seeds = [1, 2, 3, 4]
