@@ -1,5 +1,5 @@
-"""DreamBooth-style fixed-rank LoRA (optionally LoCon) on an exported model, in PyTorch: a reference for what the
-studio's personalization needs on a given base model, in minutes instead of lavapipe hours.
+"""DreamBooth-style LoRA (optionally LoCon; fixed rank or LoRA²) on an exported model, in PyTorch: a reference for
+what the studio's personalization needs on a given base model, in minutes instead of lavapipe hours.
 
     /usr/bin/python3 tools/reference/dreambooth_lora.py --photos DIR --prompt "<v1> robot" \\
         --targets attn --conv --rank 16 --batch 4 --steps 600 --out docs/x.png
@@ -19,7 +19,8 @@ The grid has five rows over four seeds: the photos, the base model and the LoRA 
 the LoRA with `--other` (how far the LoRA leaks into other prompts). DDIM 25 steps with the model folder's
 sampling.json (guidance, ε from the clipped x₀; `--guidance`, `--recompute-eps` override it). Before 2026-11-30
 this script sampled at guidance 7.5 with the clipped x₀'s ε kept, where the default model itself draws noise for
-"cat face" (BENCHMARKS.md, "Does the LoRA leak into other prompts?"). It prints scores in recognize.py's measure
+"cat face", and it fed 64-px photos to the 32-px model unscaled (BENCHMARKS.md, "Personalization in the PyTorch
+reference at the model's resolution"). It prints scores in recognize.py's measure
 (the rank of an emoji among the corpus's 1,905 by blurred pixel distance, 1 = nearest, median over the seeds):
 the subject's held-out design (`--subject`, default: the photos folder's `subject-CODE` name) for the prompt rows,
 the other prompt's emoji for its rows, and how far the LoRA moved the other prompt's samples (mean |Δ| in 0..255).
