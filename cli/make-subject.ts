@@ -5,7 +5,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { decodePng, encodePng } from '../src/io/png';
-import { compositeSubject } from '../src/train/subject';
+import { compositeSubject, type SubjectOptions } from '../src/train/subject';
 import { cliArgs } from './args';
 
 interface HoldoutItem {
@@ -33,7 +33,7 @@ export async function holdoutItem(code: string): Promise<HoldoutItem> {
 export async function writeSubjectPhotos(
   imagePath: string,
   out: string,
-  opts: { count: number; size: number; seed: number; background?: 'varied' | 'white' },
+  opts: Omit<SubjectOptions, 'scale'>,
 ): Promise<string[]> {
   const subject = await decodePng(new Uint8Array(await readFile(imagePath)));
   await mkdir(out, { recursive: true });

@@ -45,40 +45,10 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import MODEL_DIR, ROOT, alphas_cumprod, load_corpus, read_sampling, use_openblas  # noqa: E402
 from prepare_corpus import to_rgb32  # noqa: E402
-from recognize import blur  # noqa: E402
+from recognize import Scorer  # noqa: E402
 from sample import ddim_sample, load_model, seed_streams, to_image  # noqa: E402
 
 CLASS_SEED = 1000
-
-
-class Scorer:
-    """recognize.py's measure: where an emoji's design falls among every corpus design by blurred L2 (1 = nearest);
-    a held-out subject is ranked against the corpus as if it were one more emoji."""
-
-    def __init__(self):
-        items, images = load_corpus()
-        self.items, self.ref = items, blur(images).flatten(1)
-        codes = sorted({it['code'] for it in items})
-        self.code_of = torch.tensor([codes.index(it['code']) for it in items])
-        self.n_codes = len(codes)
-        self.by_label = {}
-        for it, i in zip(items, self.code_of.tolist()):
-            self.by_label.setdefault(it['label'], i)
-
-    def _per_code(self, x):  # [S, n_codes]: each sample's distance to the nearer design of each emoji
-        d = torch.cdist(blur(x).flatten(1), self.ref)
-        return torch.full((len(x), self.n_codes), float('inf')).scatter_reduce(
-            1, self.code_of.expand(len(x), -1), d, 'amin')
-
-    def label_ranks(self, x, label):
-        if label not in self.by_label:
-            return None
-        k = self.by_label[label]
-        return [int((row < row[k]).sum()) + 1 for row in self._per_code(x)]
-
-    def subject_ranks(self, x, designs):  # designs [V, 3, H, W]: the held-out subject's designs
-        own = torch.cdist(blur(x).flatten(1), blur(designs).flatten(1)).min(dim=1).values
-        return [int((row < d).sum()) + 1 for row, d in zip(self._per_code(x), own)]
 
 
 def subject_designs(code):
@@ -239,7 +209,7 @@ def main():
     class_imgs = None
     if a.class_prompt:  # prior preservation: the base model's own pictures of the class, before any adapter
         t_cls = time.time()
-        class_imgs = torch.cat([render([a.class_prompt], [CLASS_SEED + i]) for i in range(a.class_images)])
+        class_imgs = render([a.class_prompt] * a.class_images, [CLASS_SEED + i for i in range(a.class_images)])
         print(f'{a.class_images} class images of "{a.class_prompt}" in {time.time() - t_cls:.0f} s', flush=True)
     for p in list(unet.parameters()) + list(text.parameters()):
         p.requires_grad_(False)
@@ -373,7 +343,7 @@ def main():
     grid.save(a.out)
     print(f'wrote {a.out}: rows photos / base "{a.prompt}" / LoRA "{a.prompt}" / base "{a.other}" / LoRA "{a.other}"')
 
-    scorer = Scorer()
+    scorer = Scorer(*load_corpus())
     def med(ranks):
         return f'{float(np.median(ranks)):g} {ranks}'
     if subject:

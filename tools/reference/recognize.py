@@ -57,6 +57,38 @@ def blur(x):
     return F.avg_pool2d(x, 2, stride=1, padding=1, count_include_pad=False)
 
 
+class Scorer:
+    """The measure: where an emoji falls among every corpus emoji by blurred L2 to the nearer of its designs
+    (1 = nearest); a held-out subject is ranked against the corpus as if it were one more emoji."""
+
+    def __init__(self, items, images):
+        self.ref = blur(images).flatten(1)  # [N, 3*33*33]
+        codes = sorted({it['code'] for it in items})
+        code_index = {c: i for i, c in enumerate(codes)}
+        self.code_of = torch.tensor([code_index[it['code']] for it in items])
+        self.n_codes = len(codes)
+        self.by_label = {}
+        for it in items:
+            self.by_label.setdefault(it['label'], code_index[it['code']])
+
+    def _per_code(self, x):  # [S, n_codes]: each sample's distance to the nearer design of each emoji
+        d = torch.cdist(blur(x).flatten(1), self.ref)
+        return torch.full((len(x), self.n_codes), float('inf')).scatter_reduce(
+            1, self.code_of.expand(len(x), -1), d, 'amin')
+
+    def label_ranks(self, x, label):
+        """Per sample, the rank of the emoji with this label (None for a label no corpus emoji has)."""
+        if label not in self.by_label:
+            return None
+        k = self.by_label[label]
+        return [int((row < row[k]).sum()) + 1 for row in self._per_code(x)]
+
+    def subject_ranks(self, x, designs):
+        """Per sample, the rank of a held-out subject given by its designs [V, 3, H, W]."""
+        own = torch.cdist(blur(x).flatten(1), blur(designs).flatten(1)).min(dim=1).values
+        return [int((row < d).sum()) + 1 for row, d in zip(self._per_code(x), own)]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument('--model', default=MODEL_DIR)
@@ -81,12 +113,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     items, images = load_corpus()
-    codes = sorted({it['code'] for it in items})
-    code_index = {c: i for i, c in enumerate(codes)}
-    code_of = [code_index[it['code']] for it in items]
-    by_label = {}
-    for it in items:
-        by_label.setdefault(it['label'], it['code'])
+    scorer = Scorer(items, images)
     seeds = [int(s) for s in args.seeds.split(',')]
 
     if args.load_samples:
@@ -106,7 +133,7 @@ def main(argv=None):
         else:
             pool = sorted({it['label'] for it in items if it['category'] in OBJECT_CATEGORIES})
             prompts = random.Random(0).sample(pool, int(args.prompts))
-        missing = [p for p in prompts if p not in by_label]
+        missing = [p for p in prompts if p not in scorer.by_label]
         if missing:
             sys.exit(f'no corpus emoji is labelled {missing}')
         size = unet.config['sample_size']
@@ -128,21 +155,13 @@ def main(argv=None):
         np.savez_compressed(args.save_samples, samples=samples.numpy(), prompts=np.array(prompts), seeds=np.array(seeds),
                             source=np.array(source))
 
-    ref = blur(images).flatten(1)  # [N, 3*33*33]
-    index = torch.tensor(code_of).expand(len(seeds), -1)
     if args.prompt_prefix:
         source += f', prompts prefixed "{args.prompt_prefix}"'
     ranks, control = {}, []
     for i, (p, x) in enumerate(zip(prompts, samples)):
-        d = torch.cdist(blur(x).flatten(1), ref)  # [S, N]
-        per_code = torch.full((len(seeds), len(codes)), float('inf')).scatter_reduce(1, index, d, 'amin')
-        def rank_of(label):  # per seed, 1 = the emoji with this label is the nearest
-            k = code_index[by_label[label]]
-            return [int((row < row[k]).sum()) + 1 for row in per_code]
-
-        ranks[p] = rank_of(p)
+        ranks[p] = scorer.label_ranks(x, p)
         # Control: the same samples scored against the next prompt's emoji, i.e. a model that ignored the prompt.
-        control += rank_of(prompts[(i + 1) % len(prompts)])
+        control += scorer.label_ranks(x, prompts[(i + 1) % len(prompts)])
     flat = [r for rs in ranks.values() for r in rs]
     # Every training image is composited on white, so its 1-pixel frame is white; a sample whose frame is not
     # has drawn a background no emoji has.
@@ -152,7 +171,7 @@ def main(argv=None):
     summary = {
         'source': source, 'prompts': args.prompts, 'seeds': seeds, 'steps': args.steps, 'guidance': args.guidance,
         'guidance_below': args.guidance_below, 'prompt_prefix': args.prompt_prefix, 'recompute_eps': args.recompute_eps, 'sampler': args.sampler,
-        'emoji': len(codes), 'samples': len(flat), 'median_rank': float(np.median(flat)),
+        'emoji': scorer.n_codes, 'samples': len(flat), 'median_rank': float(np.median(flat)),
         'top1': sum(r == 1 for r in flat) / len(flat), 'top10': sum(r <= 10 for r in flat) / len(flat),
         'top100': sum(r <= 100 for r in flat) / len(flat),
         'control_median_rank': float(np.median(control)), 'control_top100': sum(r <= 100 for r in control) / len(flat),
@@ -161,7 +180,7 @@ def main(argv=None):
     }
     for p, rs in ranks.items():
         print(f'{p:>34}: {rs}')
-    print(f'{source}: {len(flat)} samples of {len(prompts)} prompts among {len(codes)} emoji: median rank '
+    print(f'{source}: {len(flat)} samples of {len(prompts)} prompts among {scorer.n_codes} emoji: median rank '
           f'{summary["median_rank"]:.0f}, top-1 {100 * summary["top1"]:.0f}%, top-10 {100 * summary["top10"]:.0f}%, '
           f'top-100 {100 * summary["top100"]:.0f}% (control, the next prompt\'s emoji: median '
           f'{summary["control_median_rank"]:.0f}, top-100 {100 * summary["control_top100"]:.0f}%); white frame in '
