@@ -30,6 +30,7 @@ import {
   randn,
   readCanaried,
   rng,
+  subnormalIndices,
   tolerance,
 } from './testing';
 
@@ -179,6 +180,32 @@ describe('attention kernels (GPU vs float64 reference)', () => {
       assertClose(got.dv, grads.dv, tol, `${s.name} dv`);
     });
   }
+
+  it('probabilities below e^-80 are zero: no subnormal outputs or gradients, still the reference', async () => {
+    // Key 0 scores 0 for every query, key j ≥ 1 scores −(80 + j): weights e^−81..e^−87 are normal floats at the
+    // bottom of the range, and times the values' 0.01 in dimension 0 (key 0 has 0 there) or a small dOut they
+    // would be subnormal. Sums of such products are all out[·, 0] and dv hold.
+    const ctx = kernelContext(await testGpu());
+    const s = { batch: 1, heads: 1, queryLen: 5, keyLen: 8, headDim: 8, scale: 1 };
+    const x = randomInputs(31, s);
+    for (let i = 0; i < s.queryLen; i++) x.q.fill(0, i * 8, i * 8 + 8).set([10], i * 8);
+    for (let j = 0; j < s.keyLen; j++) {
+      x.k.fill(0, j * 8, j * 8 + 8).set([j === 0 ? 0 : -(80 + j) / 10], j * 8);
+      x.v[j * 8] = j === 0 ? 0 : 0.01;
+    }
+    x.dOut.forEach((d, i) => (x.dOut[i] = d * 1e-3));
+    const got = await runGpu(ctx, s, x);
+    for (const name of ['out', 'dq', 'dk', 'dv'] as const) {
+      const sub = subnormalIndices(got[name]).map((i) => `[${i}] ${got[name][i]}`);
+      expect(sub, `${name}: subnormal results`).toEqual([]);
+    }
+    const ref = attentionRef(f64(x.q), f64(x.k), f64(x.v), s);
+    const grads = attentionBackwardRef(f64(x.q), f64(x.k), f64(x.v), f64(x.dOut), s);
+    assertClose(got.out, ref.out, tol, 'out');
+    assertClose(got.dq, grads.dq, tol, 'dq');
+    assertClose(got.dk, grads.dk, tol, 'dk');
+    assertClose(got.dv, grads.dv, tol, 'dv');
+  });
 
   it('backward with accumulate adds into existing gradients', async () => {
     const ctx = kernelContext(await testGpu());

@@ -6,6 +6,7 @@ import {
   getPipeline,
   launch,
   uniformBuffer,
+  WGSL_EXP_FTZ,
   WGSL_FLAT_WORKGROUP,
   type KernelContext,
 } from './common';
@@ -140,6 +141,7 @@ alias E = ${dtype};
 struct Params { bh: u32, nq: u32, nk: u32, scale: f32, tiles: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 ${WGSL_FLAT_WORKGROUP}
+${WGSL_EXP_FTZ}
 `;
 }
 
@@ -232,10 +234,10 @@ ${ENTRY}
     var mNew = m;
     for (var c = 0u; c < valid; c++) { mNew = max(mNew, ss[line * STEP + c]); }
     for (var c = t; c < STEP; c += TPL) {
-      ps[line * STEP + c] = select(0.0, exp(ss[line * STEP + c] - mNew), c < valid);
+      ps[line * STEP + c] = select(0.0, expFtz(ss[line * STEP + c] - mNew), c < valid);
     }
     workgroupBarrier();
-    let alpha = exp(m - mNew);
+    let alpha = expFtz(m - mNew);
     m = mNew;
     var rowSum = 0.0;
     for (var i = 0u; i < DPT; i++) { o[i] *= alpha; }
@@ -288,7 +290,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  */
 const WGSL_PROB_AND_DS = /* wgsl */ `
 fn probAndDs(qk: f32, dov: f32, rowLse: f32, rowDelta: f32, valid: bool) -> vec2<f32> {
-  let pr = select(0.0, exp(qk * p.scale - rowLse), valid);
+  let pr = select(0.0, expFtz(qk * p.scale - rowLse), valid);
   return vec2<f32>(pr, pr * (dov - rowDelta));
 }`;
 

@@ -69,6 +69,18 @@ fn flatWorkgroupIndex(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y;
 }`;
 
+/**
+ * WGSL: exp(x), flushed to zero below e^−80 ≈ 1.8e−35 (zero next to anything it is added to). Weights between e^−87
+ * and e^−80 are normal floats at the bottom of the range, and their products with values or small gradients are
+ * subnormal; CPU adapters such as lavapipe do not flush subnormals and compute with them slowly. With the
+ * shipped model's sharp attention, a LoRA training step on lavapipe took about 1.5× as long (BENCHMARKS.md, "Subnormal
+ * floats on CPU adapters"). GPUs that flush subnormals themselves compute the same values.
+ */
+export const WGSL_EXP_FTZ = /* wgsl */ `
+fn expFtz(x: f32) -> f32 {
+  return select(0.0, exp(max(x, -80.0)), x >= -80.0);
+}`;
+
 /** Packs numbers into a uniform buffer: entries are u32 unless listed in `floats`, 16-byte padded. */
 export function uniformBuffer(
   ctx: KernelContext,

@@ -37,6 +37,7 @@ import {
   randn,
   readCanaried,
   rng,
+  subnormalIndices,
   tolerance,
   type Tolerance,
 } from './testing';
@@ -131,6 +132,40 @@ describe('elementwise kernels (GPU)', () => {
       assertClose(await readCanaried(k, y, n), unaryRef(op, x64, ALPHA), tol, `${op} forward n=${n}`);
       const want = unaryBackwardRef(op, x64, Float64Array.from(dy), ALPHA).map((v, i) => v + init[i]);
       assertClose(await readCanaried(k, dx, n), want, tol, `${op} backward (accumulate) n=${n}`);
+    }
+  });
+
+  it('activations flush exp underflow to zero: no subnormal outputs or gradients, still the reference', async () => {
+    // exp(−|x|) for |x| in 81..87 is a normal float near the bottom of the range (e^−87 ≈ 1.6e−38), and so are the
+    // GELU tails at x ≈ −13: times a small upstream gradient they become subnormal unless the exp is flushed.
+    const k = await ctx();
+    const x = Float32Array.from([
+      -1000, -100, -87, -86, -85, -83, -81, -40, -13.5, -13, -12.5, 13, 40, 85, 100, 1000,
+    ]);
+    const n = x.length;
+    const dy = new Float32Array(n).fill(1e-4);
+    for (const op of ['silu', 'gelu', 'gelu_tanh', 'sigmoid', 'softplus'] as const) {
+      const xb = upload(k, 'x', x);
+      const y = output(k, `${op}.y`, n);
+      const dx = output(k, `${op}.dx`, n);
+      await unary(k, { op, x: xb, y, n, alpha: ALPHA });
+      await unaryBackward(k, { op, x: xb, dy: upload(k, 'dy', dy), dx, n, alpha: ALPHA });
+      const [gotY, gotDx] = [await readCanaried(k, y, n), await readCanaried(k, dx, n)];
+      for (const [what, got] of [
+        ['forward', gotY],
+        ['backward', gotDx],
+      ] as const) {
+        const sub = subnormalIndices(got).map((i) => `x=${x[i]}: ${got[i]}`);
+        expect(sub, `${op} ${what}: subnormal results`).toEqual([]);
+      }
+      const x64 = Float64Array.from(x);
+      assertClose(gotY, unaryRef(op, x64, ALPHA), tol, `${op} forward at extreme inputs`);
+      assertClose(
+        gotDx,
+        unaryBackwardRef(op, x64, Float64Array.from(dy), ALPHA),
+        tol,
+        `${op} backward at extremes`,
+      );
     }
   });
 

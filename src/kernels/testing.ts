@@ -107,6 +107,18 @@ export function assertClose(
 }
 
 /** A quiet NaN with a payload we can recognise: untouched canaries keep exactly these bits. */
+/** The smallest normal f32; nonzero values below it in magnitude are subnormal. */
+const F32_MIN_NORMAL = 2 ** -126;
+
+/** Positions of subnormal floats in `a` (CPU adapters compute them slowly; kernels flush underflow to zero). */
+export function subnormalIndices(a: Float32Array): number[] {
+  const out: number[] = [];
+  a.forEach((v, i) => {
+    if (v !== 0 && Math.abs(v) < F32_MIN_NORMAL) out.push(i);
+  });
+  return out;
+}
+
 export const CANARY_BITS = 0x7fc0dead;
 /** Elements of canary after each output in tests. */
 export const CANARY_PAD = 64;
