@@ -25,6 +25,10 @@ reference at the model's resolution"). It prints scores in recognize.py's measur
 the subject's held-out design (`--subject`, default: the photos folder's `subject-CODE` name) for the prompt rows,
 the other prompt's emoji for its rows, and how far the LoRA moved the other prompt's samples (mean |Δ| in 0..255).
 
+`--load-kohya lora.safetensors` renders and scores a kohya LoRA instead of training one: the file `npm run train` or
+the studio's export writes (any mix of Linear and Conv2d layers and ranks, by diffusers key path), so an adapter the
+WGSL trainer made is judged with the same noise, seeds and scores as the runs trained here.
+
 Experiments kept as options (BENCHMARKS.md, "The weight prior and Adam"): `--precondition` (B's step of position i
 divided by f(i)) and `--soft-mask` (the last live position weighted by the fractional rank) changed neither the
 ranks nor the samples on the robot subject; `--weight-sigma 0` drops the weight prior.
@@ -47,6 +51,7 @@ from common import MODEL_DIR, ROOT, alphas_cumprod, load_corpus, read_sampling, 
 from prepare_corpus import to_rgb32  # noqa: E402
 from recognize import Scorer  # noqa: E402
 from sample import ddim_sample, load_model, seed_streams, to_image  # noqa: E402
+from st_io import load_file  # noqa: E402
 
 CLASS_SEED = 1000
 
@@ -142,6 +147,42 @@ class LoRA2(nn.Module):
         return rate + w / (2 * weight_sigma**2) if weight_sigma > 0 else rate
 
 
+def load_kohya(unet, path):
+    """Wraps the UNet's layers named in a kohya LoRA file (`lora_unet_<path with . as _>.lora_down/.lora_up/.alpha`,
+    the studio's export) as fixed LoRA / LoCon adapters with B = up · alpha/rank, so `s` switches them on and off.
+    Exits naming the first key that matches no layer or a shape that does not fit."""
+    tensors = load_file(path)
+    by_name = {}
+    for name, mod in unet.named_modules():
+        for child_name, child in mod.named_children():
+            if isinstance(child, (nn.Linear, nn.Conv2d)):
+                full = f'{name}.{child_name}' if name else child_name
+                by_name['lora_unet_' + full.replace('.', '_')] = (mod, child_name, child)
+    adapters = []
+    for key in sorted(k for k in tensors if k.endswith('.lora_down.weight')):
+        stem = key[: -len('.lora_down.weight')]
+        if stem not in by_name:
+            sys.exit(f'{path}: {stem} names no Linear or Conv2d of this UNet')
+        if f'{stem}.lora_up.weight' not in tensors:
+            sys.exit(f'{path}: {stem} has lora_down without lora_up')
+        mod, child_name, base = by_name[stem]
+        down, up = tensors[key].float(), tensors[f'{stem}.lora_up.weight'].float()
+        r = down.shape[0]
+        alpha = float(tensors[f'{stem}.alpha']) if f'{stem}.alpha' in tensors else r
+        ad = (LoCon if isinstance(base, nn.Conv2d) else LoRA)(base, r, 1.0)
+        if ad.A.shape != down.shape or ad.B.shape != up.shape:
+            sys.exit(f'{path}: {stem} has down {tuple(down.shape)} / up {tuple(up.shape)}; the layer needs '
+                     f'{tuple(ad.A.shape)} / {tuple(ad.B.shape)}')
+        with torch.no_grad():
+            ad.A.copy_(down)
+            ad.B.copy_(up * (alpha / r))
+        setattr(mod, child_name, ad)
+        adapters.append(ad)
+    if not adapters:
+        sys.exit(f'{path}: no lora_unet_*.lora_down.weight tensors (not a kohya LoRA of the UNet)')
+    return adapters
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--photos', required=True,
@@ -170,6 +211,9 @@ def main():
     ap.add_argument('--load-adapters', default='',
                     help='a --save-adapters file: render and score it (other sampling settings) instead of training; '
                          'give the adapter options it was trained with (--conv, --lora2, ...)')
+    ap.add_argument('--load-kohya', default='',
+                    help='a kohya LoRA file (e.g. lora.safetensors from `npm run train` or the studio\'s export): '
+                         'render and score it instead of training; its layers choose the targets')
     ap.add_argument('--lora2', action='store_true', help='LoRA² adapters (adaptive rank) instead of fixed rank')
     ap.add_argument('--scale', type=float, default=1.0, help='LoRA²: output scale s')
     ap.add_argument('--initial-rank', type=int, default=4)
@@ -222,7 +266,10 @@ def main():
         return a.targets == 'all' or name.endswith(('to_q', 'to_k', 'to_v', 'to_out.0'))
 
     adapters = []
-    for name, mod in list(unet.named_modules()):
+    if a.load_kohya:
+        adapters = load_kohya(unet, a.load_kohya)
+        a.steps, a.lora2 = 0, False
+    for name, mod in list(unet.named_modules()) if not a.load_kohya else []:
         for child_name, child in list(mod.named_children()):
             full = f'{name}.{child_name}' if name else child_name
             if wanted(full, child):
