@@ -106,7 +106,6 @@ export function assertClose(
   }
 }
 
-/** A quiet NaN with a payload we can recognise: untouched canaries keep exactly these bits. */
 /** The smallest normal f32; nonzero values below it in magnitude are subnormal. */
 const F32_MIN_NORMAL = 2 ** -126;
 
@@ -119,6 +118,7 @@ export function subnormalIndices(a: Float32Array): number[] {
   return out;
 }
 
+/** A quiet NaN with a payload we can recognise: untouched canaries keep exactly these bits. */
 export const CANARY_BITS = 0x7fc0dead;
 /** Elements of canary after each output in tests. */
 export const CANARY_PAD = 64;
