@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     console.log(`## Kernel benchmark in Chromium (${started.toISOString()})
 
 - browser: ${r.userAgent}
-- adapter: ${r.adapter}${r.software ? ' (software)' : ''}
+- adapter: ${r.adapter}${r.software ? ' (software)' : ''}; subnormal floats ${r.subnormals}
 - host: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), load average ${load0[0].toFixed(1)} at start, ${load1[0].toFixed(1)} at end
 - ORT: onnxruntime-web ${r.ortLabel}${r.ortFallback ? ` — WebGPU EP failed: ${r.ortFallback}` : ''}
 - fast matmul tiling: ${r.tiling}; naive 16×16 run up to ${opts.naiveMaxSize}³

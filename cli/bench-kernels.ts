@@ -4,6 +4,7 @@
 // The same benchmark inside Chromium: npm run bench:kernels:chromium (cli/bench-kernels-chromium.ts).
 import os from 'node:os';
 import { adapterName } from '../src/gpu/device';
+import { describeSubnormals, probeSubnormals } from '../src/gpu/subnormals';
 import { acquireNodeGpu, dawnPolling, nodeGpuEntry } from '../src/gpu/node';
 import { MATMUL_TILING } from '../src/kernels/matmul';
 import { ortLabel, parseKernelBenchArgs, reportTable, runKernelBench, TIMING_NOTE } from './bench/kernels';
@@ -23,9 +24,10 @@ async function main(): Promise<void> {
   }
   const rows = await runKernelBench(gpu, ort, opts, (s) => process.stderr.write(s));
   const load1 = os.loadavg();
+  const subnormals = describeSubnormals(await probeSubnormals(gpu.device));
   console.log(`## Kernel benchmark (${started.toISOString()})
 
-- adapter: ${adapterName(gpu.adapter)}${gpu.adapter.isFallback ? ' (software)' : ''}
+- adapter: ${adapterName(gpu.adapter)}${gpu.adapter.isFallback ? ' (software)' : ''}; subnormal floats ${subnormals}
 - host: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), load average ${load0[0].toFixed(1)} at start, ${load1[0].toFixed(1)} at end; Node ${process.version}
 - ORT: onnxruntime-web ${ort ? `${ort.ep} EP` : 'not run'}${ort?.fallbackReason ? ` — WebGPU EP failed: ${ort.fallbackReason}` : ''}
 - fast matmul tiling: ${JSON.stringify(MATMUL_TILING)}

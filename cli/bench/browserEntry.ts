@@ -4,6 +4,7 @@
 import * as ort from 'onnxruntime-web/webgpu';
 import { acquireBrowserGpu } from '../../src/gpu/browser';
 import { adapterName } from '../../src/gpu/device';
+import { describeSubnormals, probeSubnormals } from '../../src/gpu/subnormals';
 import { MATMUL_TILING } from '../../src/kernels/matmul';
 import { ortLabel, parseKernelBenchArgs, runKernelBench, type Row } from './kernels';
 import { createOrtRunnerWith, type OrtRunner } from './ortRunner';
@@ -16,6 +17,8 @@ export interface BrowserBenchState {
     rows: Row[];
     adapter: string;
     software: boolean;
+    /** What the adapter does with subnormal floats (describeSubnormals). */
+    subnormals: string;
     ortLabel: string;
     ortFallback?: string;
     userAgent: string;
@@ -48,6 +51,7 @@ async function main(): Promise<void> {
     rows,
     adapter: adapterName(gpu.adapter),
     software: gpu.adapter.isFallback,
+    subnormals: describeSubnormals(await probeSubnormals(gpu.device)),
     ortLabel: ortLabel(runner),
     ortFallback: runner?.fallbackReason,
     userAgent: navigator.userAgent,

@@ -72,9 +72,9 @@ fn flatWorkgroupIndex(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 /**
  * WGSL: exp(x), flushed to zero below e^−80 ≈ 1.8e−35 (zero next to anything it is added to). Weights between e^−87
  * and e^−80 are normal floats at the bottom of the range, and their products with values or small gradients are
- * subnormal; CPU adapters such as lavapipe do not flush subnormals and compute with them slowly. With the
- * shipped model's sharp attention, a LoRA training step on lavapipe took about 1.5× as long (BENCHMARKS.md, "Subnormal
- * floats on CPU adapters"). GPUs that flush subnormals themselves compute the same values.
+ * subnormal. lavapipe keeps subnormals and computes with them slowly (SwiftShader and GPUs flush them, and compute
+ * the same values as this): with the shipped model's sharp attention, a LoRA training step on lavapipe took about
+ * 1.5× as long (BENCHMARKS.md, "Subnormal floats on CPU adapters"; `npm run gpu:info` says what an adapter does).
  */
 export const WGSL_EXP_FTZ = /* wgsl */ `
 fn expFtz(x: f32) -> f32 {
