@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   }
   const rows = await runKernelBench(gpu, ort, opts, (s) => process.stderr.write(s));
   const load1 = os.loadavg();
-  const subnormals = describeSubnormals(await probeSubnormals(gpu.device));
+  const subnormals = describeSubnormals(await probeSubnormals(gpu));
   console.log(`## Kernel benchmark (${started.toISOString()})
 
 - adapter: ${adapterName(gpu.adapter)}${gpu.adapter.isFallback ? ' (software)' : ''}; subnormal floats ${subnormals}

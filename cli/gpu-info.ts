@@ -1,4 +1,5 @@
-// Prints the Node WebGPU adapter (Dawn) with its features, key limits and what it does with subnormal floats; exits 1 with the typed error if none.
+// Prints the Node WebGPU adapter (Dawn) with its features, key limits and what it does with subnormal floats;
+// exits 1 with the typed error if none.
 import { adapterName } from '../src/gpu/device';
 import { GpuError } from '../src/gpu/errors';
 import { acquireNodeGpu } from '../src/gpu/node';
@@ -9,7 +10,7 @@ try {
   console.log(`adapter: ${adapterName(gpu.adapter)}${gpu.adapter.isFallback ? ' (software)' : ''}`);
   console.log(`features: ${JSON.stringify(gpu.features)}`);
   console.log(`limits: ${JSON.stringify(gpu.limits)}`);
-  console.log(`subnormal floats: ${describeSubnormals(await probeSubnormals(gpu.device))}`);
+  console.log(`subnormal floats: ${describeSubnormals(await probeSubnormals(gpu))}`);
   gpu.destroy();
   process.exit(0);
 } catch (e) {

@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     rows,
     adapter: adapterName(gpu.adapter),
     software: gpu.adapter.isFallback,
-    subnormals: describeSubnormals(await probeSubnormals(gpu.device)),
+    subnormals: describeSubnormals(await probeSubnormals(gpu)),
     ortLabel: ortLabel(runner),
     ortFallback: runner?.fallbackReason,
     userAgent: navigator.userAgent,

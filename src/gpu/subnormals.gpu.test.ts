@@ -10,7 +10,7 @@ import { testGpu } from './testing';
 describe('subnormal probe', () => {
   it("reports what the engine's matmul and elementwise kernels do with subnormal results and inputs", async () => {
     const gpu = await testGpu();
-    const probe = await probeSubnormals(gpu.device);
+    const probe = await probeSubnormals(gpu);
     console.log(`[gpu tier] subnormal floats: ${describeSubnormals(probe)}`);
     const k = kernelContext(gpu);
     // 1×1·1×1 matmul: 1e-20 · 1e-20 = 1e-40 (subnormal) or 0.

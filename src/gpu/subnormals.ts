@@ -1,6 +1,8 @@
 // Does an adapter keep subnormal floats (IEEE 754) or flush them to zero? GPUs usually flush; CPU adapters differ
 // (lavapipe keeps them and computes with them slowly, SwiftShader flushes). The kernels avoid making them where a
 // trained model would (src/kernels/common.ts, expFtz); this probe is for reports (`npm run gpu:info`, the benches).
+import { getPipeline, kernelContext, launch, readF32, upload } from '../kernels/common';
+import type { Gpu } from './device';
 
 /** `results`: a product below the normal range (1e-20 · 1e-20); `inputs`: a subnormal operand (1e-40 · 2). */
 export interface SubnormalBehaviour {
@@ -17,49 +19,16 @@ fn main() {
 }`;
 
 /** Runs two multiplications on the device (operands from a buffer, so no compiler folds them) and reads them back. */
-export async function probeSubnormals(device: GPUDevice): Promise<SubnormalBehaviour> {
-  const pipeline = await device.createComputePipelineAsync({
-    label: 'subnormal probe',
-    layout: 'auto',
-    compute: {
-      module: device.createShaderModule({ label: 'subnormal probe', code: PROBE }),
-      entryPoint: 'main',
-    },
-  });
-  const values = new Float32Array([1e-20, 1e-20, 0, 1e-40, 2, 0]);
-  const buf = device.createBuffer({
-    label: 'subnormal probe',
-    size: values.byteLength,
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-  });
-  const read = device.createBuffer({
-    label: 'subnormal probe readback',
-    size: values.byteLength,
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
+export async function probeSubnormals(gpu: Gpu): Promise<SubnormalBehaviour> {
+  const ctx = kernelContext(gpu);
+  const buf = upload(ctx, 'subnormal probe', new Float32Array([1e-20, 1e-20, 0, 1e-40, 2, 0]));
   try {
-    device.queue.writeBuffer(buf, 0, values);
-    const enc = device.createCommandEncoder({ label: 'subnormal probe' });
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(
-      0,
-      device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [{ binding: 0, resource: { buffer: buf } }],
-      }),
-    );
-    pass.dispatchWorkgroups(1);
-    pass.end();
-    enc.copyBufferToBuffer(buf, 0, read, 0, values.byteLength);
-    device.queue.submit([enc.finish()]);
-    await read.mapAsync(GPUMapMode.READ);
-    const got = new Float32Array(read.getMappedRange().slice(0));
-    read.unmap();
+    const pipeline = await getPipeline(ctx, 'subnormal probe', PROBE);
+    launch(ctx, { label: 'subnormal probe', pipeline, buffers: [buf], workgroups: [1, 1, 1] });
+    const got = await readF32(ctx, buf, 6);
     return { results: got[2] === 0 ? 'flushed' : 'kept', inputs: got[5] === 0 ? 'flushed' : 'kept' };
   } finally {
     buf.destroy();
-    read.destroy();
   }
 }
 
