@@ -21,6 +21,7 @@ import { Engine } from '../src/tensor/engine';
 import { fileCheckpointStore } from '../src/train/checkpointFiles';
 import { classTrainData } from '../src/train/classImages';
 import { fileClassImageCache } from '../src/train/classImagesFiles';
+import { etaWithPreviews } from '../src/train/eta';
 import { cropResize } from '../src/train/photos';
 import { DEFAULT_TRAINER_CONFIG, Trainer } from '../src/train/trainer';
 import { identifiersIn, LATENT_CROP_MESSAGE } from '../src/train/trainSettings';
@@ -194,6 +195,10 @@ async function main(): Promise<void> {
   const stop = () => trainer.stop();
   process.once('SIGINT', stop);
   let last: TrainProgress | undefined;
+  // Previews every N steps: the prompt with the adapters as they are, seed 1. The ETA counts those still to
+  // come at the latest one's pace.
+  const previewEvery = Number(args['preview-every']);
+  let previewMs: number | undefined;
   // run() measures its peak from its own start; previews split the run, so keep the largest.
   let peakGpuBytes = 0;
   const onProgress = (p: TrainProgress) => {
@@ -203,18 +208,18 @@ async function main(): Promise<void> {
     const mean = ranks.reduce((a, b) => a + b, 0) / ranks.length;
     const bar = '#'.repeat(Math.round((20 * p.step) / p.total)).padEnd(20, '.');
     const classLoss = p.classLoss === undefined ? '' : ` class ${p.classLoss.toFixed(4)}`;
+    const eta = etaWithPreviews(p.etaMs, p.step, p.total, previewEvery, previewMs);
     process.stdout.write(
       `\r[${bar}] ${p.step}/${p.total} loss ${p.loss.toFixed(4)}${classLoss} rank min/mean/max ${Math.min(...ranks)}/${mean.toFixed(1)}/${Math.max(...ranks)} ` +
-        `${(1000 / p.stepMs).toFixed(2)} it/s ETA ${(p.etaMs / 1000).toFixed(0)}s   `,
+        `${(1000 / p.stepMs).toFixed(2)} it/s ETA ${eta === undefined ? 'estimating' : `${(eta / 1000).toFixed(0)}s`}   `,
     );
   };
-  // Previews every N steps: the prompt with the adapters as they are, seed 1.
-  const previewEvery = Number(args['preview-every']);
   let state: TrainProgress['state'] = 'running';
   while (state === 'running' && trainer.step < steps) {
     const until = previewEvery > 0 ? (Math.floor(trainer.step / previewEvery) + 1) * previewEvery : steps;
     state = await trainer.run(onProgress, { untilStep: until });
     if (previewEvery > 0 && trainer.step % previewEvery === 0 && (state === 'running' || state === 'done')) {
+      const t0 = performance.now();
       const img = await model.generate({
         prompt,
         seed: 1,
@@ -226,6 +231,7 @@ async function main(): Promise<void> {
       for (const a of trainer.adapters) a.releaseImportance();
       await mkdir(join(outDir, 'previews'), { recursive: true });
       await writeFile(join(outDir, 'previews', `step-${trainer.step}.png`), await encodePng(img));
+      previewMs = performance.now() - t0;
     }
   }
   process.stdout.write('\n');

@@ -150,7 +150,8 @@ export interface TrainProgress {
   peakGpuBytes: number;
   stepMs: number;
   elapsedMs: number;
-  etaMs: number;
+  /** Time left (training and previews); undefined until a step ran without compiling GPU pipelines. */
+  etaMs?: number;
   state: 'running' | 'paused' | 'done' | 'stopped' | 'error';
   error?: WorkerError;
 }

@@ -11,6 +11,7 @@ import { DiffusionModel } from '../src/models/pipeline';
 import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { idbCheckpointStore } from '../src/train/checkpoint';
+import { etaWithPreviews } from '../src/train/eta';
 import { classTrainData, idbClassImageCache } from '../src/train/classImages';
 import { attachLora, checkLayersFit, checkpointFromLora } from '../src/train/loraCheckpoint';
 import { DB_NAME, STORE_NAME } from '../src/train/sessionStore';
@@ -251,7 +252,6 @@ function emptyProgress(sessionId: string, total: number): TrainProgress {
     peakGpuBytes: 0,
     stepMs: 0,
     elapsedMs: 0,
-    etaMs: 0,
     state: 'running',
   };
 }
@@ -285,9 +285,15 @@ async function train(
   activeRun = run;
   let g: Gpu | undefined;
   let last: TrainProgress | undefined;
+  // The latest preview's wall time: the ETA counts the previews still to come at that pace.
+  let previewMs: number | undefined;
   const progress = (p: TrainProgress) => {
     last = p;
-    notify(() => onProgress(p));
+    const event = {
+      ...p,
+      etaMs: etaWithPreviews(p.etaMs, p.step, p.total, settings.previewEvery, previewMs),
+    };
+    notify(() => onProgress(event));
   };
   let letGo: (() => void) | undefined;
   try {
@@ -342,8 +348,11 @@ async function train(
         const previewAt = every > 0 ? (Math.floor(trainer.step / every) + 1) * every : undefined;
         state = await trainer.run(progress, { untilStep: previewAt });
         // A pause or stop at a preview step ends the run now, without the preview.
-        if (trainer.step === previewAt && (state === 'running' || state === 'done'))
+        if (trainer.step === previewAt && (state === 'running' || state === 'done')) {
+          const t0 = performance.now();
           await preview(m, trainer, settings, onPreview);
+          previewMs = performance.now() - t0;
+        }
       }
     } catch (e) {
       const error = toPlainError(await causeOf(e, g));

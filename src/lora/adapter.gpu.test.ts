@@ -46,6 +46,24 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     unet?.params.release();
   });
 
+  // First in the file, so the pipelines it compiles are ones the later tests need anyway.
+  it(
+    "the ETA leaves out steps that compiled GPU pipelines (a fresh worker's first step)",
+    { timeout: 2_400_000 },
+    async () => {
+      // As in a fresh worker: nothing compiled yet, so the first step builds every pipeline it uses.
+      engine.ctx.pipelines.clear();
+      const t = await goldenTrainer({ sessionId: 'eta', steps: 3, lora: lora2Settings() });
+      const events: TrainProgress[] = [];
+      expect(await t.run((p) => events.push(p))).toBe('done');
+      t.release();
+      expect(engine.ctx.pipelines.size).toBeGreaterThan(10);
+      expect(events.map((e) => e.etaMs === undefined)).toEqual([true, false, false]);
+      expect(events[1].etaMs).toBe(events[1].stepMs);
+      expect(events[2].etaMs).toBe(0);
+    },
+  );
+
   it(
     'gradients of A, B, ρ and the stepped values match (≤ 1e-2 relative)',
     { timeout: 2_400_000 },

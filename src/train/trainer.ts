@@ -20,6 +20,7 @@ import type { Engine } from '../tensor/engine';
 import type { LayerRankState, TrainProgress } from '../../workers/api';
 import { augmentImage, checkAugment, NO_AUGMENT, type AugmentSettings } from './augment';
 import { CHECKPOINT_SCHEMA_VERSION, type CheckpointStore, type TrainerCheckpoint } from './checkpoint';
+import { StepClock } from './eta';
 import { checkLrSchedule, CONSTANT_LR, lrScale, type LrSchedule } from './lrSchedule';
 
 export interface TrainerConfig {
@@ -88,6 +89,7 @@ export class Trainer {
   readonly classLossHistory: number[] = [];
   readonly rankHistory: number[][] = [];
   private elapsedMs = 0;
+  private readonly clock = new StepClock();
   private request: 'pause' | 'stop' | undefined;
 
   private constructor(
@@ -247,9 +249,11 @@ export class Trainer {
     this.engine.pool.resetPeak();
     while (this.step < until) {
       const t0 = performance.now();
+      const pipelines = this.engine.ctx.pipelines.size;
       const loss = await this.trainStep();
       const stepMs = performance.now() - t0;
       this.elapsedMs += stepMs;
+      this.clock.record(stepMs, this.engine.ctx.pipelines.size > pipelines);
       const every = this.config.contributionsEvery;
       const contributions =
         every > 0 && (this.step % every === 0 || this.step === until)
@@ -289,7 +293,7 @@ export class Trainer {
       peakGpuBytes: this.engine.stats().peakAllocatedBytes,
       stepMs: at.stepMs ?? 0,
       elapsedMs: this.elapsedMs,
-      etaMs: (this.elapsedMs / Math.max(1, this.lossHistory.length)) * Math.max(0, total - this.step),
+      etaMs: this.clock.etaMs(total - this.step),
       state,
     };
   }

@@ -12,7 +12,7 @@ import {
 } from './actions/training';
 import { ErrorBox } from './ErrorBox';
 import { describeError, TrainerMissingError } from './errorText';
-import { formatDuration, itPerSec } from './metrics';
+import { etaLabel, itPerSec } from './metrics';
 import { metrics } from './services';
 import { isTraining, useStudio } from './studioStore';
 
@@ -34,7 +34,9 @@ function ProgressBar() {
           step <b>{step}</b> / {total}
         </span>
         <span>{p ? `${itPerSec(p.stepMs).toFixed(2)} it/s` : '– it/s'}</span>
-        <span>ETA {p && step < total ? formatDuration(p.etaMs) : '–'}</span>
+        <span title="From the recent steps' pace, without those that compiled GPU pipelines; previews included">
+          ETA {etaLabel(p)}
+        </span>
         <span>loss {p && Number.isFinite(p.loss) ? p.loss.toFixed(4) : '–'}</span>
         {p?.peakGpuBytes ? <span>GPU peak {(p.peakGpuBytes / 2 ** 20).toFixed(0)} MB</span> : null}
       </div>

@@ -28,7 +28,8 @@ export interface LatestProgress {
   fixedRankBytes: number;
   peakGpuBytes: number;
   stepMs: number;
-  etaMs: number;
+  /** Undefined while no step has run without compiling GPU pipelines. */
+  etaMs?: number;
   elapsedMs: number;
   ranks: number[];
   capacities: number[];
@@ -242,4 +243,13 @@ export function formatDuration(ms: number): string {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m} min ${String(s % 60).padStart(2, '0')} s`;
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
+}
+
+/**
+ * The progress bar's ETA: '–' before a run or once it reached its last step; "estimating…" while its steps
+ * so far all compiled GPU pipelines (a fresh worker's first step, minutes on a software adapter).
+ */
+export function etaLabel(p: Pick<LatestProgress, 'step' | 'total' | 'etaMs'> | undefined): string {
+  if (!p || p.step >= p.total) return '–';
+  return p.etaMs === undefined ? 'estimating…' : formatDuration(p.etaMs);
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { TrainProgress } from '../../workers/api';
 import { describeError, TrainerMissingError } from './errorText';
 import { colormap, EMPTY_RGB, heatmapPixels, luminance, scaleContribution } from './heatmapScale';
-import { formatDuration, indexAtStep, MAX_SNAPSHOTS, MetricsHistory, stepChanges } from './metrics';
+import { etaLabel, formatDuration, indexAtStep, MAX_SNAPSHOTS, MetricsHistory, stepChanges } from './metrics';
 import { manualClock, throttle } from './throttle';
 
 function progress(step: number, ranks: number[], extra: Partial<TrainProgress> = {}): TrainProgress {
@@ -174,11 +174,15 @@ describe('metrics history', () => {
     expect(g.contributionMax).toBeCloseTo(0.5);
   });
 
-  it('formats durations', () => {
+  it('formats durations and the progress bar’s ETA', () => {
     expect(formatDuration(4_200)).toBe('4 s');
     expect(formatDuration(125_000)).toBe('2 min 05 s');
     expect(formatDuration(3_725_000)).toBe('1 h 02 min');
     expect(formatDuration(Number.NaN)).toBe('–');
+    expect(etaLabel(undefined)).toBe('–');
+    expect(etaLabel({ step: 1, total: 400, etaMs: undefined })).toBe('estimating…');
+    expect(etaLabel({ step: 2, total: 400, etaMs: 125_000 })).toBe('2 min 05 s');
+    expect(etaLabel({ step: 400, total: 400, etaMs: 0 })).toBe('–');
   });
 });
 
