@@ -72,6 +72,9 @@ describe('npm run sample -- --lora', { timeout: 900_000 }, () => {
     const same = ['--prompt', 'cat face', '--seed', '3', '--scale', '1'];
     const base = await sample([...same, '--out', join(dir, 'base.png')]);
     expect(base.code, base.stderr).toBe(0);
+    // Progress: the first step compiles the pipelines, so the ETA waits for the second.
+    expect(base.stdout).toMatch(/step 1\/2 +\d+ s, ETA estimating/);
+    expect(base.stdout).toMatch(/step 2\/2 +\d+ s, ETA 0 s/);
     const lora = ['--lora', join(dir, 'lora.safetensors'), '--lora-strength', '0,1'];
     const both = await sample([...same, ...lora, '--out', join(dir, 'both.png')]);
     expect(both.code, both.stderr).toBe(0);

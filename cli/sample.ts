@@ -13,6 +13,7 @@ import { encodePng, type RgbaImage } from '../src/io/png';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
 import { Engine } from '../src/tensor/engine';
+import { StepClock } from '../src/train/eta';
 import { attachLora, checkLayersFit } from '../src/train/loraCheckpoint';
 import { cliArgs } from './args';
 
@@ -121,6 +122,9 @@ const seeds = (values.seeds ?? values.seed!).split(',').map(Number);
 const sampler = values.sampler === 'euler-a' ? 'euler-a' : 'ddim';
 const images: RgbaImage[] = [];
 const start = performance.now();
+// Each image's first step is left out of the pace: the very first compiles the UNet's pipelines.
+const clock = new StepClock();
+let stepAt = start;
 let done = 0;
 const total = runs.length * prompts.length * seeds.length;
 for (const strength of runs) {
@@ -138,11 +142,13 @@ for (const strength of runs) {
         sampler,
         recomputeEpsilon,
         onStep: (s, n) => {
-          const elapsed = (performance.now() - start) / 1000;
-          const frac = (done + s / n) / total;
-          const eta = frac > 0 ? elapsed / frac - elapsed : 0;
+          const now = performance.now();
+          clock.record(now - stepAt, s === 1);
+          stepAt = now;
+          const elapsed = (now - start) / 1000;
+          const eta = clock.etaMs((total - done) * n - s);
           process.stdout.write(
-            `\r[${done + 1}/${total}] "${prompt}"${tag} seed ${seed} step ${s}/${n}  ${elapsed.toFixed(0)} s, ETA ${eta.toFixed(0)} s   `,
+            `\r[${done + 1}/${total}] "${prompt}"${tag} seed ${seed} step ${s}/${n}  ${elapsed.toFixed(0)} s, ETA ${eta === undefined ? 'estimating' : `${(eta / 1000).toFixed(0)} s`}   `,
           );
         },
       });

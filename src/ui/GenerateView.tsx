@@ -7,6 +7,7 @@ import { generateImage, removeSample } from './actions/generate';
 import { fileStem } from './actions/session';
 import { saveBlob } from './download';
 import { ErrorBox } from './ErrorBox';
+import { formatDuration } from './metrics';
 import { describeError, TrainerMissingError } from './errorText';
 import { isTraining, useStudio, type SampleItem } from './studioStore';
 
@@ -255,6 +256,16 @@ export function GenerateView() {
           <div className="progress">
             <div className="track">
               <i style={{ width: `${gen.total ? (100 * gen.step) / gen.total : 0}%` }} />
+            </div>
+            <div className="stats" data-testid="gen-progress">
+              <span>
+                step <b>{gen.step}</b> / {gen.total}
+              </span>
+              <span>
+                {gen.step === 0
+                  ? 'starting (a first image compiles the GPU shaders)…'
+                  : `ETA ${gen.etaMs === undefined ? 'estimating…' : formatDuration(gen.etaMs)}`}
+              </span>
             </div>
           </div>
         ) : null}

@@ -75,6 +75,8 @@ export interface StudioState {
     busy: boolean;
     step: number;
     total: number;
+    /** Time left; undefined until a sampling step ran after the first (which compiles the GPU pipelines). */
+    etaMs?: number;
     error?: ReadableError;
     /** Sample numbers of the last result: one image, or [with the LoRA, base model] for a before/after. */
     latest?: number[];

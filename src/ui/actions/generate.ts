@@ -2,6 +2,7 @@
 // gallery in IndexedDB, delete from it.
 import * as Comlink from 'comlink';
 import type { GenerateRequest } from '../../../workers/api';
+import { StepClock } from '../../train/eta';
 import { rgbaToPng } from '../../train/photos';
 import { describeError } from '../errorText';
 import { sessionStore } from '../services';
@@ -25,15 +26,23 @@ export async function generateImage(req: GenerateRequest, opts: { compare?: bool
   let total = req.steps * requests.length;
   const setGen = (g: Partial<ReturnType<typeof useStudio.getState>['generating']>) =>
     useStudio.setState((s) => ({ generating: { ...s.generating, ...g } }));
-  const report = throttle(() => setGen({ step, total }), 250);
+  // Each image's first step is left out of the pace: in a fresh worker it compiles the UNet's pipelines
+  // (minutes on a software adapter), and the second of a before/after pair follows the first one's decode.
+  const clock = new StepClock();
+  let stepAt: number | undefined;
+  const report = throttle(() => setGen({ step, total, etaMs: clock.etaMs(total - step) }), 250);
   const made: number[] = [];
   try {
     await requireTrainerMethod('generate');
-    setGen({ busy: true, step: 0, total, error: undefined });
+    setGen({ busy: true, step: 0, total, etaMs: undefined, error: undefined });
+    stepAt = performance.now();
     for (const [k, r] of requests.entries()) {
       const img = await trainer().generate(
         r,
         Comlink.proxy((s: number, t: number) => {
+          const now = performance.now();
+          if (stepAt !== undefined) clock.record(now - stepAt, s === 1);
+          stepAt = now;
           step = k * t + s;
           total = t * requests.length;
           report.call();
