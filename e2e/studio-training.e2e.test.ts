@@ -208,6 +208,10 @@ describe('studio training', () => {
         })
         .toMatch(/Drawing class images of “dog”: 1 of 2/);
       mark('first class image drawn');
+      // Then the first step, which compiles the step's pipelines for minutes here, says so.
+      await expect
+        .poll(() => trainMessage(page), { timeout: FIRST_STEP_MS, interval: 200 })
+        .toMatch(/First step: compiling the GPU shaders the first time…/);
       await expect.poll(progressStep, { timeout: FIRST_STEP_MS, interval: 1000 }).toBeGreaterThanOrEqual(1);
       mark(`first step (pipelines compiled): ${await progressStep()}`);
       await expect.poll(progressStep, { timeout: 300_000, interval: 1000 }).toBeGreaterThanOrEqual(2);

@@ -133,7 +133,8 @@ export interface TrainProgress {
   total: number;
   /**
    * Work before the first step while it runs, `what` in words with its verb ("Encoding photos with the VAE",
-   * "Drawing class images of “dog”"): the UI shows "what: done of total".
+   * "Drawing class images of “dog”"): the UI shows "what: done of total", or "what…" when total is 0 (the
+   * first step, compiling the GPU shaders, has no count).
    */
   preparing?: { what: string; done: number; total: number };
   loss: number;

@@ -329,6 +329,9 @@ async function train(
     const schedule = new NoiseSchedule(m.scheduler);
     const trainer = await Trainer.create(m.unet.engine, m.unet, schedule, data, config, checkpoints);
     run.trainer = trainer;
+    // The first step of a fresh worker compiles its pipelines: minutes on a software adapter, with no step
+    // event until it ends.
+    if (trainer.step < config.steps) preparing('First step: compiling the GPU shaders the first time')(0, 0);
     try {
       let state: TrainProgress['state'] = 'running';
       while (state === 'running') {

@@ -46,7 +46,8 @@ class Run {
       // Before the first step (photos through a latent model's VAE, class images being drawn): a line of text,
       // nothing for the charts. The first step's event sets the phase again, which clears it.
       const { what, done, total } = p.preparing;
-      useStudio.setState({ train: { phase: 'running', message: `${what}: ${done} of ${total}` } });
+      const message = total > 0 ? `${what}: ${done} of ${total}` : `${what}…`;
+      useStudio.setState({ train: { phase: 'running', message } });
       return;
     }
     metrics.push(p, this.blocks);
