@@ -124,7 +124,7 @@ const images: RgbaImage[] = [];
 const start = performance.now();
 // Each image's first step is left out of the pace: the very first compiles the UNet's pipelines.
 const clock = new StepClock();
-let stepAt = start;
+clock.lap(start, false);
 let done = 0;
 const total = runs.length * prompts.length * seeds.length;
 for (const strength of runs) {
@@ -143,8 +143,7 @@ for (const strength of runs) {
         recomputeEpsilon,
         onStep: (s, n) => {
           const now = performance.now();
-          clock.record(now - stepAt, s === 1);
-          stepAt = now;
+          clock.lap(now, s === 1);
           const elapsed = (now - start) / 1000;
           const eta = clock.etaMs((total - done) * n - s);
           process.stdout.write(

@@ -8,12 +8,19 @@ const WINDOW = 32;
 
 export class StepClock {
   private readonly recent: number[] = [];
+  private lastLap: number | undefined;
 
   /** One optimizer step's wall time; `compiled` when the step built new GPU pipelines. */
   record(ms: number, compiled: boolean): void {
     if (compiled || !(ms >= 0)) return;
     this.recent.push(ms);
     if (this.recent.length > WINDOW) this.recent.shift();
+  }
+
+  /** Records the time since the previous lap (nothing on the first), as `record` does. */
+  lap(now: number, compiled: boolean): void {
+    if (this.lastLap !== undefined) this.record(now - this.lastLap, compiled);
+    this.lastLap = now;
   }
 
   /** Mean wall time of the recent steps that compiled nothing; undefined before the first one. */

@@ -29,20 +29,17 @@ export async function generateImage(req: GenerateRequest, opts: { compare?: bool
   // Each image's first step is left out of the pace: in a fresh worker it compiles the UNet's pipelines
   // (minutes on a software adapter), and the second of a before/after pair follows the first one's decode.
   const clock = new StepClock();
-  let stepAt: number | undefined;
   const report = throttle(() => setGen({ step, total, etaMs: clock.etaMs(total - step) }), 250);
   const made: number[] = [];
   try {
     await requireTrainerMethod('generate');
     setGen({ busy: true, step: 0, total, etaMs: undefined, error: undefined });
-    stepAt = performance.now();
+    clock.lap(performance.now(), false);
     for (const [k, r] of requests.entries()) {
       const img = await trainer().generate(
         r,
         Comlink.proxy((s: number, t: number) => {
-          const now = performance.now();
-          if (stepAt !== undefined) clock.record(now - stepAt, s === 1);
-          stepAt = now;
+          clock.lap(performance.now(), s === 1);
           step = k * t + s;
           total = t * requests.length;
           report.call();
