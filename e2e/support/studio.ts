@@ -113,6 +113,32 @@ export function trainMessage(page: Page): Promise<string> {
     .catch(() => '');
 }
 
+/**
+ * Starts recording every message the Train tab shows, in order, from the studio's store (a poll of the DOM misses
+ * one that lasts less than its interval: on a tiny model "Encoding photos…: 3 of 3" gives way to the first step's
+ * message within milliseconds). Read them with `trainMessagesSeen`; a reload ends the recording.
+ */
+export function recordTrainMessages(page: Page): Promise<void> {
+  return page.evaluate(() => {
+    type Store = {
+      getState(): { train: { message?: string } };
+      subscribe(f: (s: { train: { message?: string } }) => void): void;
+    };
+    const w = window as unknown as { __lora2: { studio: Store }; __trainMessages?: string[] };
+    const seen: string[] = (w.__trainMessages = []);
+    const note = (m: string | undefined) => {
+      if (m && seen[seen.length - 1] !== m) seen.push(m);
+    };
+    note(w.__lora2.studio.getState().train.message);
+    w.__lora2.studio.subscribe((s) => note(s.train.message));
+  });
+}
+
+/** The Train tab's messages since `recordTrainMessages`, oldest first. */
+export function trainMessagesSeen(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as unknown as { __trainMessages?: string[] }).__trainMessages ?? []);
+}
+
 /** Waits for the model to load, failing at once (with the studio's message) when it cannot. */
 export async function modelLoaded(page: Page): Promise<void> {
   const chip = page.locator('[data-testid="model-chip"]:is([data-phase="ready"], [data-phase="error"])');
