@@ -1,13 +1,16 @@
 // The studio's training flow in Chromium against a fake trainer worker (e2e/support/fakeTrainer.worker.ts):
 // start, pause, resume, reload mid-run and resume from the checkpoint, previews, a lost device and its
 // resume, LoRA export, generation into the gallery, checkpoints counted in session size and deleted with
-// the session; no long tasks over 200 ms. The real trainer runs the same flow in studio-training.e2e.
+// the session, the Sessions tab's comparison of a LoRA² and a fixed-rank run; no long tasks over 200 ms.
+// The real trainer runs the same flow in studio-training.e2e.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { launchStudio, screenshot, type Studio } from './support/browser';
 import { installFakeTrainer } from './support/fakeTrainer';
 import { describeLongTask, MainThreadCpu, ownLongTasks, type LongTask } from './support/mainThread';
 import { dropFiles, emojiPng } from './support/images';
-import { openStudio } from './support/studio';
+import { readFile } from 'node:fs/promises';
+import { decodePng } from '../src/io/png';
+import { imagePixels, openSessionId, openStudio, SCREENSHOTS } from './support/studio';
 
 describe('studio training flow (fake trainer)', () => {
   let studio: Studio;
@@ -181,12 +184,7 @@ describe('studio training flow (fake trainer)', () => {
     await phase('done');
     await expect.poll(step).toBe(30);
 
-    const sessionId = await page.evaluate(
-      () =>
-        (
-          window as unknown as { __lora2: { studio: { getState(): { session: { id: string } } } } }
-        ).__lora2.studio.getState().session.id,
-    );
+    const sessionId = await openSessionId(page);
     expect((await ckptKeys()).filter((k) => k.startsWith(`ckpt:${sessionId}:`)).length).toBeGreaterThan(3);
     await page.getByTestId('tab-sessions').click();
     const row = page.locator(`[data-testid="session-row"][data-session="${sessionId}"]`);
@@ -222,5 +220,91 @@ describe('studio training flow (fake trainer)', () => {
     await page.reload();
     await page.getByTestId('tab-generate').click();
     await expect.poll(() => page.getByTestId('gen-use-lora').isEnabled(), { timeout: 30_000 }).toBe(true);
+  });
+  it('compares a LoRA² run with a fixed-rank one: table, charts, the same seeds side by side, the grid as PNG', async () => {
+    const { page } = studio;
+    // A fixed-rank run of the first session's setup: "Train again in a new session" with the baseline switch on.
+    await page.getByTestId('tab-sessions').click();
+    await expect.poll(() => page.getByTestId('session-row').count(), { timeout: 30_000 }).toBeGreaterThan(1);
+    const first = page.locator('[data-testid="session-row"]:has(.phase.done)');
+    const firstId = (await first.getAttribute('data-session'))!;
+    await first.getByRole('button', { name: 'Open' }).click();
+    await page.getByTestId('tab-train').click();
+    await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(3);
+    await page.getByTestId('train-again').click();
+    await expect
+      .poll(() => page.getByTestId('session-name').inputValue(), { timeout: 30_000 })
+      .toMatch(/\(again\)$/);
+    await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(3);
+    await page.locator('label.switch', { has: page.getByTestId('mode-fixed') }).click();
+    await page.locator('details.advanced').evaluate((d) => ((d as HTMLDetailsElement).open = true));
+    await page.getByTestId('setting-seed').fill('1'); // not 13: no lost device this time
+    await page.locator('[data-testid="settings-saved"][data-saved="true"]').waitFor();
+    await page.getByTestId('start').click();
+    await phase('done');
+    await expect.poll(step).toBe(30);
+    const fixedId = await openSessionId(page);
+
+    await page.getByTestId('tab-sessions').click();
+    const pick = (id: string) =>
+      page.locator(`[data-testid="session-row"][data-session="${id}"]`).getByTestId('compare-pick');
+    await pick(firstId).check();
+    await pick(fixedId).check();
+    const rows = page.getByTestId('compare-row');
+    await expect.poll(() => rows.count(), { timeout: 30_000 }).toBe(2);
+    const cells = async (testId: string) => rows.getByTestId(testId).allTextContents();
+    expect(await rows.locator('td:nth-child(2)').allTextContents()).toEqual(['LoRA² ≤64', 'fixed r=16']);
+    // The fake fixed-rank run's loss sits 0.05 above the LoRA² one at every step.
+    const [lossA, lossB] = (await cells('compare-loss')).map(Number);
+    expect(lossB - lossA).toBeCloseTo(0.05, 6);
+    expect((await cells('compare-ranks'))[1]).toBe('16 / 16.0 / 16');
+    expect((await cells('compare-ranks'))[0]).toMatch(/^\d+ \/ \d+\.\d \/ \d+$/);
+    expect(await page.getByTestId('compare-caveats').allTextContents()).toEqual([]); // same model, prompt, photos, steps
+    for (const chart of ['compare-loss-chart', 'compare-rank-chart']) {
+      const el = page.getByTestId(chart);
+      expect([await el.getAttribute('data-series'), await el.getAttribute('data-points')]).toEqual([
+        '2',
+        '30',
+      ]);
+    }
+
+    // The same prompt and seeds: the base model, then each session's LoRA.
+    await page.getByTestId('compare-seeds').fill('1, 2');
+    await page.getByTestId('compare-steps').fill('3');
+    expect(await page.getByTestId('compare-render-hint').textContent()).toMatch(/2 seeds × 3 columns/);
+    await page.getByTestId('compare-render').click();
+    const grid = page.getByTestId('compare-grid');
+    await expect.poll(() => grid.getByTestId('compare-cell').count(), { timeout: 30_000 }).toBe(6);
+    expect(await grid.locator('thead th').allTextContents()).toEqual([
+      '',
+      'base model',
+      expect.stringMatching(/^Session .*LoRA² ≤64 · step 30$/),
+      expect.stringMatching(/\(again\)fixed r=16 · step 30$/),
+    ]);
+    const pixels = await Promise.all(
+      (await grid.getByTestId('compare-cell').all()).map((img) => imagePixels(img)),
+    );
+    const key = (p: { data: number[] }) => p.data.slice(0, 4 * 48).join(',');
+    // Six different images: each column rendered with its own LoRA (or none), each row at its own seed.
+    expect(new Set(pixels.map(key)).size).toBe(6);
+    await screenshot(page, 'sessions-compare', SCREENSHOTS);
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('compare-download').click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/^compare_.*_vs_.*_seeds-1-2\.png$/);
+    const png = await decodePng(new Uint8Array(await readFile((await download.path())!)));
+    // 3 columns × 2 rows of 48 px images, scaled 2× for viewing, 2 px gutters.
+    expect([png.width, png.height]).toEqual([3 * 98, 2 * 98]);
+
+    // A session that never trained has nothing to chart or render: the panel says so.
+    const imported = page.locator('[data-testid="session-row"]:has(.phase.new)');
+    await imported.getByTestId('compare-pick').check();
+    await expect
+      .poll(() => page.getByTestId('compare-caveats').textContent(), { timeout: 30_000 })
+      .toMatch(/has no recorded training steps/);
+    await imported.getByTestId('compare-pick').uncheck();
+    await expect.poll(() => rows.count()).toBe(2);
   });
 });

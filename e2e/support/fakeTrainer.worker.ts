@@ -38,12 +38,14 @@ let lostOnce = false;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function image(seed: number, size = 32): GeneratedImage {
+/** A gradient that depends on the seed and, through its green, on `tint` (a LoRA's session id). */
+function image(seed: number, size = 32, tint = ''): GeneratedImage {
+  const t = [...tint].reduce((a, c) => (a * 31 + c.charCodeAt(0)) % 251, 0);
   const rgba = new Uint8ClampedArray(size * size * 4);
   for (let y = 0; y < size; y++)
     for (let x = 0; x < size; x++) {
       const o = (y * size + x) * 4;
-      rgba.set([(x * 8 + seed * 40) % 256, (y * 8) % 256, (seed * 90) % 256, 255], o);
+      rgba.set([(x * 8 + seed * 40) % 256, (y * 8 + t) % 256, (seed * 90) % 256, 255], o);
     }
   return { width: size, height: size, rgba };
 }
@@ -110,12 +112,16 @@ const api: TrainerApi = {
     let step = done.length ? Math.max(...done.map((c) => c.step)) : 0;
     const t0 = performance.now();
     const progress = (state: TrainProgress['state'], extra: Partial<TrainProgress> = {}): TrainProgress => {
-      const ranks = LAYERS.map((l, i) => Math.max(1, Math.round(4 + (i % 5) * (1 - Math.exp(-step / 8)))));
+      // The fixed-rank baseline keeps its rank and ends a little higher (the Compare panel tells them apart).
+      const fixed = settings.mode === 'fixed';
+      const ranks = LAYERS.map((l, i) =>
+        fixed ? settings.fixedRank : Math.max(1, Math.round(4 + (i % 5) * (1 - Math.exp(-step / 8)))),
+      );
       return {
         sessionId,
         step,
         total: settings.steps,
-        loss: 0.3 * Math.exp(-step / 20) + 0.02 * ((step * 7) % 3),
+        loss: 0.3 * Math.exp(-step / 20) + 0.02 * ((step * 7) % 3) + (fixed ? 0.05 : 0),
         layers: LAYERS.map((l, i) => ({
           name: l.name,
           rank: ranks[i],
@@ -182,7 +188,7 @@ const api: TrainerApi = {
       await sleep(10);
       onStep?.(s, req.steps);
     }
-    return image(req.seed + 1, 48);
+    return image(req.seed + 1, 48, req.sessionId && req.loraStrength !== 0 ? req.sessionId : '');
   },
   async exportLora(sessionId, format) {
     if (!(await checkpoints(sessionId)).length) throw new Error('nothing trained yet');

@@ -1,5 +1,5 @@
 // Helpers shared by the studio e2e tests: open the studio and wait for it, where screenshots for the README go.
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import type { Studio } from './browser';
 
 export const SCREENSHOTS = 'docs/screenshots';
@@ -21,6 +21,16 @@ export async function openStudio(studio: Studio, path = '/'): Promise<Page> {
       throw new Error(`${e}\npage logs:\n${studio.logs.join('\n')}`);
     });
   return page;
+}
+
+/** The id of the session open in the studio. */
+export function openSessionId(page: Page): Promise<string> {
+  return page.evaluate(
+    () =>
+      (
+        window as unknown as { __lora2: { studio: { getState(): { session: { id: string } } } } }
+      ).__lora2.studio.getState().session.id,
+  );
 }
 
 /** The worker's capability list (which trainer methods this build has). */
@@ -90,18 +100,19 @@ export function galleryImage(
   page: Page,
   n: number,
 ): Promise<{ width: number; height: number; data: number[] }> {
-  return page
-    .getByTestId('gallery-item')
-    .nth(n)
-    .locator('img')
-    .evaluate(async (img: HTMLImageElement) => {
-      const bitmap = await createImageBitmap(await (await fetch(img.src)).blob());
-      const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-      const ctx = canvas.getContext('2d')!;
-      ctx.drawImage(bitmap, 0, 0);
-      const data = Array.from(ctx.getImageData(0, 0, bitmap.width, bitmap.height).data);
-      return { width: bitmap.width, height: bitmap.height, data };
-    });
+  return imagePixels(page.getByTestId('gallery-item').nth(n).locator('img'));
+}
+
+/** The pixels of an <img> on the page, at its own size. */
+export function imagePixels(img: Locator): Promise<{ width: number; height: number; data: number[] }> {
+  return img.evaluate(async (el: HTMLImageElement) => {
+    const bitmap = await createImageBitmap(await (await fetch(el.src)).blob());
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+    const ctx = canvas.getContext('2d')!;
+    ctx.drawImage(bitmap, 0, 0);
+    const data = Array.from(ctx.getImageData(0, 0, bitmap.width, bitmap.height).data);
+    return { width: bitmap.width, height: bitmap.height, data };
+  });
 }
 
 /** The Train tab's message line now ('' while there is none): poll it with expect.poll. */

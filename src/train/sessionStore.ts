@@ -49,6 +49,11 @@ export interface SessionRecord {
   nextPhoto: number;
   samples: number[];
   nextSample: number;
+  /**
+   * The session whose photos and settings this one copied ("Train again in a new session"): its prompt was the
+   * person's choice there, so a model's example prompt never replaces it.
+   */
+  trainedFrom?: string;
 }
 
 export interface PhotoRecord {
@@ -215,6 +220,7 @@ export function migrateSession(raw: unknown): SessionRecord {
     nextPhoto: Math.max(num(r.nextPhoto, 0), ...photos.map((n) => n + 1), 0),
     samples,
     nextSample: Math.max(num(r.nextSample, 0), ...samples.map((n) => n + 1), 0),
+    ...(typeof r.trainedFrom === 'string' ? { trainedFrom: r.trainedFrom } : {}),
   };
 }
 
@@ -480,7 +486,7 @@ export class SessionStore {
   }
 
   async create(
-    init: { name?: string; settings?: TrainSettings; modelUrl?: string } = {},
+    init: { name?: string; settings?: TrainSettings; modelUrl?: string; trainedFrom?: string } = {},
   ): Promise<SessionRecord> {
     const t = this.now();
     const rec: SessionRecord = {
@@ -497,6 +503,7 @@ export class SessionStore {
       nextPhoto: 0,
       samples: [],
       nextSample: 0,
+      ...(init.trainedFrom ? { trainedFrom: init.trainedFrom } : {}),
     };
     await this.write([[storeKeys.session(rec.id), rec]]);
     return rec;

@@ -7,7 +7,7 @@ import { generateImage, removeSample } from './actions/generate';
 import { fileStem } from './actions/session';
 import { saveBlob } from './download';
 import { ErrorBox } from './ErrorBox';
-import { formatDuration } from './metrics';
+import { SamplingProgress } from './SamplingProgress';
 import { describeError, TrainerMissingError } from './errorText';
 import { isTraining, useStudio, type SampleItem } from './studioStore';
 
@@ -253,21 +253,7 @@ export function GenerateView() {
       </section>
       <section className="panel gen-result">
         {gen.busy ? (
-          <div className="progress">
-            <div className="track">
-              <i style={{ width: `${gen.total ? (100 * gen.step) / gen.total : 0}%` }} />
-            </div>
-            <div className="stats" data-testid="gen-progress">
-              <span>
-                step <b>{gen.step}</b> / {gen.total}
-              </span>
-              <span>
-                {gen.step === 0
-                  ? 'starting (a first image compiles the GPU shaders)…'
-                  : `ETA ${gen.etaMs === undefined ? 'estimating…' : formatDuration(gen.etaMs)}`}
-              </span>
-            </div>
-          </div>
+          <SamplingProgress step={gen.step} total={gen.total} etaMs={gen.etaMs} testId="gen-progress" />
         ) : null}
         {latest.length ? (
           <div className={latest.length > 1 ? 'result-pair' : undefined} data-testid="gen-result">

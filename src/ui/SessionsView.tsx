@@ -1,5 +1,5 @@
-// Saved sessions: size of each (photos, history, samples, checkpoints), open, export, delete; import a
-// session file; browser storage usage; data left without a session; the models (imported from disk too);
+// Saved sessions: size of each (photos, history, samples, checkpoints), open, export, delete, tick to compare;
+// import a session file; browser storage usage; data left without a session; the models (imported from disk too);
 // prior preservation's cached class images.
 import { useEffect, useRef } from 'react';
 import type { RgbaImage } from '../io/png';
@@ -15,6 +15,8 @@ import {
   refreshSessions,
 } from './actions/session';
 import { SESSION_FILE_EXTENSION } from '../train/sessionFile';
+import { toggleCompare } from './actions/compare';
+import { CompareView } from './CompareView';
 import { ModelsPanel } from './ModelsPanel';
 import { ConfirmDelete, TableHead } from './tableParts';
 import { LOCAL_SCHEME } from '../models/localModels';
@@ -29,10 +31,20 @@ function modelLabel(url: string): string {
   return url.replace(/\/+$/, '').split('/').pop() || url;
 }
 
-function Row({ item, current }: { item: SessionListItem; current: boolean }) {
+function Row({ item, current, picked }: { item: SessionListItem; current: boolean; picked: boolean }) {
   const s = item.session;
   return (
     <tr data-testid="session-row" data-session={s.id} className={current ? 'current' : ''}>
+      <td>
+        <input
+          type="checkbox"
+          data-testid="compare-pick"
+          title="Compare this session with the other ticked ones"
+          aria-label={`Compare ${s.name}`}
+          checked={picked}
+          onChange={() => void toggleCompare(s.id)}
+        />
+      </td>
       <td>
         <b>{s.name}</b>
         {current ? <span className="tag">open</span> : null}
@@ -149,6 +161,7 @@ function ClassImageSets({ sets, bytes }: { sets: ClassImageSetInfo[]; bytes: num
 export function SessionsView() {
   const sessions = useStudio((s) => s.sessions);
   const current = useStudio((s) => s.session?.id);
+  const picked = useStudio((s) => s.compare.ids);
   const file = useRef<HTMLInputElement>(null);
   useEffect(() => {
     void refreshSessions();
@@ -203,10 +216,17 @@ export function SessionsView() {
           </p>
         ) : null}
         <table className="sessions">
-          <TableHead columns={['Name', 'State', 'Steps', 'Mode', 'Photos', 'Size', 'Updated', '']} />
+          <TableHead
+            columns={['Compare', 'Name', 'State', 'Steps', 'Mode', 'Photos', 'Size', 'Updated', '']}
+          />
           <tbody>
             {sessions.items.map((item) => (
-              <Row key={item.session.id} item={item} current={item.session.id === current} />
+              <Row
+                key={item.session.id}
+                item={item}
+                current={item.session.id === current}
+                picked={picked.includes(item.session.id)}
+              />
             ))}
           </tbody>
         </table>
@@ -214,6 +234,7 @@ export function SessionsView() {
           <p className="muted">No saved sessions.</p>
         ) : null}
       </section>
+      <CompareView />
       <ModelsPanel />
       <ClassImageSets sets={sessions.classSets} bytes={classBytes} />
     </div>

@@ -35,6 +35,20 @@ export interface LatestProgress {
   capacities: number[];
 }
 
+/** Bias-corrected exponential moving average of a loss series (NaNs skipped): the readable line of the chart. */
+export class LossEma {
+  private ema = 0;
+  private weight = 0;
+
+  next(loss: number): number {
+    if (Number.isFinite(loss)) {
+      this.ema = EMA_BETA * this.ema + (1 - EMA_BETA) * loss;
+      this.weight = EMA_BETA * this.weight + (1 - EMA_BETA);
+    }
+    return this.weight > 0 ? this.ema / this.weight : Number.NaN;
+  }
+}
+
 export class MetricsHistory {
   layers: LayerInfo[] = [];
   steps: number[] = [];
@@ -52,8 +66,7 @@ export class MetricsHistory {
   /** Bumped on every change; subscribers compare it to skip redundant redraws. */
   version = 0;
 
-  private ema = 0;
-  private emaWeight = 0;
+  private ema = new LossEma();
   private readonly listeners = new Set<() => void>();
 
   constructor(private readonly clock: Clock = realClock) {}
@@ -70,8 +83,7 @@ export class MetricsHistory {
     this.latest = undefined;
     this.adapterBytes = 0;
     this.fixedRankBytes = 0;
-    this.ema = 0;
-    this.emaWeight = 0;
+    this.ema = new LossEma();
     this.changed();
   }
 
@@ -89,17 +101,8 @@ export class MetricsHistory {
   }
 
   private recomputeEma(): void {
-    this.ema = 0;
-    this.emaWeight = 0;
-    this.lossEma = this.loss.map((l) => this.nextEma(l));
-  }
-
-  private nextEma(loss: number): number {
-    if (Number.isFinite(loss)) {
-      this.ema = EMA_BETA * this.ema + (1 - EMA_BETA) * loss;
-      this.emaWeight = EMA_BETA * this.emaWeight + (1 - EMA_BETA);
-    }
-    return this.emaWeight > 0 ? this.ema / this.emaWeight : Number.NaN;
+    this.ema = new LossEma();
+    this.lossEma = this.loss.map((l) => this.ema.next(l));
   }
 
   /** Adds one progress event; `blocks` maps layer names to UNet blocks when the model says so. */
@@ -112,7 +115,7 @@ export class MetricsHistory {
     this.truncateFrom(p.step);
     this.steps.push(p.step);
     this.loss.push(p.loss);
-    this.lossEma.push(this.nextEma(p.loss));
+    this.lossEma.push(this.ema.next(p.loss));
     p.layers.forEach((l, i) => this.ranks[i].push(l.rank));
     if (p.contributions) this.addSnapshot(p.step, p.contributions);
     this.adapterBytes = p.adapterBytes;

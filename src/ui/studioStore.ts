@@ -4,6 +4,7 @@ import type { ModelsState } from './actions/models';
 import { create } from 'zustand';
 import type { ModelInfo, TrainerMethod, TrainSettings } from '../../workers/api';
 import type { ClassImageSetInfo, SampleRecord, SessionRecord } from '../train/sessionStore';
+import type { CompareEntry } from './compare';
 import { DEFAULT_TRAIN_SETTINGS } from '../train/trainSettings';
 import type { ReadableError } from './errorText';
 
@@ -47,6 +48,28 @@ export type TrainPhase =
 export interface SessionListItem {
   session: SessionRecord;
   bytes?: number;
+}
+
+/** The Sessions tab's comparison of saved sessions. */
+export interface CompareState {
+  /** Picked sessions, in the order they were ticked. */
+  ids: string[];
+  entries: CompareEntry[];
+  loading: boolean;
+  error?: ReadableError;
+  render: {
+    busy: boolean;
+    step: number;
+    total: number;
+    etaMs?: number;
+    error?: ReadableError;
+    prompt?: string;
+    seeds: number[];
+    /** The base model, then each session (`sessionId`; `detail`: its mode and steps). */
+    columns: { label: string; detail?: string; sessionId?: string }[];
+    /** Object URLs of the PNGs, [seed][column]; undefined until rendered. */
+    cells: (string | undefined)[][];
+  };
 }
 
 export interface StudioState {
@@ -95,6 +118,7 @@ export interface StudioState {
   /** One page-wide message (a full disk, an import that failed). */
   notice?: ReadableError & { id: number; info: boolean };
   offlineReady: boolean;
+  compare: CompareState;
 }
 
 export const useStudio = create<StudioState>(() => ({
@@ -112,6 +136,12 @@ export const useStudio = create<StudioState>(() => ({
   sessions: { items: [], orphans: [], classSets: [], loading: false },
   models: { local: [] },
   offlineReady: false,
+  compare: {
+    ids: [],
+    entries: [],
+    loading: false,
+    render: { busy: false, step: 0, total: 0, seeds: [], columns: [], cells: [] },
+  },
 }));
 
 let noteSeq = 0;

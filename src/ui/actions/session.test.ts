@@ -144,5 +144,11 @@ describe('session actions', () => {
     open({ ...s, step: 10 }, DEFAULT_TRAIN_SETTINGS.prompt);
     adoptModelPrompt();
     expect(useStudio.getState().settings.prompt).toBe(DEFAULT_TRAIN_SETTINGS.prompt);
+    // So does the prompt a "Train again" session copied from a run that trained with the built-in one.
+    const again = await sessionStore.create({ trainedFrom: s.id });
+    expect((await sessionStore.get(again.id))!.trainedFrom).toBe(s.id);
+    open(again, DEFAULT_TRAIN_SETTINGS.prompt);
+    adoptModelPrompt();
+    expect(useStudio.getState().settings.prompt).toBe(DEFAULT_TRAIN_SETTINGS.prompt);
   });
 });

@@ -109,12 +109,14 @@ async function show(rec: SessionRecord): Promise<void> {
 /**
  * The open session takes its model's example prompt (sampling.json "trainPrompt") while it has not trained and
  * its prompt is still the studio's built-in one: that one ("a photo of <v1> dog") is phrased for SD-class models,
- * and the default model reads "photo" as a camera. Called when a model finishes loading and when a session opens.
+ * and the default model reads "photo" as a camera. A session made by "Train again" keeps the prompt it copied.
+ * Called when a model finishes loading and when a session opens.
  */
 export function adoptModelPrompt(): void {
   const { model, session, settings } = useStudio.getState();
   const example = model.info?.sampling.trainPrompt;
-  if (!example || !session || session.step > 0 || settings.prompt !== DEFAULT_TRAIN_SETTINGS.prompt) return;
+  if (!example || !session || session.step > 0 || session.trainedFrom !== undefined) return;
+  if (settings.prompt !== DEFAULT_TRAIN_SETTINGS.prompt) return;
   if (model.info!.url !== (session.modelUrl ?? DEFAULT_MODEL_URL)) return;
   updateSettings({ prompt: example });
 }

@@ -281,6 +281,7 @@ export async function trainAgain(): Promise<void> {
       name: `${session.name} (again)`,
       settings,
       modelUrl: session.modelUrl,
+      trainedFrom: session.id,
     });
     const stored = await sessionStore.photos(session.id);
     await sessionStore.addPhotos(
