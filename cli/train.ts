@@ -4,6 +4,7 @@
 // [--accumulate K] [--lr-schedule constant|cosine] [--warmup N] [--flip] [--min-crop 0.8]
 // [--class-prompt "robot" --class-images 8 --prior-weight 1 --class-dir DIR] (prior preservation)
 // [--preview-every N] (previews/step-N.png: the prompt with the LoRA so far, seed 1).
+// A photo's caption: NAME.txt beside NAME.png trains that photo with its own prompt (kohya's convention).
 // Writes the kohya LoRA, a JSON report, and samples.png: the photos, then the prompt rendered by the base model
 // and with the LoRA (same seeds), one row each.
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -19,6 +20,13 @@ import { readSamplingDefaults } from '../src/models/sampling';
 import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { fileCheckpointStore } from '../src/train/checkpointFiles';
+import {
+  captionProblem,
+  captionStem,
+  cleanCaption,
+  pairCaptionFiles,
+  promptEmbeddings,
+} from '../src/train/captions';
 import { classTrainData } from '../src/train/classImages';
 import { fileClassImageCache } from '../src/train/classImagesFiles';
 import { etaWithPreviews } from '../src/train/eta';
@@ -34,7 +42,10 @@ const args = cliArgs(
     'kohya LoRA file, report.json and samples.png (photos, then base model vs LoRA at the same seeds). Rerunning\n' +
     'into the same --out resumes from its checkpoint.',
   {
-    photos: { type: 'string', help: 'folder of PNG photos of the subject (required)' },
+    photos: {
+      type: 'string',
+      help: "folder of PNG photos of the subject (required); NAME.txt beside NAME.png is that photo's caption",
+    },
     prompt: {
       type: 'string',
       help:
@@ -132,15 +143,26 @@ async function main(): Promise<void> {
   const schedule = new NoiseSchedule(model.scheduler);
 
   if (model.codec.kind === 'vae' && Number(args['min-crop']) < 1) fail(`--min-crop: ${LATENT_CROP_MESSAGE}`);
-  const names = (await readdir(args.photos!)).filter((n) => /\.png$/i.test(n)).sort();
+  const files = await readdir(args.photos!);
+  const names = files.filter((n) => /\.png$/i.test(n)).sort();
   if (names.length === 0) fail(`no .png photos in ${args.photos}`);
   const photos: RgbaImage[] = [];
+  const captions: (string | undefined)[] = [];
+  const { captions: captionFiles } = pairCaptionFiles(files.map((name) => ({ name })));
   for (const n of names) {
     const img = await decodePng(new Uint8Array(await readFile(join(args.photos!, n))));
     photos.push({ width: size, height: size, data: cropResize(img, size) });
+    // kohya's convention: dog.txt beside dog.png is that photo's prompt.
+    const txt = captionFiles.get(captionStem(n));
+    const caption = txt ? cleanCaption(await readFile(join(args.photos!, txt.name), 'utf8')) : undefined;
+    const problem = caption ? captionProblem(caption, model.identifierTokens()) : undefined;
+    if (problem) fail(`${txt!.name}: ${problem}`);
+    captions.push(caption || undefined);
   }
+  const captioned = captions.filter(Boolean).length;
+  if (captioned) console.log(`captions: ${captioned} of ${names.length} photos train with their own (.txt)`);
   const images = await model.encodeImages(photos);
-  const embedding = await model.embed(prompt);
+  const conditioning = await promptEmbeddings((p) => model.embed(p), prompt, captions);
 
   const outDir = resolve(args.out!);
   await mkdir(outDir, { recursive: true });
@@ -172,7 +194,7 @@ async function main(): Promise<void> {
     engine,
     unet,
     schedule,
-    { images, imageShape: model.inputShape, embedding, ...classData },
+    { images, imageShape: model.inputShape, ...conditioning, ...classData },
     {
       ...DEFAULT_TRAINER_CONFIG,
       sessionId: 'cli',

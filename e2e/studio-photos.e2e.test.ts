@@ -1,5 +1,6 @@
 // Photos in Chromium: real PNG/JPEG/WebP files dropped and picked, rejected files each get a message,
-// EXIF orientation is applied, thumbnails and the crop preview appear, remove works.
+// EXIF orientation is applied, thumbnails and the crop preview appear, remove works, captions (kohya's .txt
+// files and typed ones) are kept.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { launchStudio, screenshot, type Studio } from './support/browser';
 import {
@@ -11,7 +12,7 @@ import {
   withExifOrientation,
   type TestFile,
 } from './support/images';
-import { openStudio, SCREENSHOTS } from './support/studio';
+import { modelLoaded, openStudio, SCREENSHOTS, trainMessage } from './support/studio';
 
 describe('studio photos', () => {
   let studio: Studio;
@@ -33,6 +34,8 @@ describe('studio photos', () => {
       { name: 'rotated.jpg', mimeType: 'image/jpeg', buffer: withExifOrientation(jpeg, 6) },
       { name: 'square.webp', mimeType: 'image/webp', buffer: webp },
       { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('these are not pixels') },
+      // kohya's caption file for 1f436.png: that photo's own prompt.
+      { name: '1f436.txt', mimeType: 'text/plain', buffer: Buffer.from('<v1> dog face,\n  on grass\n') },
       { name: 'tiny.png', mimeType: 'image/png', buffer: encodePng(20, 20, () => [200, 0, 0, 255]) },
       {
         name: 'broken.png',
@@ -93,6 +96,9 @@ describe('studio photos', () => {
 
     // A transparent PNG (the emoji) trains over white: its crop's corner is white, not the black it stores.
     await page.locator('[data-testid="photo-thumb"][title^="1f436.png"] img').click();
+    // Its caption came from 1f436.txt, line break and all folded into one line; it is the only one captioned.
+    expect(await page.getByTestId('photo-caption').inputValue()).toBe('<v1> dog face, on grass');
+    expect(await page.getByTestId('photo-captioned').count()).toBe(1);
     await expect.poll(() => cropPixel(0, 0)).toEqual([255, 255, 255, 255]);
     // Its thumbnail and the crop's source show the transparent parts as a checkerboard, not the dark page.
     for (const sel of ['[data-testid="photo-thumb"][title^="1f436.png"] img', '.crop-source img']) {
@@ -114,5 +120,51 @@ describe('studio photos', () => {
     await page.getByRole('button', { name: 'Remove 1f408.png' }).click();
     await expect.poll(() => thumbs.count()).toBe(5);
     expect(await page.locator('[data-testid="photo-thumb"][title^="1f408.png"]').count()).toBe(0);
+  });
+
+  it('captions: a .txt for a photo already there, typed ones, refused without an identifier, kept on reload', async () => {
+    const { page } = studio;
+    const thumb = (name: string) => page.locator(`[data-testid="photo-thumb"][title^="${name}"] img`);
+    const field = page.getByTestId('photo-caption');
+    const hint = page.getByTestId('photo-caption-hint');
+    await dropFiles(page, '[data-testid="dropzone"]', [
+      { name: '1F415.TXT', mimeType: 'text/plain', buffer: Buffer.from('<v1> dog, walking') },
+    ]);
+    await expect.poll(() => page.getByTestId('photo-captioned').count(), { timeout: 30_000 }).toBe(2);
+    await thumb('1f415.png').click();
+    expect(await field.inputValue()).toBe('<v1> dog, walking');
+
+    // A caption needs an identifier, as the prompt does: the field says so and training refuses to start.
+    await thumb('square.webp').click();
+    expect(await field.inputValue()).toBe('');
+    expect(await hint.textContent()).toMatch(/Empty: trains with the session's prompt/);
+    await field.fill('a dog in a box');
+    expect(await hint.textContent()).toMatch(/^The caption needs an identifier token/);
+    await modelLoaded(page);
+    await page.getByTestId('start').click();
+    await expect
+      .poll(() => trainMessage(page))
+      .toMatch(/^square\.webp: The caption needs an identifier token/);
+    await field.fill('<v1> dog in a box');
+    await field.press('Tab'); // stored at once when the field loses focus
+    expect(await hint.textContent()).toBe('This photo trains with its own caption.');
+    // Emptied: back to the session's prompt.
+    await thumb('1f415.png').click();
+    await field.fill('');
+    await field.press('Tab');
+    await expect.poll(() => page.getByTestId('photo-captioned').count()).toBe(2);
+
+    await page.reload();
+    await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(5);
+    const captions: Record<string, string> = {};
+    for (const name of ['1f436.png', '1f415.png', 'square.webp']) {
+      await thumb(name).click();
+      captions[name] = await field.inputValue();
+    }
+    expect(captions).toEqual({
+      '1f436.png': '<v1> dog face, on grass',
+      '1f415.png': '',
+      'square.webp': '<v1> dog in a box',
+    });
   });
 });

@@ -115,6 +115,8 @@ export interface TrainingImage {
   width: number;
   height: number;
   rgba: Uint8ClampedArray;
+  /** The photo's own training prompt; absent: the session's prompt. */
+  caption?: string;
 }
 
 export interface LayerRankState {

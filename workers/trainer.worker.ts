@@ -12,6 +12,7 @@ import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { idbCheckpointStore } from '../src/train/checkpoint';
 import { etaWithPreviews } from '../src/train/eta';
+import { captionProblem, promptEmbeddings } from '../src/train/captions';
 import { classTrainData, idbClassImageCache } from '../src/train/classImages';
 import { attachLora, checkLayersFit, checkpointFromLora } from '../src/train/loraCheckpoint';
 import { DB_NAME, STORE_NAME } from '../src/train/sessionStore';
@@ -229,13 +230,21 @@ async function trainData(
         `${img.name} is ${img.width}×${img.height}; this model trains on ${size}×${size} RGBA.`,
       );
   }
+  for (const img of images) {
+    const problem = img.caption ? captionProblem(img.caption, m.identifierTokens()) : undefined;
+    if (problem) throw new Error(`${img.name}: ${problem}`);
+  }
   return {
     images: await m.encodeImages(
       images.map((img) => ({ ...img, data: img.rgba })),
       m.codec.kind === 'vae' ? onEncoded : undefined,
     ),
     imageShape: m.inputShape,
-    embedding: await m.embed(settings.prompt),
+    ...(await promptEmbeddings(
+      (p) => m.embed(p),
+      settings.prompt,
+      images.map((img) => img.caption),
+    )),
   };
 }
 

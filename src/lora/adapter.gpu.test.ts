@@ -560,6 +560,43 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     expect(prior.classLoss[0]).toBeCloseTo(single.loss[1], 6);
   });
 
+  it('per-photo captions: each drawn photo trains with its own embedding', async () => {
+    const base = await goldenTrainData();
+    const ehs = await reader.readFloat32('inputs.encoder_hidden_states');
+    const embA = base.embedding;
+    const embB = { data: ehs.slice(7 * 20, 2 * 7 * 20), shape: [1, 7, 20] as [number, number, number] };
+    /** Losses of 8 steps of batch 1 at lr 0 (nothing moves, so each step's loss depends on its draws only). */
+    const losses = async (data: TrainData) => {
+      const t = await goldenTrainer(
+        { sessionId: 'captions', steps: 8, seed: 5, batchSize: 1, lora: lora2Settings({ lr: 0, rateLr: 0 }) },
+        data,
+      );
+      const init = new Rng(11);
+      for (const a of t.adapters) engine.write(a.Bt, init.normals(a.Bt.size, 0.05));
+      for (let i = 0; i < 8; i++) await t.trainStep();
+      const out = [...t.lossHistory];
+      t.release();
+      return out;
+    };
+    const onlyA = await losses(base);
+    const onlyB = await losses({ ...base, embedding: embB });
+    // Every photo captioned with B is the same run as the prompt B.
+    expect(await losses({ ...base, embeddings: [embB, embB] })).toEqual(onlyB);
+    // Photo 0 captioned A, photo 1 B: each step's loss is the one of its photo's prompt, and both occur.
+    const mixed = await losses({ ...base, embeddings: [embA, embB] });
+    const which = mixed.map((l, i) => (l === onlyA[i] ? 'A' : l === onlyB[i] ? 'B' : '?'));
+    mark(`captions: draws ${which.join('')}`);
+    expect(which).not.toContain('?');
+    expect(new Set(which)).toEqual(new Set(['A', 'B']));
+    // A caption embedding of another shape is refused before training.
+    await expect(
+      goldenTrainer(
+        { sessionId: 'captions-bad', steps: 1, lora: lora2Settings({}) },
+        { ...base, embeddings: [embA, { data: embA.data.slice(0, 20), shape: [1, 1, 20] }] },
+      ),
+    ).rejects.toThrow(/image 1's caption embedding is 1×1×20, the prompt's 1×7×20/);
+  });
+
   it('lrB steps B at its own learning rate and A at lr; the lr schedule scales both', async () => {
     const lr = 1e-3;
     /** Largest |ΔA| and |ΔBᵀ| over all adapters in each of two steps (rank fixed at 4). */

@@ -14,7 +14,8 @@ export const PHOTO_LIMITS = {
 } as const;
 
 export type PhotoFormat = 'jpeg' | 'png' | 'webp';
-export const ACCEPTED_TYPES = 'image/jpeg,image/png,image/webp,.jpg,.jpeg,.png,.webp';
+/** What the file picker offers: the photo formats, and .txt caption files named like a photo. */
+export const ACCEPTED_TYPES = 'image/jpeg,image/png,image/webp,.jpg,.jpeg,.png,.webp,.txt,text/plain';
 
 export type PhotoProblemCode =
   | 'empty'

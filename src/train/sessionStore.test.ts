@@ -124,6 +124,19 @@ describe('session store', () => {
     expect((await store.photos(s.id)).map((p) => p.photo.name)).toEqual(['a', 'c', 'd']);
   });
 
+  it("keeps a photo's caption, changes it, and removes it when emptied", async () => {
+    const store = new SessionStore(memoryKeyValueStore());
+    const s = await store.create();
+    await store.addPhotos(s.id, [{ ...photo('a'), caption: '<v1> dog face, on grass' }, photo('b')]);
+    const captions = async () => (await store.photos(s.id)).map((p) => p.photo.caption);
+    expect(await captions()).toEqual(['<v1> dog face, on grass', undefined]);
+    await store.setPhotoCaption(s.id, 1, '  <v1> dog face, asleep ');
+    expect(await captions()).toEqual(['<v1> dog face, on grass', '<v1> dog face, asleep']);
+    await store.setPhotoCaption(s.id, 0, '  ');
+    expect(await captions()).toEqual([undefined, '<v1> dog face, asleep']);
+    await expect(store.setPhotoCaption(s.id, 9, 'x')).rejects.toThrow(/photo 9 .* does not exist/);
+  });
+
   it('sizes and deletes a session with its checkpoints, leaving other sessions alone', async () => {
     const kv = memoryKeyValueStore();
     const store = new SessionStore(kv);

@@ -66,6 +66,8 @@ export interface PhotoRecord {
   blob: Blob;
   thumbnail?: Blob;
   addedAt: number;
+  /** This photo's training prompt (kohya's caption .txt); absent or empty: the session's prompt. */
+  caption?: string;
 }
 
 export interface ContributionSnapshot {
@@ -251,6 +253,7 @@ export function migratePhoto(raw: unknown): PhotoRecord {
     blob,
     thumbnail: r.thumbnail instanceof Blob ? r.thumbnail : undefined,
     addedAt: num(r.addedAt, 0),
+    ...(typeof r.caption === 'string' && r.caption.trim() ? { caption: r.caption } : {}),
   };
 }
 
@@ -630,6 +633,17 @@ export class SessionStore {
     if (!rec) return [];
     const raws = await this.kv.getMany(rec.photos.map((n) => storeKeys.photo(id, n)));
     return rec.photos.flatMap((n, i) => (raws[i] ? [{ n, photo: migratePhoto(raws[i]) }] : []));
+  }
+
+  /** Sets the photo's caption; an empty one removes it (the photo trains with the session's prompt). */
+  setPhotoCaption(id: string, n: number, caption: string): Promise<void> {
+    return this.serial(async () => {
+      const raw = await this.kv.get(storeKeys.photo(id, n));
+      if (!raw) throw new Error(`photo ${n} of session ${id} does not exist`);
+      const { caption: _old, ...photo } = migratePhoto(raw);
+      const text = caption.trim();
+      await this.write([[storeKeys.photo(id, n), text ? { ...photo, caption: text } : photo]]);
+    });
   }
 
   removePhoto(id: string, n: number): Promise<void> {

@@ -48,7 +48,8 @@ export function identifiersIn(prompt: string): string[] {
   return prompt.match(IDENTIFIER_PATTERN) ?? [];
 }
 
-function checkPrompt(prompt: string, reserved: readonly string[] | undefined): SettingsIssue[] {
+/** The prompt's problems (no identifier, one the model does not reserve, no class word), as settings issues. */
+export function checkPrompt(prompt: string, reserved: readonly string[] | undefined): SettingsIssue[] {
   const ids = identifiersIn(prompt);
   const example = reserved?.[0] ?? '<v1>';
   if (ids.length === 0) {

@@ -69,13 +69,29 @@ export const DEFAULT_TRAINER_CONFIG: Omit<TrainerConfig, 'sessionId' | 'lora'> =
 export interface TrainData {
   images: Float32Array[];
   imageShape: [number, number, number];
-  embedding: { data: Float32Array; shape: [number, number, number] };
+  embedding: Embedding;
+  /**
+   * Per-image embeddings (photos with captions of their own), aligned with `images`; absent: every image
+   * trains with `embedding`.
+   */
+  embeddings?: Embedding[];
   /**
    * Prior preservation (DreamBooth): images the base model drew for the class prompt, and that prompt's
    * embedding (same S, D). Every optimizer step also fits a batch of these with the adapters on.
    */
   classImages?: Float32Array[];
-  classEmbedding?: { data: Float32Array; shape: [number, number, number] };
+  classEmbedding?: Embedding;
+}
+
+/** A prompt's text-encoder output [1, S, D]. */
+export type Embedding = { data: Float32Array; shape: [number, number, number] };
+
+/** The batch's conditioning [B, S, D]: the embedding of each drawn image, in batch order. */
+export function batchConditioning(embeddings: readonly Embedding[], picks: readonly number[]): Float32Array {
+  const [, S, D] = embeddings[0].shape;
+  const out = new Float32Array(picks.length * S * D);
+  picks.forEach((i, b) => out.set(embeddings[i].data.subarray(0, S * D), b * S * D));
+  return out;
 }
 
 /** RGBA bytes → [3, H, W] in [−1, 1] over white (src/models/codec.ts; kept here for the trainer's callers). */
@@ -161,14 +177,14 @@ export class Trainer {
    * scheduled learning rate. Returns the instance loss (mean over the micro-batches).
    */
   async trainStep(): Promise<number> {
-    const { images, embedding, classImages, classEmbedding } = this.data;
+    const { images, embedding, embeddings, classImages, classEmbedding } = this.data;
     const k = this.config.gradientAccumulation;
     const prior = classImages?.length && classEmbedding ? this.config.priorLossWeight : 0;
     let loss = 0;
     let classLoss = 0;
     for (let m = 0; m < k; m++) {
-      loss += (await this.microBatch(images, embedding, 1 / k)) / k;
-      if (prior > 0) classLoss += (await this.microBatch(classImages!, classEmbedding!, prior / k)) / k;
+      loss += (await this.microBatch(images, embeddings ?? [embedding], 1 / k)) / k;
+      if (prior > 0) classLoss += (await this.microBatch(classImages!, [classEmbedding!], prior / k)) / k;
     }
     await stepAdapters(this.adapters, lrScale(this.config.lrSchedule, this.step, this.config.steps));
     this.step++;
@@ -178,10 +194,13 @@ export class Trainer {
     return loss;
   }
 
-  /** Forward and backward of one batch drawn from `pool`, its MSE's gradient scaled by `weight`; the MSE. */
+  /**
+   * Forward and backward of one batch drawn from `pool`, its MSE's gradient scaled by `weight`; the MSE.
+   * `embeddings` holds one per image of the pool, or one for all.
+   */
   private async microBatch(
     pool: readonly Float32Array[],
-    embedding: TrainData['embedding'],
+    embeddings: readonly Embedding[],
     weight: number,
   ): Promise<number> {
     const e = this.engine;
@@ -189,18 +208,18 @@ export class Trainer {
     const B = this.config.batchSize;
     const per = imageShape[0] * imageShape[1] * imageShape[2];
     const x0 = new Float32Array(B * per);
-    for (let b = 0; b < B; b++)
-      x0.set(
-        augmentImage(pool[this.rng.int(pool.length)], imageShape, this.rng, this.config.augment),
-        b * per,
-      );
+    const picks: number[] = [];
+    for (let b = 0; b < B; b++) {
+      const i = this.rng.int(pool.length);
+      picks.push(embeddings.length > 1 ? i : 0);
+      x0.set(augmentImage(pool[i], imageShape, this.rng, this.config.augment), b * per);
+    }
     const timesteps = this.schedule.sampleTimesteps(this.rng, B);
     const noise = this.rng.normals(B * per);
     const noisy = this.schedule.addNoise(x0, noise, timesteps);
     const target = this.schedule.target(x0, noise, timesteps);
-    const [, S, D] = embedding.shape;
-    const ehs = new Float32Array(B * S * D);
-    for (let b = 0; b < B; b++) ehs.set(embedding.data.subarray(0, S * D), b * S * D);
+    const [, S, D] = embeddings[0].shape;
+    const ehs = batchConditioning(embeddings, picks);
     return e.scope(async () => {
       const sample = e.fromArray(noisy, [B, ...imageShape], { label: 'noisy' });
       const cond = e.fromArray(ehs, [B, S, D], { label: 'ehs' });
@@ -343,6 +362,15 @@ function checkTrainerConfig(c: TrainerConfig, data: TrainData): void {
   checkLrSchedule(c.lrSchedule);
   checkAugment(c.augment);
   if (!(c.priorLossWeight >= 0)) throw new Error(`prior loss weight ${c.priorLossWeight}: expected ≥ 0`);
+  if (data.embeddings) {
+    if (data.embeddings.length !== data.images.length)
+      throw new Error(`${data.embeddings.length} caption embeddings for ${data.images.length} images`);
+    const bad = data.embeddings.findIndex((x) => x.shape.join() !== data.embedding.shape.join());
+    if (bad >= 0)
+      throw new Error(
+        `image ${bad}'s caption embedding is ${data.embeddings[bad].shape.join('×')}, the prompt's ${data.embedding.shape.join('×')}`,
+      );
+  }
   if (data.classImages?.length) {
     const ce = data.classEmbedding;
     if (!ce) throw new Error('class images need the class prompt’s embedding (classEmbedding)');

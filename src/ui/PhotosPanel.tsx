@@ -1,5 +1,5 @@
 // Subject photos: drop zone and file picker, per-file messages, thumbnails with remove, the count advice,
-// and a crop preview of the selected photo at the model's training resolution.
+// and a crop preview of the selected photo at the model's training resolution, with its caption.
 import { useEffect, useRef, useState, type DragEvent } from 'react';
 import {
   ACCEPTED_TYPES,
@@ -9,7 +9,15 @@ import {
   toTrainingImage,
 } from '../train/photos';
 import { formatBytes } from '../train/sessionStore';
-import { addPhotoFiles, dismissPhotoNote, modelResolution, removePhoto, selectPhoto } from './actions/photos';
+import {
+  addPhotoFiles,
+  dismissPhotoNote,
+  modelResolution,
+  removePhoto,
+  selectPhoto,
+  setPhotoCaption,
+} from './actions/photos';
+import { captionProblem } from '../train/captions';
 import { useStudio, type PhotoItem } from './studioStore';
 
 export function PhotosPanel() {
@@ -48,7 +56,10 @@ export function PhotosPanel() {
         onDrop={onDrop}
       >
         <strong>{busy ? `Reading ${busy} photo${busy > 1 ? 's' : ''}…` : 'Drop photos here'}</strong>
-        <span>or click to choose · JPEG, PNG, WebP · up to {formatBytes(PHOTO_LIMITS.maxBytes)} each</span>
+        <span>
+          or click to choose · JPEG, PNG, WebP · up to {formatBytes(PHOTO_LIMITS.maxBytes)} each · captions as
+          name.txt
+        </span>
         <input
           ref={input}
           type="file"
@@ -86,6 +97,11 @@ export function PhotosPanel() {
             title={`${p.name} · ${p.width}×${p.height} · ${formatBytes(p.bytes)}`}
           >
             <img src={p.thumbUrl} alt={p.name} onClick={() => selectPhoto(p.n)} />
+            {p.caption ? (
+              <span className="captioned" data-testid="photo-captioned" title={p.caption}>
+                T
+              </span>
+            ) : null}
             <button className="remove" aria-label={`Remove ${p.name}`} onClick={() => void removePhoto(p.n)}>
               ×
             </button>
@@ -93,9 +109,40 @@ export function PhotosPanel() {
         ))}
       </div>
       {photos.find((p) => p.n === selected) ? (
-        <CropPreview photo={photos.find((p) => p.n === selected)!} />
+        <>
+          <CropPreview photo={photos.find((p) => p.n === selected)!} />
+          <CaptionField photo={photos.find((p) => p.n === selected)!} />
+        </>
       ) : null}
     </section>
+  );
+}
+
+/**
+ * The selected photo's own training prompt. Empty: it trains with the session's prompt; a caption needs an
+ * identifier as the prompt does (the model learns the subject under it).
+ */
+function CaptionField({ photo }: { photo: PhotoItem }) {
+  const prompt = useStudio((s) => s.settings.prompt);
+  const reserved = useStudio((s) => s.model.info?.identifierTokens);
+  const problem = photo.caption ? captionProblem(photo.caption, reserved) : undefined;
+  return (
+    <label className="field caption-field">
+      <span className="label">Caption of {photo.name}</span>
+      <input
+        data-testid="photo-caption"
+        value={photo.caption ?? ''}
+        placeholder={`${prompt} (the session's prompt)`}
+        onChange={(e) => void setPhotoCaption(photo.n, e.target.value)}
+        onBlur={(e) => void setPhotoCaption(photo.n, e.target.value, { now: true })}
+      />
+      <span className={`default${problem ? ' bad' : ''}`} data-testid="photo-caption-hint">
+        {problem ??
+          (photo.caption
+            ? 'This photo trains with its own caption.'
+            : 'Empty: trains with the session\'s prompt. A caption ("<v1> dog face, on grass") says what else is in the photo; dog.txt dropped beside dog.png fills it.')}
+      </span>
+    </label>
   );
 }
 

@@ -20,6 +20,8 @@ export interface PhotoItem {
   blob: Blob;
   /** Object URL of the square thumbnail. */
   thumbUrl: string;
+  /** The photo's own training prompt; absent: the session's prompt. */
+  caption?: string;
 }
 
 export interface PhotoNote {

@@ -1,5 +1,7 @@
 // Photo actions: decode and validate dropped files one by one (thumbnails appear as they are ready),
-// store each in the session, remove, select for the crop preview.
+// store each in the session (with its caption file when one came along), remove, caption, select for the
+// crop preview.
+import { cleanCaption, captionStem, pairCaptionFiles } from '../../train/captions';
 import { admitPhotos, decodePhoto, PhotoError } from '../../train/photos';
 import { describeError } from '../errorText';
 import { sessionStore } from '../services';
@@ -16,11 +18,35 @@ function note(name: string, message: string, level: PhotoNote['level'] = 'error'
   return { id: nextNoteId(), name, message, level };
 }
 
-export async function addPhotoFiles(files: File[]): Promise<void> {
+export async function addPhotoFiles(dropped: File[]): Promise<void> {
   const st = useStudio.getState();
   const session = st.session;
-  if (!session || files.length === 0) return;
+  if (!session || dropped.length === 0) return;
   const notes: PhotoNote[] = [];
+  // kohya's captions: `dog.txt` beside `dog.png` (dropped with it, or for a photo already here).
+  const {
+    images: files,
+    captions,
+    strays,
+  } = pairCaptionFiles(
+    dropped,
+    st.photos.map((p) => p.name),
+  );
+  for (const f of strays)
+    notes.push(
+      note(
+        f.name,
+        `${f.name} is not an image, nor named like one of the photos (a caption file: dog.txt beside dog.png).`,
+      ),
+    );
+  const captionOf = async (name: string) => {
+    const f = captions.get(captionStem(name));
+    return f ? cleanCaption(await f.text()) : undefined;
+  };
+  for (const p of st.photos) {
+    const caption = await captionOf(p.name).catch(() => undefined);
+    if (caption !== undefined) await setPhotoCaption(p.n, caption, { now: true });
+  }
   const fresh = files.filter((f) => {
     const dup = st.photos.some((p) => p.name === f.name && p.bytes === f.size);
     if (dup) notes.push(note(f.name, `${f.name} is already in this session.`, 'warning'));
@@ -35,8 +61,17 @@ export async function addPhotoFiles(files: File[]): Promise<void> {
     try {
       const d = await decodePhoto(file, { resolution: modelResolution() });
       const blob = file.slice(0, file.size, file.type || `image/${d.format}`);
+      const caption = (await captionOf(file.name)) || undefined;
       const [n] = await sessionStore.addPhotos(session.id, [
-        { name: file.name, type: blob.type, width: d.width, height: d.height, blob, thumbnail: d.thumbnail },
+        {
+          name: file.name,
+          type: blob.type,
+          width: d.width,
+          height: d.height,
+          blob,
+          thumbnail: d.thumbnail,
+          ...(caption ? { caption } : {}),
+        },
       ]);
       if (useStudio.getState().session?.id !== session.id) continue;
       useStudio.setState((s) => ({
@@ -51,6 +86,7 @@ export async function addPhotoFiles(files: File[]): Promise<void> {
             bytes: blob.size,
             blob,
             thumbUrl: URL.createObjectURL(d.thumbnail),
+            ...(caption ? { caption } : {}),
           },
         ],
         selectedPhoto: s.selectedPhoto ?? n,
@@ -83,6 +119,42 @@ export async function removePhoto(n: number): Promise<void> {
   } catch (e) {
     showNotice(describeError(e));
   }
+}
+
+const captionSaves = new Map<number, ReturnType<typeof setTimeout>>();
+
+/**
+ * Sets a photo's caption (empty: it trains with the session's prompt). Shown at once, stored after a pause in
+ * typing (`now`: at once).
+ */
+export async function setPhotoCaption(
+  n: number,
+  caption: string,
+  opts: { now?: boolean } = {},
+): Promise<void> {
+  const session = useStudio.getState().session;
+  if (!session) return;
+  useStudio.setState((s) => ({
+    photos: s.photos.map((p) => {
+      if (p.n !== n) return p;
+      const { caption: _old, ...rest } = p;
+      return caption.trim() ? { ...rest, caption } : rest;
+    }),
+  }));
+  clearTimeout(captionSaves.get(n));
+  const save = async () => {
+    captionSaves.delete(n);
+    try {
+      await sessionStore.setPhotoCaption(session.id, n, cleanCaption(caption));
+    } catch (e) {
+      showNotice(describeError(e));
+    }
+  };
+  if (opts.now) return save();
+  captionSaves.set(
+    n,
+    setTimeout(() => void save(), 400),
+  );
 }
 
 export const selectPhoto = (n: number) => useStudio.setState({ selectedPhoto: n });

@@ -68,6 +68,7 @@ async function loadPhotos(id: string): Promise<PhotoItem[]> {
       bytes: photo.blob.size,
       blob: photo.blob,
       thumbUrl: URL.createObjectURL(thumbnail),
+      ...(photo.caption ? { caption: photo.caption } : {}),
     });
   }
   return out;

@@ -3,6 +3,7 @@
 // device or a reload mid-run turns into a Resume offer. LoRA export/import go through the trainer too.
 import * as Comlink from 'comlink';
 import type { PreviewEvent, TrainingImage, TrainProgress, WorkerError } from '../../../workers/api';
+import { captionProblem } from '../../train/captions';
 import { checkPhotoPixels, rgbaToPng, toTrainingImage } from '../../train/photos';
 import { formatBytes, type SessionState } from '../../train/sessionStore';
 import { validateTrainSettings } from '../../train/trainSettings';
@@ -134,7 +135,10 @@ async function savePreview(sessionId: string, e: PreviewEvent): Promise<void> {
 
 async function decodeForTraining(resolution: number): Promise<TrainingImage[]> {
   const images: TrainingImage[] = [];
-  for (const p of useStudio.getState().photos) images.push(await toTrainingImage(p.blob, p.name, resolution));
+  for (const p of useStudio.getState().photos) {
+    const img = await toTrainingImage(p.blob, p.name, resolution);
+    images.push(p.caption ? { ...img, caption: p.caption } : img);
+  }
   return images;
 }
 
@@ -148,6 +152,10 @@ function startProblem(): string | undefined {
   );
   if (issue) return issue.message;
   if (photos.length === 0) return 'Add photos of your subject first.';
+  for (const p of photos) {
+    const problem = p.caption ? captionProblem(p.caption, model.info.identifierTokens) : undefined;
+    if (problem) return `${p.name}: ${problem}`;
+  }
   const small = photos
     .map((p) => checkPhotoPixels(p.name, p.width, p.height, model.info!.resolution))
     .find(Boolean);
