@@ -3,7 +3,8 @@
 // [--targets attention|attention+conv] [--lora2 lr=0.01,scale=2] (LoRA² settings: numbers, on/off as 0/1)
 // [--accumulate K] [--lr-schedule constant|cosine] [--warmup N] [--flip] [--min-crop 0.8]
 // [--class-prompt "robot" --class-images 8 --prior-weight 1 --class-dir DIR] (prior preservation)
-// [--preview-every N] (previews/step-N.png: the prompt with the LoRA so far, seed 1).
+// [--preview-every N [--preview-prompt "<v1> dog in the snow"]] (previews/step-N.png: the prompt with the LoRA
+// so far, seed 1).
 // A photo's caption: NAME.txt beside NAME.png trains that photo with its own prompt (kohya's convention).
 // Writes the kohya LoRA, a JSON report, and samples.png: the photos, then the prompt rendered by the base model
 // and with the LoRA (same seeds), one row each.
@@ -32,7 +33,7 @@ import { fileClassImageCache } from '../src/train/classImagesFiles';
 import { etaWithPreviews } from '../src/train/eta';
 import { cropResize } from '../src/train/photos';
 import { DEFAULT_TRAINER_CONFIG, Trainer } from '../src/train/trainer';
-import { identifiersIn, LATENT_CROP_MESSAGE } from '../src/train/trainSettings';
+import { identifiersIn, LATENT_CROP_MESSAGE, previewPromptOf } from '../src/train/trainSettings';
 import type { TrainProgress } from '../workers/api';
 import { cliArgs } from './args';
 
@@ -91,6 +92,7 @@ const args = cliArgs(
       default: '0',
       help: 'write previews/step-N.png every N steps (0: never)',
     },
+    'preview-prompt': { type: 'string', help: 'what the previews draw (default: the training prompt)' },
   },
 );
 
@@ -243,7 +245,7 @@ async function main(): Promise<void> {
     if (previewEvery > 0 && trainer.step % previewEvery === 0 && (state === 'running' || state === 'done')) {
       const t0 = performance.now();
       const img = await model.generate({
-        prompt,
+        prompt: previewPromptOf({ prompt, previewPrompt: args['preview-prompt'] ?? '' }),
         seed: 1,
         steps: Number(args['sample-steps']),
         guidance,

@@ -85,6 +85,8 @@ export interface TrainSettings {
   seed: number;
   /** Sample a preview every N steps (0 = never). */
   previewEvery: number;
+  /** What the previews draw ("" = the training prompt), e.g. the subject somewhere new. */
+  previewPrompt: string;
   /** Save a checkpoint every N steps. */
   checkpointEvery: number;
   /**

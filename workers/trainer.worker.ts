@@ -19,7 +19,7 @@ import { DB_NAME, STORE_NAME } from '../src/train/sessionStore';
 import { Trainer, type TrainData } from '../src/train/trainer';
 import { OnnxVaeCodec } from '../src/models/codec';
 import { LOCAL_SCHEME, OpfsFolder } from '../src/models/localModels';
-import { LATENT_CROP_MESSAGE } from '../src/train/trainSettings';
+import { LATENT_CROP_MESSAGE, previewPromptOf } from '../src/train/trainSettings';
 import { trainerConfig } from '../src/train/trainerConfig';
 import type {
   GenerateRequest,
@@ -385,15 +385,16 @@ function vaeStatus(m: DiffusionModel): { vae?: VaeStatus } {
   return m.codec instanceof OnnxVaeCodec ? { vae: m.codec.status } : {};
 }
 
-/** Samples the training prompt with the adapters as they are now (they stay attached to the UNet). */
+/** Samples the preview prompt with the adapters as they are now (they stay attached to the UNet). */
 async function preview(
   m: DiffusionModel,
   trainer: Trainer,
   settings: TrainSettings,
   onPreview: (p: PreviewEvent) => void,
 ): Promise<void> {
+  const prompt = previewPromptOf(settings);
   const img = await m.generate({
-    prompt: settings.prompt,
+    prompt,
     seed: settings.seed,
     steps: PREVIEW_STEPS,
     guidance: m.sampling.guidance,
@@ -402,7 +403,7 @@ async function preview(
   // Sampling uploaded the importance vectors without gradients; training uploads its own.
   for (const a of trainer.adapters) a.releaseImportance();
   const image = { width: img.width, height: img.height, rgba: img.data, ...vaeStatus(m) };
-  const event = { sessionId: trainer.config.sessionId, step: trainer.step, prompt: settings.prompt, image };
+  const event = { sessionId: trainer.config.sessionId, step: trainer.step, prompt, image };
   notify(() => onPreview(Comlink.transfer(event, [img.data.buffer])));
 }
 

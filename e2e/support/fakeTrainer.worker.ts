@@ -3,7 +3,8 @@
 // uses), honours pause/stop, resumes from its last checkpoint, and loses its "device" once (at step 7)
 // when the seed is 13. It checks the studio, not the training; the real trainer is tested in src/.
 import * as Comlink from 'comlink';
-import { createStore, keys, set } from 'idb-keyval';
+import { createStore, get, keys, set } from 'idb-keyval';
+import { previewPromptOf } from '../../src/train/trainSettings';
 import type { GeneratedImage, ModelInfo, TrainerApi, TrainProgress } from '../../workers/api';
 
 const store = createStore('lora2-studio', 'kv');
@@ -38,9 +39,9 @@ let lostOnce = false;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A gradient that depends on the seed and, through its green, on `tint` (a LoRA's session id). */
-function image(seed: number, size = 32, tint = ''): GeneratedImage {
-  const t = [...tint].reduce((a, c) => (a * 31 + c.charCodeAt(0)) % 251, 0);
+/** A gradient that depends on the seed and, through its green, on `tint` (which LoRA drew it). */
+function image(seed: number, size = 32, tint = 0): GeneratedImage {
+  const t = tint;
   const rgba = new Uint8ClampedArray(size * size * 4);
   for (let y = 0; y < size; y++)
     for (let x = 0; x < size; x++) {
@@ -172,7 +173,7 @@ const api: TrainerApi = {
       }
       onProgress(progress('running'));
       if (settings.previewEvery && step % settings.previewEvery === 0) {
-        onPreview({ sessionId, step, prompt: settings.prompt, image: image(step) });
+        onPreview({ sessionId, step, prompt: previewPromptOf(settings), image: image(step) });
       }
     }
     onProgress(progress('done'));
@@ -188,7 +189,11 @@ const api: TrainerApi = {
       await sleep(10);
       onStep?.(s, req.steps);
     }
-    return image(req.seed + 1, 48, req.sessionId && req.loraStrength !== 0 ? req.sessionId : '');
+    // With a session's LoRA the picture's green shifts by the session's mode (LoRA² 80, fixed rank 160).
+    const session =
+      req.sessionId && req.loraStrength !== 0 ? await get(`session:${req.sessionId}`, store) : undefined;
+    const mode = (session as { settings?: { mode?: string } } | undefined)?.settings?.mode;
+    return image(req.seed + 1, 48, mode === undefined ? 0 : mode === 'fixed' ? 160 : 80);
   },
   async exportLora(sessionId, format) {
     if (!(await checkpoints(sessionId)).length) throw new Error('nothing trained yet');

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_TRAIN_SETTINGS,
   identifiersIn,
+  previewPromptOf,
   validateTrainSettings,
   withDefaultSettings,
 } from './trainSettings';
@@ -41,6 +42,28 @@ describe('train settings', () => {
   it('checks the identifier against the tokens the model reserves', () => {
     expect(errors({ prompt: 'a <sks> dog' }, ['<v1>', '<v2>'])[0].message).toMatch(/<sks>.*<v1>/);
     expect(errors({ prompt: 'a <v2> dog' }, ['<v1>', '<v2>'])).toEqual([]);
+  });
+
+  it('previews draw the preview prompt, else the training prompt; its identifiers are checked', () => {
+    expect(previewPromptOf({ prompt: '<v1> dog', previewPrompt: '' })).toBe('<v1> dog');
+    expect(previewPromptOf({ prompt: '<v1> dog', previewPrompt: ' <v1> dog in the snow ' })).toBe(
+      '<v1> dog in the snow',
+    );
+    expect(errors({ previewPrompt: '<v1> dog in the snow' }, ['<v1>', '<v2>'])).toEqual([]);
+    expect(errors({ previewPrompt: '<v9> dog' }, ['<v1>', '<v2>'])).toEqual([
+      expect.objectContaining({
+        field: 'previewPrompt',
+        message: expect.stringMatching(/<v9> is not an identifier/),
+      }),
+    ]);
+    expect(warnings({ previewPrompt: 'a dog in the snow' })).toEqual([
+      expect.objectContaining({
+        field: 'previewPrompt',
+        message: expect.stringMatching(/base model’s idea/),
+      }),
+    ]);
+    // Sessions saved before the field existed preview the training prompt.
+    expect(withDefaultSettings({ prompt: '<v1> mug' }).previewPrompt).toBe('');
   });
 
   it('warns when the class word is missing', () => {

@@ -20,6 +20,7 @@ export const DEFAULT_TRAIN_SETTINGS: Readonly<TrainSettings> = Object.freeze({
   quantile: 0.9,
   seed: 0,
   previewEvery: 100,
+  previewPrompt: '',
   checkpointEvery: 50,
   layers: 'attention',
   gradientAccumulation: 1,
@@ -145,9 +146,25 @@ export function validateTrainSettings(
       err('priorLossWeight', 'The prior loss weight must be from 0 to 10.');
   }
   if (!isInt(s.previewEvery, 0, 100_000)) err('previewEvery', 'Preview interval must be 0 (never) or more.');
+  if (s.previewPrompt.trim()) {
+    const ids = identifiersIn(s.previewPrompt);
+    const unknown = identifierTokens?.length ? ids.filter((t) => !identifierTokens.includes(t)) : [];
+    if (unknown.length)
+      err('previewPrompt', `${unknown.join(', ')} is not an identifier this model reserves.`);
+    else if (ids.length === 0)
+      warn(
+        'previewPrompt',
+        'Without an identifier the previews show the base model’s idea, not your subject.',
+      );
+  }
   if (!isInt(s.checkpointEvery, 1, 100_000))
     err('checkpointEvery', 'Checkpoint interval must be at least 1.');
   return issues;
+}
+
+/** What the training previews draw: the preview prompt, else the training prompt. */
+export function previewPromptOf(s: Pick<TrainSettings, 'prompt' | 'previewPrompt'>): string {
+  return s.previewPrompt?.trim() || s.prompt;
 }
 
 /** `raw` completed with defaults for fields it lacks or holds with the wrong type (older records, imports). */

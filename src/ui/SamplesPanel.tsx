@@ -20,7 +20,7 @@ export function SamplesPanel() {
         <div className="sample-grid">
           {previews.map((s) => (
             <figure key={s.n} data-testid="preview-sample">
-              <img src={s.url} alt={`step ${s.step}`} className="pixelated" />
+              <img src={s.url} alt={`${s.prompt} · step ${s.step}`} title={s.prompt} className="pixelated" />
               <figcaption>step {s.step}</figcaption>
             </figure>
           ))}

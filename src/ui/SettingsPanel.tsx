@@ -3,7 +3,12 @@
 import { useState, type ReactNode } from 'react';
 import type { TrainSettings } from '../../workers/api';
 import type { TargetPreset } from '../lora/adapter';
-import { DEFAULT_TRAIN_SETTINGS, validateTrainSettings, type SettingsField } from '../train/trainSettings';
+import {
+  DEFAULT_TRAIN_SETTINGS,
+  identifiersIn,
+  validateTrainSettings,
+  type SettingsField,
+} from '../train/trainSettings';
 import { updateSettings } from './actions/session';
 import { isTraining, useStudio } from './studioStore';
 
@@ -66,7 +71,7 @@ function TextField({
   placeholder,
   children,
 }: {
-  field: 'prompt' | 'classPrompt';
+  field: 'prompt' | 'classPrompt' | 'previewPrompt';
   label: string;
   placeholder: string;
   children: ReactNode;
@@ -141,6 +146,19 @@ export function SettingsPanel() {
           <NumberField field="previewEvery" label="Preview every" step={1} hint="0 = no previews" />
         </div>
         <Issues fields={['steps', 'previewEvery']} issues={issues} />
+        {settings.previewEvery > 0 ? (
+          <>
+            <TextField
+              field="previewPrompt"
+              label="Preview prompt"
+              placeholder={`empty = ${settings.prompt}`}
+            >
+              what the previews draw, e.g. the subject somewhere new:{' '}
+              <code>{identifiersIn(settings.prompt)[0] ?? '<v1>'} … in the snow</code>
+            </TextField>
+            <Issues fields={['previewPrompt']} issues={issues} />
+          </>
+        ) : null}
 
         <label className="switch" data-testid="mode-switch">
           <input
