@@ -160,9 +160,20 @@ describe('studio training flow (fake trainer)', () => {
     ]);
     await screenshot(page, 'flow-generate-compare');
 
+    // Two images in one click: seeds 7 and 8, each with its pair.
+    await page.getByTestId('gen-count').fill('2');
+    await page.getByTestId('generate').click();
+    await expect.poll(() => page.getByTestId('gallery-item').count(), { timeout: 30_000 }).toBe(before + 7);
+    expect(await pair.allTextContents()).toEqual([
+      expect.stringMatching(/^With the LoRA · .*seed 7 · /),
+      expect.stringMatching(/^Base model · .*seed 7 · /),
+      expect.stringMatching(/^With the LoRA · .*seed 8 · /),
+      expect.stringMatching(/^Base model · .*seed 8 · /),
+    ]);
+
     await page.reload();
     await page.getByTestId('tab-generate').click();
-    await expect.poll(() => page.getByTestId('gallery-item').count(), { timeout: 30_000 }).toBe(before + 3);
+    await expect.poll(() => page.getByTestId('gallery-item').count(), { timeout: 30_000 }).toBe(before + 7);
     await screenshot(page, 'flow-generate');
   });
 

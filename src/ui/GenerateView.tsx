@@ -3,7 +3,7 @@
 import { useState } from 'react';
 import type { GenerateRequest } from '../../workers/api';
 import { BUILT_IN_SAMPLING } from '../models/sampling';
-import { generateImage, removeSample } from './actions/generate';
+import { generateImage, MAX_IMAGES, removeSample } from './actions/generate';
 import { fileStem } from './actions/session';
 import { saveBlob } from './download';
 import { ErrorBox } from './ErrorBox';
@@ -44,6 +44,7 @@ export function GenerateView() {
     sampler: 'ddim' as GenerateRequest['sampler'],
     useLora: true,
     compare: false,
+    count: 1,
   }));
   const set = (patch: Partial<typeof form>) => setForm((f) => ({ ...f, ...patch }));
   // A model loaded after the form was made (or another model): start from its recommendation. Adjusted while
@@ -65,6 +66,9 @@ export function GenerateView() {
     .map((n) => samples.find((s) => s.n === n))
     .filter((s): s is SampleItem => s !== undefined);
   const withLora = form.useLora && trained;
+  // Before/after pairs in the last result: each image says which side it is.
+  const pairs =
+    latest.some((s) => s.request?.sessionId) && latest.some((s) => s.request && !s.request.sessionId);
   const gallery = [...samples].reverse();
 
   const submit = () =>
@@ -81,7 +85,7 @@ export function GenerateView() {
         sessionId: withLora ? session?.id : undefined,
         loraStrength: form.useLora ? form.loraStrength : 0,
       },
-      { compare: withLora && form.compare },
+      { compare: withLora && form.compare, count: form.count },
     );
 
   return (
@@ -129,6 +133,20 @@ export function GenerateView() {
               value={form.steps}
               data-testid="gen-steps"
               onChange={(e) => set({ steps: Math.max(1, Math.floor(Number(e.target.value) || 1)) })}
+            />
+          </Field>
+          <Field
+            label={form.count > 1 ? `Images (seeds ${form.seed}–${form.seed + form.count - 1})` : 'Images'}
+          >
+            <input
+              type="number"
+              min={1}
+              max={MAX_IMAGES}
+              value={form.count}
+              data-testid="gen-count"
+              onChange={(e) =>
+                set({ count: Math.min(MAX_IMAGES, Math.max(1, Math.floor(Number(e.target.value) || 1))) })
+              }
             />
           </Field>
           <Field
@@ -257,11 +275,11 @@ export function GenerateView() {
         ) : null}
         {latest.length ? (
           <div className={latest.length > 1 ? 'result-pair' : undefined} data-testid="gen-result">
-            {latest.map((s, i) => (
+            {latest.map((s) => (
               <figure className="result" key={s.n}>
                 <img src={s.url} alt={s.prompt} className="pixelated" />
                 <figcaption>
-                  {latest.length > 1 ? <strong>{i === 0 ? 'With the LoRA' : 'Base model'} · </strong> : null}
+                  {pairs ? <strong>{s.request?.sessionId ? 'With the LoRA' : 'Base model'} · </strong> : null}
                   {caption(s)}
                 </figcaption>
               </figure>

@@ -1,5 +1,6 @@
-// The Generate tab's progress: its ETA leaves out each image's first sampling step (in a fresh worker that
-// step compiles the UNet's pipelines, minutes on a software adapter), so it reads the steady pace.
+// The Generate tab: its ETA leaves out each image's first sampling step (in a fresh worker that step compiles
+// the UNet's pipelines, minutes on a software adapter), so it reads the steady pace; one click renders `count`
+// seeds, each with its before/after pair.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { GenerateRequest } from '../../../workers/api';
 import { memoryKeyValueStore, SessionStore } from '../../train/sessionStore';
@@ -24,12 +25,12 @@ vi.mock('../trainerClient', () => ({
 }));
 
 const { sessionStore } = await import('../services');
-const { generateImage } = await import('./generate');
+const { generateImage, generateRequests, MAX_IMAGES } = await import('./generate');
 const { useStudio } = await import('../studioStore');
 
 afterEach(() => vi.restoreAllMocks());
 
-describe('generate progress', () => {
+describe('generate', () => {
   it('has no ETA until a step after an image’s first; then the steady pace × steps left', async () => {
     vi.spyOn(performance, 'now').mockImplementation(() => now);
     const session = await sessionStore.create({ name: 'g' });
@@ -61,5 +62,40 @@ describe('generate progress', () => {
     ]);
     expect(useStudio.getState().generating).toMatchObject({ busy: false, step: 8, total: 8 });
     expect(useStudio.getState().generating.latest).toHaveLength(2);
+  });
+
+  it('renders `count` seeds from the form’s, each with its before/after pair, all kept in the gallery', async () => {
+    const req = { sessionId: 's', prompt: 'dog face', seed: 7, steps: 2, guidance: 5, loraStrength: 1 };
+    const plan = generateRequests(req as GenerateRequest, { compare: true, count: 3 });
+    expect(plan.map((r) => [r.seed, r.sessionId ?? 'base', r.loraStrength])).toEqual([
+      [7, 's', 1],
+      [7, 'base', 0],
+      [8, 's', 1],
+      [8, 'base', 0],
+      [9, 's', 1],
+      [9, 'base', 0],
+    ]);
+    expect(
+      generateRequests({ ...req, sessionId: undefined } as GenerateRequest, { compare: true, count: 2 }),
+    ).toHaveLength(2);
+    expect(generateRequests(req as GenerateRequest, { count: 99 })).toHaveLength(MAX_IMAGES);
+    expect(
+      generateRequests({ ...req, seed: 2 ** 32 - 1 } as GenerateRequest, { count: 2 }).map((r) => r.seed),
+    ).toEqual([2 ** 32 - 1, 0]);
+
+    const session = await sessionStore.create({ name: 'count' });
+    useStudio.setState({ session, samples: [] });
+    await generateImage({ ...req, sessionId: session.id } as GenerateRequest, { compare: true, count: 2 });
+    expect(useStudio.getState().generating).toMatchObject({ busy: false, step: 8, total: 8 });
+    expect(useStudio.getState().generating.latest).toHaveLength(4);
+    expect(
+      useStudio.getState().samples.map((s) => [s.request?.seed, s.request?.sessionId ? 'lora' : 'base']),
+    ).toEqual([
+      [7, 'lora'],
+      [7, 'base'],
+      [8, 'lora'],
+      [8, 'base'],
+    ]);
+    expect(await sessionStore.samples(session.id)).toHaveLength(4);
   });
 });

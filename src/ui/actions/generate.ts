@@ -13,15 +13,32 @@ import { requireTrainerMethod } from '../trainerCaps';
 import { noteVaeStatus } from './model';
 import { sampleItem } from './session';
 
+/** Most images one Generate click renders (each seed's before/after pair counts once). */
+export const MAX_IMAGES = 8;
+
 /**
- * Renders `req` into the session's gallery. With `compare`, renders it a second time without the LoRA (same
- * seed and settings): a before/after pair, shown side by side.
+ * The renders of one Generate click: `count` images at seeds seed, seed+1, …; with `compare`, each followed by
+ * the same request without the LoRA (a before/after pair).
  */
-export async function generateImage(req: GenerateRequest, opts: { compare?: boolean } = {}): Promise<void> {
+export function generateRequests(req: GenerateRequest, opts: { compare?: boolean; count?: number } = {}) {
+  const count = Math.min(MAX_IMAGES, Math.max(1, Math.floor(opts.count ?? 1)));
+  return Array.from({ length: count }, (_, k) => {
+    const r = { ...req, seed: (req.seed + k) % 2 ** 32 };
+    return opts.compare && req.sessionId ? [r, { ...r, sessionId: undefined, loraStrength: 0 }] : [r];
+  }).flat();
+}
+
+/**
+ * Renders `req` into the session's gallery, `count` seeds from its own. With `compare`, renders each a second
+ * time without the LoRA (same seed and settings): before/after pairs, shown side by side.
+ */
+export async function generateImage(
+  req: GenerateRequest,
+  opts: { compare?: boolean; count?: number } = {},
+): Promise<void> {
   const session = useStudio.getState().session;
   if (!session || useStudio.getState().generating.busy) return;
-  const requests = [req];
-  if (opts.compare && req.sessionId) requests.push({ ...req, sessionId: undefined, loraStrength: 0 });
+  const requests = generateRequests(req, opts);
   let step = 0;
   let total = req.steps * requests.length;
   const setGen = (g: Partial<ReturnType<typeof useStudio.getState>['generating']>) =>
