@@ -135,7 +135,10 @@ describe('studio photos', () => {
     expect(await field.inputValue()).toBe('<v1> dog, walking');
 
     // A caption needs an identifier, as the prompt does: the field says so and training refuses to start.
-    await thumb('square.webp').click();
+    // (Thumbnails are buttons: the keyboard selects one too.)
+    await page.getByRole('button', { name: 'Select square.webp' }).focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByTestId('crop-caption').textContent()).toMatch(/^120×120 → /);
     expect(await field.inputValue()).toBe('');
     expect(await hint.textContent()).toMatch(/Empty: trains with the session's prompt/);
     await field.fill('a dog in a box');
@@ -153,6 +156,7 @@ describe('studio photos', () => {
     await field.fill('');
     await field.press('Tab');
     await expect.poll(() => page.getByTestId('photo-captioned').count()).toBe(2);
+    await page.locator('[data-testid="photo-caption"][data-saved="true"]').waitFor({ timeout: 10_000 });
 
     await page.reload();
     await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(5);

@@ -96,7 +96,14 @@ export function PhotosPanel() {
             data-testid="photo-thumb"
             title={`${p.name} · ${p.width}×${p.height} · ${formatBytes(p.bytes)}`}
           >
-            <img src={p.thumbUrl} alt={p.name} onClick={() => selectPhoto(p.n)} />
+            <button
+              className="pick"
+              aria-label={`Select ${p.name}`}
+              aria-pressed={p.n === selected}
+              onClick={() => selectPhoto(p.n)}
+            >
+              <img src={p.thumbUrl} alt={p.name} />
+            </button>
             {p.caption ? (
               <span className="captioned" data-testid="photo-captioned" title={p.caption}>
                 T
@@ -126,11 +133,13 @@ function CaptionField({ photo }: { photo: PhotoItem }) {
   const prompt = useStudio((s) => s.settings.prompt);
   const reserved = useStudio((s) => s.model.info?.identifierTokens);
   const problem = photo.caption ? captionProblem(photo.caption, reserved) : undefined;
+  const saved = useStudio((s) => s.captionsSaved);
   return (
     <label className="field caption-field">
       <span className="label">Caption of {photo.name}</span>
       <input
         data-testid="photo-caption"
+        data-saved={String(saved)}
         value={photo.caption ?? ''}
         placeholder={`${prompt} (the session's prompt)`}
         onChange={(e) => void setPhotoCaption(photo.n, e.target.value)}

@@ -87,6 +87,8 @@ export interface StudioState {
   photoNotes: PhotoNote[];
   /** Files still being decoded. */
   photosBusy: number;
+  /** Every caption typed is in IndexedDB (false while one waits for its write). */
+  captionsSaved: boolean;
   selectedPhoto?: number;
   settings: TrainSettings;
   settingsSaved: boolean;
@@ -129,6 +131,7 @@ export const useStudio = create<StudioState>(() => ({
   photos: [],
   photoNotes: [],
   photosBusy: 0,
+  captionsSaved: true,
   settings: { ...DEFAULT_TRAIN_SETTINGS },
   settingsSaved: true,
   train: { phase: 'idle' },

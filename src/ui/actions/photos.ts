@@ -121,7 +121,11 @@ export async function removePhoto(n: number): Promise<void> {
   }
 }
 
-const captionSaves = new Map<number, ReturnType<typeof setTimeout>>();
+const captionSaves = new Map<number, { timer: ReturnType<typeof setTimeout>; save: () => Promise<void> }>();
+let captionWrites = 0;
+/** The field shows "saved" once no caption waits for its timer or its write. */
+const noteCaptionsSaved = () =>
+  useStudio.setState({ captionsSaved: captionSaves.size === 0 && captionWrites === 0 });
 
 /**
  * Sets a photo's caption (empty: it trains with the session's prompt). Shown at once, stored after a pause in
@@ -140,21 +144,33 @@ export async function setPhotoCaption(
       const { caption: _old, ...rest } = p;
       return caption.trim() ? { ...rest, caption } : rest;
     }),
+    captionsSaved: false,
   }));
-  clearTimeout(captionSaves.get(n));
+  clearTimeout(captionSaves.get(n)?.timer);
   const save = async () => {
     captionSaves.delete(n);
+    captionWrites++;
     try {
       await sessionStore.setPhotoCaption(session.id, n, cleanCaption(caption));
     } catch (e) {
       showNotice(describeError(e));
+    } finally {
+      captionWrites--;
+      noteCaptionsSaved();
     }
   };
   if (opts.now) return save();
-  captionSaves.set(
-    n,
-    setTimeout(() => void save(), 400),
-  );
+  captionSaves.set(n, { timer: setTimeout(() => void save(), 400), save });
+}
+
+/**
+ * Starts the writes of captions still waiting for their timer (the page is going away). Best effort: the write
+ * reads the photo record first, and a page that is gone may not run that continuation (as with settings).
+ */
+export function flushCaptions(): Promise<void[]> {
+  const pending = [...captionSaves.values()];
+  for (const p of pending) clearTimeout(p.timer);
+  return Promise.all(pending.map((p) => p.save()));
 }
 
 export const selectPhoto = (n: number) => useStudio.setState({ selectedPhoto: n });

@@ -14,6 +14,7 @@ import { isTraining, showNotice, useStudio, type TrainPhase } from '../studioSto
 import { throttle } from '../throttle';
 import { trainer } from '../trainerClient';
 import { lastCheckpointStep, requireTrainerMethod } from '../trainerCaps';
+import { flushCaptions } from './photos';
 import { loadModel, noteVaeStatus } from './model';
 import { fileStem, flushSettings, openSession, sampleItem } from './session';
 
@@ -108,6 +109,7 @@ export function persistOnPageHide(): void {
     saveAtCheckpoint.cancel();
     if (run) void sessionStore.saveHistory(run.sessionId, metrics.toRecord());
     void flushSettings();
+    void flushCaptions();
   });
 }
 
