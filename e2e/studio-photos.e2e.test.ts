@@ -8,6 +8,7 @@ import {
   dropFiles,
   emojiPng,
   encodePng,
+  dropFolder,
   renderInPage,
   withExifOrientation,
   type TestFile,
@@ -170,5 +171,35 @@ describe('studio photos', () => {
       '1f415.png': '',
       'square.webp': '<v1> dog in a box',
     });
+  });
+  it('takes a kohya dataset folder dropped whole: photos, their captions, sub-folders; other files left out', async () => {
+    const { page } = studio;
+    await page.getByTestId('new-session').click();
+    await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(0);
+    const text = (name: string, s: string): TestFile => ({
+      name,
+      mimeType: 'text/plain',
+      buffer: Buffer.from(s),
+    });
+    await dropFolder(page, '[data-testid="dropzone"]', {
+      name: '10_dog',
+      children: [
+        emojiPng('1f436'),
+        text('1f436.txt', '<v1> dog face, smiling'),
+        text('dataset.toml', '[general]'),
+        text('.DS_Store', ''),
+        {
+          name: 'more',
+          children: [emojiPng('1f415'), text('1f415.txt', '<v1> dog, walking'), emojiPng('1f429')],
+        },
+      ],
+    });
+    await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(3);
+    expect(await page.getByTestId('photo-captioned').count()).toBe(2);
+    expect(await page.getByTestId('photo-note').allTextContents()).toEqual([
+      expect.stringMatching(/^Left out 2 files of the folder .*: \.DS_Store, dataset\.toml\./),
+    ]);
+    await page.locator('[data-testid="photo-thumb"][title^="1f415.png"] img').click();
+    expect(await page.getByTestId('photo-caption').inputValue()).toBe('<v1> dog, walking');
   });
 });

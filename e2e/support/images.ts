@@ -165,3 +165,58 @@ export async function dropFiles(page: Page, selector: string, files: TestFile[])
     },
   );
 }
+
+/** A folder for `dropFolder`: its name and what it holds (files, and folders of the same shape). */
+export interface TestFolder {
+  name: string;
+  children: (TestFile | TestFolder)[];
+}
+
+/**
+ * Drops a folder on `selector` as Chrome does (a DataTransferItem whose webkitGetAsEntry is a directory entry).
+ * Pages cannot make real directory entries, so the drop event carries entries made of the same parts: files
+ * are real File objects, folders hand out their contents in one readEntries batch.
+ */
+export async function dropFolder(page: Page, selector: string, folder: TestFolder): Promise<void> {
+  type Wire = { name: string; mimeType?: string; data?: string; children?: Wire[] };
+  const wire = (x: TestFile | TestFolder): Wire =>
+    'children' in x
+      ? { name: x.name, children: x.children.map(wire) }
+      : { name: x.name, mimeType: x.mimeType, data: x.buffer.toString('base64') };
+  await page.evaluate(
+    ({ selector, root }) => {
+      type W = { name: string; mimeType?: string; data?: string; children?: W[] };
+      const entry = (w: W): unknown => {
+        if (!w.children) {
+          const f = new File([Uint8Array.from(atob(w.data!), (c) => c.charCodeAt(0))], w.name, {
+            type: w.mimeType,
+          });
+          return { name: w.name, isFile: true, isDirectory: false, file: (ok: (f: File) => void) => ok(f) };
+        }
+        return {
+          name: w.name,
+          isFile: false,
+          isDirectory: true,
+          createReader() {
+            let given = false;
+            return {
+              readEntries(ok: (e: unknown[]) => void) {
+                ok(given ? [] : w.children!.map(entry));
+                given = true;
+              },
+            };
+          },
+        };
+      };
+      const drop = new DragEvent('drop', {
+        bubbles: true,
+        cancelable: true,
+        dataTransfer: new DataTransfer(),
+      });
+      const items = [{ kind: 'file', webkitGetAsEntry: () => entry(root) }];
+      Object.defineProperty(drop, 'dataTransfer', { value: { items, files: [] } });
+      document.querySelector(selector)!.dispatchEvent(drop);
+    },
+    { selector, root: wire(folder) },
+  );
+}

@@ -9,7 +9,9 @@ import {
   toTrainingImage,
 } from '../train/photos';
 import { formatBytes } from '../train/sessionStore';
+import { folderEntries } from './droppedFiles';
 import {
+  addDroppedFolder,
   addPhotoFiles,
   dismissPhotoNote,
   modelResolution,
@@ -33,7 +35,10 @@ export function PhotosPanel() {
   const onDrop = (e: DragEvent) => {
     e.preventDefault();
     setOver(false);
-    void addPhotoFiles([...e.dataTransfer.files]);
+    // A folder (a kohya dataset) is walked for its photos and captions; plain files go in as they are.
+    const folder = folderEntries(e.dataTransfer);
+    if (folder) void addDroppedFolder(folder);
+    else void addPhotoFiles([...e.dataTransfer.files]);
   };
 
   return (

@@ -3,6 +3,7 @@
 // crop preview.
 import { cleanCaption, captionStem, pairCaptionFiles } from '../../train/captions';
 import { admitPhotos, decodePhoto, PhotoError } from '../../train/photos';
+import { filesFromEntries, type DropEntry } from '../droppedFiles';
 import { describeError } from '../errorText';
 import { sessionStore } from '../services';
 import { nextNoteId, showNotice, useStudio, type PhotoNote } from '../studioStore';
@@ -18,11 +19,42 @@ function note(name: string, message: string, level: PhotoNote['level'] = 'error'
   return { id: nextNoteId(), name, message, level };
 }
 
-export async function addPhotoFiles(dropped: File[]): Promise<void> {
+/** Adds what a dropped folder holds (a kohya dataset folder: photos and their .txt captions). */
+export async function addDroppedFolder(entries: DropEntry[]): Promise<void> {
+  let found: Awaited<ReturnType<typeof filesFromEntries>>;
+  try {
+    found = await filesFromEntries(entries);
+  } catch (e) {
+    useStudio.setState({
+      photoNotes: [note('', `The dropped folder could not be read: ${(e as Error)?.message ?? e}`)],
+    });
+    return;
+  }
+  const { files, skipped } = found;
+  const extra = skipped.length
+    ? [
+        note(
+          '',
+          `Left out ${skipped.length} file${skipped.length > 1 ? 's' : ''} of the folder that ${skipped.length > 1 ? 'are' : 'is'} ` +
+            `neither a photo nor a caption: ${skipped.slice(0, 3).join(', ')}${skipped.length > 3 ? ', …' : ''}.`,
+          'warning',
+        ),
+      ]
+    : [];
+  if (files.length === 0) {
+    useStudio.setState({
+      photoNotes: [...extra, note('', 'The dropped folder holds no JPEG, PNG or WebP photos.')],
+    });
+    return;
+  }
+  await addPhotoFiles(files, extra);
+}
+
+export async function addPhotoFiles(dropped: File[], extraNotes: PhotoNote[] = []): Promise<void> {
   const st = useStudio.getState();
   const session = st.session;
   if (!session || dropped.length === 0) return;
-  const notes: PhotoNote[] = [];
+  const notes: PhotoNote[] = [...extraNotes];
   // kohya's captions: `dog.txt` beside `dog.png` (dropped with it, or for a photo already here).
   const {
     images: files,
