@@ -291,6 +291,10 @@ async function main(): Promise<void> {
     state,
     prompt,
     photos: names,
+    // Photos with a caption of their own (NAME.txt), by file name.
+    ...(captioned
+      ? { captions: Object.fromEntries(names.flatMap((n, i) => (captions[i] ? [[n, captions[i]]] : []))) }
+      : {}),
     steps: trainer.step,
     mode: fixedRank ? 'fixed' : 'lora2',
     settings: trainer.config.lora,

@@ -20,7 +20,7 @@ import {
   setPhotoCaption,
 } from './actions/photos';
 import { captionProblem } from '../train/captions';
-import { useStudio, type PhotoItem } from './studioStore';
+import { isTraining, useStudio, type PhotoItem } from './studioStore';
 
 export function PhotosPanel() {
   const photos = useStudio((s) => s.photos);
@@ -139,12 +139,15 @@ function CaptionField({ photo }: { photo: PhotoItem }) {
   const reserved = useStudio((s) => s.model.info?.identifierTokens);
   const problem = photo.caption ? captionProblem(photo.caption, reserved) : undefined;
   const saved = useStudio((s) => s.captionsSaved);
+  // As the settings: a run in progress took the captions it started with.
+  const locked = useStudio((s) => isTraining(s.train.phase));
   return (
     <label className="field caption-field">
       <span className="label">Caption of {photo.name}</span>
       <input
         data-testid="photo-caption"
         data-saved={String(saved)}
+        disabled={locked}
         value={photo.caption ?? ''}
         placeholder={`${prompt} (the session's prompt)`}
         onChange={(e) => void setPhotoCaption(photo.n, e.target.value)}

@@ -86,7 +86,10 @@ export function renderBlocker(): string | undefined {
     );
   const untrained = compare.entries.filter((e) => e.checkpoints.length === 0);
   if (untrained.length)
-    return `${untrained.map((e) => `“${e.session.name}”`).join(', ')} has no LoRA yet: train it or import one.`;
+    return (
+      `${untrained.map((e) => `“${e.session.name}”`).join(', ')} ${untrained.length > 1 ? 'have' : 'has'} ` +
+      'no LoRA yet: train or import one first.'
+    );
   if (isTraining(train.phase)) return 'Training is running: pause it to render.';
   if (generating.busy || compare.render.busy) return 'Images are being rendered.';
   return undefined;

@@ -93,7 +93,8 @@ export async function addPhotoFiles(dropped: File[], extraNotes: PhotoNote[] = [
     try {
       const d = await decodePhoto(file, { resolution: modelResolution() });
       const blob = file.slice(0, file.size, file.type || `image/${d.format}`);
-      const caption = (await captionOf(file.name)) || undefined;
+      // An unreadable caption file leaves the photo without one (the photo itself is fine).
+      const caption = (await captionOf(file.name).catch(() => undefined)) || undefined;
       const [n] = await sessionStore.addPhotos(session.id, [
         {
           name: file.name,
