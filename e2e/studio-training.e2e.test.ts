@@ -179,12 +179,15 @@ describe('studio training', () => {
       const { page } = studio;
       await modelLoaded(page);
       mark('model ready');
-      // Four photos and one file that is not an image: it is refused with a message naming it.
+      // Four photos, one with a caption of its own (the worker conditions that photo on its embedding), and one
+      // file that is not an image: it is refused with a message naming it.
       await dropFiles(page, '[data-testid="dropzone"]', [
         ...['1f436', '1f415', '1f429', '1f43a'].map(emojiPng),
+        { name: '1f415.txt', mimeType: 'text/plain', buffer: Buffer.from('<v1> dog, standing') },
         { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('these are not pixels') },
       ]);
       await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(4);
+      expect(await page.getByTestId('photo-captioned').count()).toBe(1);
       expect(await page.getByTestId('photo-note').allTextContents()).toEqual([
         expect.stringMatching(/notes\.txt is not an image/),
       ]);
