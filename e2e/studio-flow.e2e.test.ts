@@ -238,7 +238,8 @@ describe('studio training flow (fake trainer)', () => {
   });
   it('compares a LoRA² run with a fixed-rank one: table, charts, the same seeds side by side, the grid as PNG', async () => {
     const { page } = studio;
-    // A fixed-rank run of the first session's setup: "Train again in a new session" with the baseline switch on.
+    // The first run's fixed-rank twin at the size its LoRA² adapter ended (the fake's ranks 4,5,6,7,8,4,5,6,7,8,4,5
+    // on 12 equal layers: mean 5.75, so r = 6), ticked beside it for Compare.
     await page.getByTestId('tab-sessions').click();
     await expect.poll(() => page.getByTestId('session-row').count(), { timeout: 30_000 }).toBeGreaterThan(1);
     const first = page.locator('[data-testid="session-row"]:has(.phase.done)');
@@ -246,15 +247,17 @@ describe('studio training flow (fake trainer)', () => {
     await first.getByRole('button', { name: 'Open' }).click();
     await page.getByTestId('tab-train').click();
     await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(3);
-    await page.getByTestId('train-again').click();
+    expect(await page.getByTestId('train-twin').textContent()).toBe('Fixed-rank twin (r=6)');
+    await page.getByTestId('train-twin').click();
     await expect
       .poll(() => page.getByTestId('session-name').inputValue(), { timeout: 30_000 })
-      .toMatch(/\(again\)$/);
+      .toMatch(/\(fixed r=6\)$/);
     await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(3);
-    await page.locator('label.switch', { has: page.getByTestId('mode-fixed') }).click();
-    await page.locator('details.advanced').evaluate((d) => ((d as HTMLDetailsElement).open = true));
-    await page.getByTestId('setting-seed').fill('1'); // not 13: no lost device this time
-    await page.locator('[data-testid="settings-saved"][data-saved="true"]').waitFor();
+    expect(await page.getByTestId('mode-fixed').isChecked()).toBe(true);
+    expect(await page.getByTestId('setting-fixedRank').inputValue()).toBe('6');
+    // It copied the prompt the first run trained with (the built-in one, which the model's example would replace
+    // in a fresh session).
+    expect(await page.getByTestId('setting-prompt').inputValue()).toBe('a photo of <v1> dog');
     await page.getByTestId('start').click();
     await phase('done');
     await expect.poll(step).toBe(30);
@@ -263,19 +266,23 @@ describe('studio training flow (fake trainer)', () => {
     await page.getByTestId('tab-sessions').click();
     const pick = (id: string) =>
       page.locator(`[data-testid="session-row"][data-session="${id}"]`).getByTestId('compare-pick');
-    await pick(firstId).check();
-    await pick(fixedId).check();
+    // Already ticked by the twin button.
     const rows = page.getByTestId('compare-row');
     await expect.poll(() => rows.count(), { timeout: 30_000 }).toBe(2);
+    expect([await pick(firstId).isChecked(), await pick(fixedId).isChecked()]).toEqual([true, true]);
     const cells = async (testId: string) => rows.getByTestId(testId).allTextContents();
-    expect(await rows.locator('td:nth-child(2)').allTextContents()).toEqual(['LoRA² ≤64', 'fixed r=16']);
+    expect(await rows.locator('td:nth-child(2)').allTextContents()).toEqual(['LoRA² ≤64', 'fixed r=6']);
     // The fake fixed-rank run's loss sits 0.05 above the LoRA² one at every step (± the fake's periodic term
     // where the two histories hold different steps: the first run's reload can drop one).
     const [lossA, lossB] = (await cells('compare-loss')).map(Number);
     expect(lossB - lossA).toBeGreaterThan(0.035);
     expect(lossB - lossA).toBeLessThan(0.065);
-    expect((await cells('compare-ranks'))[1]).toBe('16 / 16.0 / 16');
-    expect((await cells('compare-ranks'))[0]).toMatch(/^\d+ \/ \d+\.\d \/ \d+$/);
+    expect(await cells('compare-ranks')).toEqual(['4 / 5.8 / 8', '6 / 6.0 / 6']);
+    // Equal size by construction: 69 and 72 rank units of 512 bytes.
+    expect(await cells('compare-bytes')).toEqual([
+      expect.stringMatching(/^35 KB/),
+      expect.stringMatching(/^36 KB/),
+    ]);
     expect(await page.getByTestId('compare-caveats').allTextContents()).toEqual([]); // same model, prompt, photos, steps
     for (const chart of ['compare-loss-chart', 'compare-rank-chart']) {
       const el = page.getByTestId(chart);
@@ -296,7 +303,7 @@ describe('studio training flow (fake trainer)', () => {
       '',
       'base model',
       expect.stringMatching(/^Session .*LoRA² ≤64 · step 30$/),
-      expect.stringMatching(/\(again\)fixed r=16 · step 30$/),
+      expect.stringMatching(/\(fixed r=6\)fixed r=6 · step 30$/),
     ]);
     const pixels = await Promise.all(
       (await grid.getByTestId('compare-cell').all()).map((img) => imagePixels(img)),

@@ -116,7 +116,7 @@ function SummaryTable({ entries }: { entries: CompareEntry[] }) {
               ) : null}
             </td>
             <td className="muted small">
-              {r.adapterBytes !== undefined && rows.length > 1 && r.adapterBytes > smallest
+              {r.adapterBytes !== undefined && rows.length > 1 && r.adapterBytes >= 1.05 * smallest
                 ? `${(r.adapterBytes / smallest).toFixed(1)}× the smallest`
                 : ''}
             </td>

@@ -10,6 +10,7 @@ import {
   stopTraining,
   trainAgain,
 } from './actions/training';
+import { equalSizeRank } from './compare';
 import { ErrorBox } from './ErrorBox';
 import { describeError, TrainerMissingError } from './errorText';
 import { etaLabel, itPerSec } from './metrics';
@@ -56,6 +57,13 @@ export function TrainControls() {
   const canTrain = caps?.has('startTraining') ?? false;
   const canResume = session && (phase === 'paused' || (phase === 'error' && resume));
   const finished = phase === 'done' || phase === 'stopped';
+  // A finished LoRA² run offers its fixed-rank twin at the same adapter size (the fair baseline).
+  const settings = useStudio((s) => s.settings);
+  // (The sizes the history holds: the last run's, or the stored run's after a reload.)
+  const twinRank =
+    settings.mode === 'lora2'
+      ? equalSizeRank(metrics.adapterBytes, metrics.fixedRankBytes, settings.maxRank)
+      : undefined;
 
   return (
     <section className="panel controls" data-testid="train-controls" data-phase={phase}>
@@ -89,9 +97,24 @@ export function TrainControls() {
             </button>
           </>
         ) : finished ? (
-          <button onClick={() => void trainAgain()} data-testid="train-again">
-            Train again in a new session
-          </button>
+          <>
+            <button onClick={() => void trainAgain()} data-testid="train-again">
+              Train again in a new session
+            </button>
+            {twinRank !== undefined ? (
+              <button
+                className="ghost"
+                onClick={() => void trainAgain({ fixedRank: twinRank })}
+                data-testid="train-twin"
+                title={
+                  `A new session with these photos and settings as a fixed-rank LoRA of the size this run's adapter ` +
+                  `ended at (rank ${twinRank}), ticked beside it in the Sessions tab's Compare`
+                }
+              >
+                Fixed-rank twin (r={twinRank})
+              </button>
+            ) : null}
+          </>
         ) : (
           <button
             className="primary"

@@ -6,6 +6,7 @@ import { DEFAULT_TRAIN_SETTINGS } from '../train/trainSettings';
 import {
   alignSeries,
   compareCaveats,
+  equalSizeRank,
   meanRanks,
   parseSeeds,
   smoothedLoss,
@@ -165,5 +166,17 @@ describe('seeds field', () => {
     expect(parseSeeds('-1')).toMatch(/“-1” is not a seed/);
     expect(parseSeeds('x')).toMatch(/“x” is not a seed/);
     expect(parseSeeds('1 2 3', 2)).toMatch(/At most 2 seeds/);
+  });
+});
+
+describe('fixed-rank twin', () => {
+  it('takes the rank whose fixed-rank LoRA is as large as the LoRA² adapter', () => {
+    // 12 layers of 64+64 features: one rank costs 12 × 128 × 4 bytes; max rank 64.
+    const perRank = 12 * 128 * 4;
+    expect(equalSizeRank(5.8 * perRank, 64 * perRank, 64)).toBe(6);
+    expect(equalSizeRank(0.2 * perRank, 64 * perRank, 64)).toBe(1);
+    expect(equalSizeRank(300 * perRank, 64 * perRank, 64)).toBe(256);
+    expect(equalSizeRank(0, 64 * perRank, 64)).toBeUndefined();
+    expect(equalSizeRank(perRank, 0, 64)).toBeUndefined();
   });
 });

@@ -40,6 +40,20 @@ export function modeLabel(s: SessionRecord['settings']): string {
   return s.mode === 'fixed' ? `fixed r=${s.fixedRank}` : `LoRA² ≤${s.maxRank}`;
 }
 
+/**
+ * The fixed rank whose LoRA on the same layers is as large as a LoRA² run's adapter ended: the fair baseline
+ * at an equal parameter budget. `fixedRankBytes` is a fixed-rank LoRA at `maxRank` on those layers, so one rank
+ * costs fixedRankBytes / maxRank. Undefined without both sizes.
+ */
+export function equalSizeRank(
+  adapterBytes: number,
+  fixedRankBytes: number,
+  maxRank: number,
+): number | undefined {
+  if (!(adapterBytes > 0 && fixedRankBytes > 0 && maxRank > 0)) return undefined;
+  return Math.min(256, Math.max(1, Math.round(adapterBytes / (fixedRankBytes / maxRank))));
+}
+
 /** Mean of the last quarter of `values` (at least one value), NaNs left out; undefined when there is none. */
 export function tailMean(values: readonly number[], fraction = 0.25): number | undefined {
   const n = Math.max(1, Math.ceil(values.length * fraction));

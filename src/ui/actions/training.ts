@@ -282,17 +282,22 @@ export async function stopTraining(): Promise<void> {
 
 export const dismissResume = () => useStudio.setState({ resumeOffer: undefined });
 
-/** A new session with this one's photos and settings (to train again, or to compare with the baseline). */
-export async function trainAgain(): Promise<void> {
+/**
+ * A new session with this one's photos and settings (to train again, or to compare with the baseline). With
+ * `fixedRank`: its fixed-rank twin at that rank, ticked beside this one in the Sessions tab's Compare.
+ */
+export async function trainAgain(opts: { fixedRank?: number } = {}): Promise<void> {
   const { session, photos, settings } = useStudio.getState();
   if (!session) return;
   try {
+    const twin = opts.fixedRank !== undefined;
     const rec = await sessionStore.create({
-      name: `${session.name} (again)`,
-      settings,
+      name: twin ? `${session.name} (fixed r=${opts.fixedRank})` : `${session.name} (again)`,
+      settings: twin ? { ...settings, mode: 'fixed', fixedRank: opts.fixedRank! } : settings,
       modelUrl: session.modelUrl,
       trainedFrom: session.id,
     });
+    if (twin) useStudio.setState((s) => ({ compare: { ...s.compare, ids: [session.id, rec.id] } }));
     const stored = await sessionStore.photos(session.id);
     await sessionStore.addPhotos(
       rec.id,
