@@ -130,8 +130,13 @@ describe('studio photos', () => {
     const hint = page.getByTestId('photo-caption-hint');
     await dropFiles(page, '[data-testid="dropzone"]', [
       { name: '1F415.TXT', mimeType: 'text/plain', buffer: Buffer.from('<v1> dog, walking') },
+      // The wrong file under a photo's name: named, not read.
+      { name: 'square.txt', mimeType: 'text/plain', buffer: Buffer.alloc(70 * 1024, 'a') },
     ]);
     await expect.poll(() => page.getByTestId('photo-captioned').count(), { timeout: 30_000 }).toBe(2);
+    expect(await page.getByTestId('photo-note').allTextContents()).toEqual([
+      expect.stringMatching(/^square\.txt is 70 KB: too large for a caption/),
+    ]);
     await thumb('1f415.png').click();
     expect(await field.inputValue()).toBe('<v1> dog, walking');
 

@@ -6,6 +6,7 @@ import {
   captionStem,
   cleanCaption,
   MAX_CAPTION_CHARS,
+  MAX_CAPTION_FILE_BYTES,
   pairCaptionFiles,
   photoPrompts,
   promptEmbeddings,
@@ -31,6 +32,9 @@ describe('captions', () => {
       'a.b=a.b.txt',
     ]);
     expect(strays.map((s) => s.name)).toEqual(['notes.txt']);
+    // A caption file the size of a document is the wrong file: named, not read.
+    const big = pairCaptionFiles([f('a.png'), { name: 'a.txt', size: MAX_CAPTION_FILE_BYTES + 1 }]);
+    expect([big.captions.size, big.tooLarge.map((t) => t.name)]).toEqual([0, ['a.txt']]);
     expect(captionStem('My Dog.JPEG')).toBe('my dog');
   });
 

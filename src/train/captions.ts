@@ -17,24 +17,30 @@ export function captionStem(name: string): string {
 
 export const isCaptionFile = (f: { name: string }) => /\.txt$/i.test(f.name);
 
+/** Largest caption file read (a caption is a line of text; anything bigger is the wrong file). */
+export const MAX_CAPTION_FILE_BYTES = 64 * 1024;
+
 /**
  * Splits dropped files into images and the caption files that belong to an image by name (dropped with it, or
- * already in the session as `photoNames`); caption files that match no image are `strays`.
+ * already in the session as `photoNames`); caption files that match no image are `strays`, those over
+ * MAX_CAPTION_FILE_BYTES `tooLarge`.
  */
-export function pairCaptionFiles<T extends { name: string }>(
+export function pairCaptionFiles<T extends { name: string; size?: number }>(
   files: readonly T[],
   photoNames: readonly string[] = [],
-): { images: T[]; captions: Map<string, T>; strays: T[] } {
+): { images: T[]; captions: Map<string, T>; strays: T[]; tooLarge: T[] } {
   const images = files.filter((f) => !isCaptionFile(f));
   const stems = new Set([...images, ...photoNames.map((name) => ({ name }))].map((f) => captionStem(f.name)));
   const captions = new Map<string, T>();
   const strays: T[] = [];
+  const tooLarge: T[] = [];
   for (const f of files.filter(isCaptionFile)) {
     const stem = captionStem(f.name);
-    if (stems.has(stem) && !captions.has(stem)) captions.set(stem, f);
-    else strays.push(f);
+    if (!stems.has(stem) || captions.has(stem)) strays.push(f);
+    else if ((f.size ?? 0) > MAX_CAPTION_FILE_BYTES) tooLarge.push(f);
+    else captions.set(stem, f);
   }
-  return { images, captions, strays };
+  return { images, captions, strays, tooLarge };
 }
 
 /** The prompt each photo trains with: its own caption, else the session's prompt. */

@@ -3,6 +3,7 @@
 // crop preview.
 import { cleanCaption, captionStem, pairCaptionFiles } from '../../train/captions';
 import { admitPhotos, decodePhoto, PhotoError } from '../../train/photos';
+import { formatBytes } from '../../train/sessionStore';
 import { filesFromEntries, type DropEntry } from '../droppedFiles';
 import { describeError } from '../errorText';
 import { sessionStore } from '../services';
@@ -60,10 +61,15 @@ export async function addPhotoFiles(dropped: File[], extraNotes: PhotoNote[] = [
     images: files,
     captions,
     strays,
+    tooLarge,
   } = pairCaptionFiles(
     dropped,
     st.photos.map((p) => p.name),
   );
+  for (const f of tooLarge)
+    notes.push(
+      note(f.name, `${f.name} is ${formatBytes(f.size)}: too large for a caption (a line of text).`),
+    );
   for (const f of strays)
     notes.push(
       note(
