@@ -123,7 +123,7 @@ describe('studio photos', () => {
     expect(await page.locator('[data-testid="photo-thumb"][title^="1f408.png"]').count()).toBe(0);
   });
 
-  it('captions: a .txt for a photo already there, typed ones, refused without an identifier, kept on reload', async () => {
+  it('captions: a .txt for a photo already there, typed ones, refused without an identifier, kept on an instant reload', async () => {
     const { page } = studio;
     const thumb = (name: string) => page.locator(`[data-testid="photo-thumb"][title^="${name}"] img`);
     const field = page.getByTestId('photo-caption');
@@ -134,9 +134,10 @@ describe('studio photos', () => {
       { name: 'square.txt', mimeType: 'text/plain', buffer: Buffer.alloc(70 * 1024, 'a') },
     ]);
     await expect.poll(() => page.getByTestId('photo-captioned').count(), { timeout: 30_000 }).toBe(2);
-    expect(await page.getByTestId('photo-note').allTextContents()).toEqual([
-      expect.stringMatching(/^square\.txt is 70 KB: too large for a caption/),
-    ]);
+    // (The notes of a drop replace the last ones once its files are read: poll.)
+    await expect
+      .poll(() => page.getByTestId('photo-note').allTextContents())
+      .toEqual([expect.stringMatching(/^square\.txt is 70 KB: too large for a caption/)]);
     await thumb('1f415.png').click();
     expect(await field.inputValue()).toBe('<v1> dog, walking');
 
@@ -163,6 +164,13 @@ describe('studio photos', () => {
     await field.press('Tab');
     await expect.poll(() => page.getByTestId('photo-captioned').count()).toBe(2);
     await page.locator('[data-testid="photo-caption"][data-saved="true"]').waitFor({ timeout: 10_000 });
+    // Typed and reloaded at once, inside the field's 400 ms pause: pagehide starts the write.
+    await thumb('1f436.png').click();
+    await field.fill('<v1> dog face, on grass, with a ball');
+    expect(await field.getAttribute('data-saved')).toBe('false');
+    // A setting changed just before the reload too (its debounce has not fired either).
+    await page.getByTestId('setting-steps').fill('123');
+    expect(await page.getByTestId('settings-saved').getAttribute('data-saved')).toBe('false');
 
     await page.reload();
     await expect.poll(() => page.getByTestId('photo-thumb').count(), { timeout: 30_000 }).toBe(5);
@@ -172,10 +180,11 @@ describe('studio photos', () => {
       captions[name] = await field.inputValue();
     }
     expect(captions).toEqual({
-      '1f436.png': '<v1> dog face, on grass',
+      '1f436.png': '<v1> dog face, on grass, with a ball',
       '1f415.png': '',
       'square.webp': '<v1> dog in a box',
     });
+    expect(await page.getByTestId('setting-steps').inputValue()).toBe('123');
   });
   it('takes a kohya dataset folder dropped whole: photos, their captions, sub-folders; other files left out', async () => {
     const { page } = studio;

@@ -137,6 +137,29 @@ describe('session store', () => {
     await expect(store.setPhotoCaption(s.id, 9, 'x')).rejects.toThrow(/photo 9 .* does not exist/);
   });
 
+  it('writes settings and captions for a page going away without reading first, from the last record it knew', async () => {
+    const kv = memoryKeyValueStore();
+    const store = new SessionStore(kv);
+    const s = await store.create();
+    await store.addPhotos(s.id, [photo('a')]);
+    await store.photos(s.id);
+    // From here every read hangs, as a read's answer does on a page that is gone.
+    const get = kv.get;
+    const getMany = kv.getMany;
+    kv.get = () => new Promise(() => undefined);
+    kv.getMany = () => new Promise(() => undefined);
+    await store.updateNow(s.id, { settings: { ...s.settings, prompt: '<v1> corgi' } });
+    await store.setPhotoCaptionNow(s.id, 0, ' <v1> corgi, asleep ');
+    kv.get = get;
+    kv.getMany = getMany;
+    const fresh = new SessionStore(kv);
+    expect((await fresh.get(s.id))!.settings.prompt).toBe('<v1> corgi');
+    // The session record kept the photo list the last write gave it.
+    expect((await fresh.photos(s.id)).map((p) => [p.photo.name, p.photo.caption])).toEqual([
+      ['a', '<v1> corgi, asleep'],
+    ]);
+  });
+
   it('sizes and deletes a session with its checkpoints, leaving other sessions alone', async () => {
     const kv = memoryKeyValueStore();
     const store = new SessionStore(kv);

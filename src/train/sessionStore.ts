@@ -3,7 +3,7 @@
 // `class:<spec>` sets (prior preservation's class images) to no session. Old records
 // are migrated on read; writes that belong together go in one transaction, the session record (the
 // pointer to the others) last; a full disk becomes a StorageFullError that says what to delete.
-import { createStore, delMany, getMany, setMany, get as idbGet, type UseStore } from 'idb-keyval';
+import { createStore, delMany, getMany, get as idbGet, type UseStore } from 'idb-keyval';
 import type { RgbaImage } from '../io/png';
 import type { GenerateRequest, SessionSummary, TrainSettings } from '../../workers/api';
 import { decodeSessionFile, encodeSessionFile, SessionFileError } from './sessionFile';
@@ -257,6 +257,13 @@ export function migratePhoto(raw: unknown): PhotoRecord {
   };
 }
 
+/** The photo with `caption` (trimmed), or without one when it is empty. */
+function withCaption(photo: PhotoRecord, caption: string): PhotoRecord {
+  const { caption: _old, ...rest } = photo;
+  const text = caption.trim();
+  return text ? { ...rest, caption: text } : rest;
+}
+
 export function migrateSample(raw: unknown): SampleRecord {
   const r = upgrade('sample', raw, {});
   return {
@@ -308,7 +315,17 @@ export function idbKeyValueStore(store: UseStore = createStore(DB_NAME, STORE_NA
   return {
     get: (k) => idbGet(k, store),
     getMany: (ks) => getMany(ks, store),
-    setMany: (es) => setMany(es, store),
+    // Committed as soon as the puts are issued, not when the task ends: a write started on pagehide lands
+    // before the page is torn down (an uncommitted transaction of a gone page is aborted).
+    setMany: (es) =>
+      store('readwrite', (s) => {
+        for (const [k, v] of es) s.put(v, k);
+        s.transaction.commit?.();
+        return new Promise<void>((resolve, reject) => {
+          s.transaction.oncomplete = () => resolve();
+          s.transaction.onabort = s.transaction.onerror = () => reject(s.transaction.error);
+        });
+      }),
     delMany: (ks) => delMany(ks, store),
     keys: (prefix = '') =>
       store(
@@ -449,6 +466,11 @@ const sessionKeyPrefixes = (id: string) => SESSION_KEY_PREFIXES.map((p) => `${p}
 export class SessionStore {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
+  /**
+   * The latest session and photo records this store read or wrote (written ones as soon as the write starts):
+   * what `updateNow` and `setPhotoCaptionNow` build on when a page going away cannot wait for a read.
+   */
+  private readonly known = new Map<string, unknown>();
 
   constructor(
     private readonly kv: KeyValueStore,
@@ -464,11 +486,19 @@ export class SessionStore {
     return run;
   }
 
+  private remember(key: string, value: unknown): void {
+    if (key.startsWith('session:') || key.startsWith('photo:')) this.known.set(key, value);
+  }
+
   private async write(entries: [string, unknown][], dels: string[] = []): Promise<void> {
+    for (const [k, v] of entries) this.remember(k, v);
+    for (const k of dels) this.known.delete(k);
     try {
       if (entries.length) await this.kv.setMany(entries);
       if (dels.length) await this.kv.delMany(dels);
     } catch (e) {
+      // What was not written is not known: the next read asks the store again.
+      for (const [k] of entries) this.known.delete(k);
       if (!isQuotaError(e)) throw e;
       const est = await this.opts.estimate?.().catch(() => undefined);
       const sizes = await this.sizes().catch(() => new Map<string, number>());
@@ -518,6 +548,7 @@ export class SessionStore {
     if (!raw) return undefined;
     const rec = migrateSession(raw);
     if (versionOf(raw) !== SCHEMA_VERSION) await this.write([[storeKeys.session(id), rec]]);
+    this.remember(storeKeys.session(id), rec);
     return rec;
   }
 
@@ -544,6 +575,18 @@ export class SessionStore {
       await this.write([[storeKeys.session(id), next]]);
       return next;
     });
+  }
+
+  /**
+   * `update` for a page that is going away (pagehide): the write starts now, from the record this store last
+   * read or wrote, because the continuation of a read may never run. Falls back to `update` when it knows none.
+   */
+  updateNow(id: string, patch: Partial<Omit<SessionRecord, 'id' | 'schemaVersion'>>): Promise<void> {
+    const key = storeKeys.session(id);
+    const cur = this.known.get(key) as SessionRecord | undefined;
+    if (!cur) return this.update(id, patch).then(() => undefined);
+    const next = { ...cur, ...patch, id, schemaVersion: SCHEMA_VERSION, updatedAt: this.now() };
+    return this.write([[key, next]]);
   }
 
   /** Bytes per session id, summed over all its keys (photos, history, samples, checkpoints). */
@@ -632,7 +675,12 @@ export class SessionStore {
     const rec = await this.get(id);
     if (!rec) return [];
     const raws = await this.kv.getMany(rec.photos.map((n) => storeKeys.photo(id, n)));
-    return rec.photos.flatMap((n, i) => (raws[i] ? [{ n, photo: migratePhoto(raws[i]) }] : []));
+    return rec.photos.flatMap((n, i) => {
+      if (!raws[i]) return [];
+      const photo = migratePhoto(raws[i]);
+      this.remember(storeKeys.photo(id, n), photo);
+      return [{ n, photo }];
+    });
   }
 
   /** Sets the photo's caption; an empty one removes it (the photo trains with the session's prompt). */
@@ -640,10 +688,15 @@ export class SessionStore {
     return this.serial(async () => {
       const raw = await this.kv.get(storeKeys.photo(id, n));
       if (!raw) throw new Error(`photo ${n} of session ${id} does not exist`);
-      const { caption: _old, ...photo } = migratePhoto(raw);
-      const text = caption.trim();
-      await this.write([[storeKeys.photo(id, n), text ? { ...photo, caption: text } : photo]]);
+      await this.write([[storeKeys.photo(id, n), withCaption(migratePhoto(raw), caption)]]);
     });
+  }
+
+  /** `setPhotoCaption` for a page that is going away: from the record last read or written (see `updateNow`). */
+  setPhotoCaptionNow(id: string, n: number, caption: string): Promise<void> {
+    const cur = this.known.get(storeKeys.photo(id, n)) as PhotoRecord | undefined;
+    if (!cur) return this.setPhotoCaption(id, n, caption);
+    return this.write([[storeKeys.photo(id, n), withCaption(cur, caption)]]);
   }
 
   removePhoto(id: string, n: number): Promise<void> {

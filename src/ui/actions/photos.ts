@@ -1,6 +1,7 @@
 // Photo actions: decode and validate dropped files one by one (thumbnails appear as they are ready),
 // store each in the session (with its caption file when one came along), remove, caption, select for the
 // crop preview.
+import type { PendingWrites } from '../../train/pendingWrites';
 import { cleanCaption, captionStem, pairCaptionFiles } from '../../train/captions';
 import { admitPhotos, decodePhoto, PhotoError } from '../../train/photos';
 import { formatBytes } from '../../train/sessionStore';
@@ -160,7 +161,10 @@ export async function removePhoto(n: number): Promise<void> {
   }
 }
 
-const captionSaves = new Map<number, { timer: ReturnType<typeof setTimeout>; save: () => Promise<void> }>();
+const captionSaves = new Map<
+  number,
+  { timer: ReturnType<typeof setTimeout>; save: () => Promise<void>; sessionId: string; caption: string }
+>();
 let captionWrites = 0;
 /** The field shows "saved" once no caption waits for its timer or its write. */
 const noteCaptionsSaved = () =>
@@ -199,17 +203,27 @@ export async function setPhotoCaption(
     }
   };
   if (opts.now) return save();
-  captionSaves.set(n, { timer: setTimeout(() => void save(), 400), save });
+  captionSaves.set(n, {
+    timer: setTimeout(() => void save(), 400),
+    save,
+    sessionId: session.id,
+    caption: cleanCaption(caption),
+  });
 }
 
 /**
- * Starts the writes of captions still waiting for their timer (the page is going away). Best effort: the write
- * reads the photo record first, and a page that is gone may not run that continuation (as with settings).
+ * Starts the writes of captions still waiting for their timer at once, without reading the photo records first
+ * (pagehide: the page may be gone before a read's answer arrives).
  */
-export function flushCaptions(): Promise<void[]> {
-  const pending = [...captionSaves.values()];
-  for (const p of pending) clearTimeout(p.timer);
-  return Promise.all(pending.map((p) => p.save()));
+export function flushCaptionsNow(): PendingWrites[] {
+  const out = new Map<string, Record<number, string>>();
+  for (const [n, p] of captionSaves) {
+    clearTimeout(p.timer);
+    sessionStore.setPhotoCaptionNow(p.sessionId, n, p.caption).catch(() => undefined);
+    out.set(p.sessionId, { ...out.get(p.sessionId), [n]: p.caption });
+  }
+  captionSaves.clear();
+  return [...out].map(([sessionId, captions]) => ({ sessionId, captions }));
 }
 
 export const selectPhoto = (n: number) => useStudio.setState({ selectedPhoto: n });

@@ -1,5 +1,6 @@
 // Session actions: open the current session at startup, switch, create, rename, delete, export and import
 // whole sessions, and keep settings saved (debounced) so a reload finds them.
+import { replayPendingWrites, type PendingWrites } from '../../train/pendingWrites';
 import type { TrainSettings } from '../../../workers/api';
 import { decodePhoto } from '../../train/photos';
 import {
@@ -135,6 +136,8 @@ async function checkImportedAdapter(id: string): Promise<void> {
  */
 export async function initStudio(): Promise<void> {
   try {
+    // Edits the last page noted as it went away, before anything reads the session.
+    await replayPendingWrites(sessionStore);
     const model = requestedModelUrl(location.search);
     const fits = (r: SessionRecord | undefined) => r && (!model || r.modelUrl === model);
     const id = localStorage.getItem(CURRENT_KEY);
@@ -290,6 +293,20 @@ export function updateSettings(patch: Partial<TrainSettings>): void {
 export async function flushSettings(): Promise<void> {
   clearTimeout(saveTimer);
   await savePending?.();
+}
+
+/**
+ * Starts the write of settings still waiting for the debounce at once, without a read first (pagehide: the
+ * page may be gone before a read's answer arrives).
+ */
+export function flushSettingsNow(): PendingWrites | undefined {
+  clearTimeout(saveTimer);
+  const s = useStudio.getState().session;
+  if (!savePending || !s) return undefined;
+  savePending = undefined;
+  const settings = useStudio.getState().settings;
+  sessionStore.updateNow(s.id, { settings }).catch(report);
+  return { sessionId: s.id, settings };
 }
 
 // whole-session files

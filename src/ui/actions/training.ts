@@ -2,6 +2,7 @@
 // metrics history every step and to IndexedDB every few seconds; previews become stored samples; a lost
 // device or a reload mid-run turns into a Resume offer. LoRA export/import go through the trainer too.
 import * as Comlink from 'comlink';
+import { notePendingWrites } from '../../train/pendingWrites';
 import type { PreviewEvent, TrainingImage, TrainProgress, WorkerError } from '../../../workers/api';
 import { captionProblem } from '../../train/captions';
 import { checkPhotoPixels, rgbaToPng, toTrainingImage } from '../../train/photos';
@@ -14,9 +15,9 @@ import { isTraining, showNotice, useStudio, type TrainPhase } from '../studioSto
 import { throttle } from '../throttle';
 import { trainer } from '../trainerClient';
 import { lastCheckpointStep, requireTrainerMethod } from '../trainerCaps';
-import { flushCaptions } from './photos';
+import { flushCaptionsNow } from './photos';
 import { loadModel, noteVaeStatus } from './model';
-import { fileStem, flushSettings, openSession, sampleItem } from './session';
+import { fileStem, flushSettings, flushSettingsNow, openSession, sampleItem } from './session';
 
 const HISTORY_SAVE_MS = 5000;
 
@@ -108,8 +109,9 @@ export function persistOnPageHide(): void {
     saveSoon.cancel();
     saveAtCheckpoint.cancel();
     if (run) void sessionStore.saveHistory(run.sessionId, metrics.toRecord());
-    void flushSettings();
-    void flushCaptions();
+    // Edits inside their debounce: written now and noted in localStorage (replayed on the next start).
+    const settings = flushSettingsNow();
+    notePendingWrites([...(settings ? [settings] : []), ...flushCaptionsNow()]);
   });
 }
 
