@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { downloadCompareGrid, loadCompare, renderBlocker, renderCompare } from './actions/compare';
-import { axes } from './charts/chartTheme';
+import { axes, lossTickFormat } from './charts/chartTheme';
 import {
   alignSeries,
   COMPARE_COLORS,
@@ -81,7 +81,6 @@ function CompareChart(props: {
 
 const lossValues = (e: CompareEntry) => smoothedLoss(e.history!);
 const rankValues = (e: CompareEntry) => meanRanks(e.history!);
-const lossFormat = (v: number) => (Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(2) : v.toExponential(0));
 
 function SummaryTable({ entries }: { entries: CompareEntry[] }) {
   const rows = entries.map(summarize);
@@ -294,7 +293,7 @@ export function CompareView() {
             axisLabel="loss"
             entries={entries}
             values={lossValues}
-            format={lossFormat}
+            format={lossTickFormat}
           />
           <CompareChart
             testId="compare-rank-chart"

@@ -16,6 +16,7 @@ import {
 } from './actions/session';
 import { SESSION_FILE_EXTENSION } from '../train/sessionFile';
 import { toggleCompare } from './actions/compare';
+import { modeLabel } from './compare';
 import { CompareView } from './CompareView';
 import { ModelsPanel } from './ModelsPanel';
 import { ConfirmDelete, TableHead } from './tableParts';
@@ -58,9 +59,7 @@ function Row({ item, current, picked }: { item: SessionListItem; current: boolea
       <td>
         {s.step} / {s.settings.steps}
       </td>
-      <td>
-        {s.settings.mode === 'fixed' ? `fixed r=${s.settings.fixedRank}` : `LoRA² ≤${s.settings.maxRank}`}
-      </td>
+      <td>{modeLabel(s.settings)}</td>
       <td>{s.photos.length}</td>
       <td data-testid="session-bytes">{item.bytes === undefined ? '…' : formatBytes(item.bytes)}</td>
       <td className="muted small">{date(s.updatedAt)}</td>

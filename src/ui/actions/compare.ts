@@ -1,22 +1,19 @@
 // Compare actions (Sessions tab): pick up to four saved sessions, read their stored histories and checkpoints,
 // and render one prompt with each session's LoRA beside the base model at the same seeds. The renders are a
 // view, not samples of any one session: they stay in memory until the next render, and download as one PNG.
-import * as Comlink from 'comlink';
 import type { GenerateRequest } from '../../../workers/api';
 import { imageGrid } from '../../io/imageGrid';
 import { encodePng, type RgbaImage } from '../../io/png';
 import { DEFAULT_MODEL_URL } from '../../train/sessionStore';
-import { StepClock } from '../../train/eta';
 import { rgbaToPng } from '../../train/photos';
 import { MAX_COMPARED, modeLabel, type CompareEntry } from '../compare';
 import { saveBlob } from '../download';
 import { describeError } from '../errorText';
 import { sessionStore } from '../services';
 import { isTraining, showNotice, useStudio, type CompareState } from '../studioStore';
-import { throttle } from '../throttle';
 import { trainer } from '../trainerClient';
 import { requireTrainerMethod, trainerCapabilities } from '../trainerCaps';
-import { noteVaeStatus } from './model';
+import { renderAll } from './generate';
 
 const setCompare = (patch: Partial<CompareState>) =>
   useStudio.setState((s) => ({ compare: { ...s.compare, ...patch } }));
@@ -124,10 +121,17 @@ export async function renderCompare(opts: {
     })),
   ];
   rendered = opts.seeds.map(() => []);
-  const total = opts.steps * opts.seeds.length * columns.length;
-  let done = 0;
-  const clock = new StepClock();
-  const report = throttle(() => setRender({ step: done, etaMs: clock.etaMs(total - done) }), 250);
+  const cells = opts.seeds.flatMap((seed, r) => columns.map((col, c) => ({ r, c, seed, col })));
+  const requests: GenerateRequest[] = cells.map(({ seed, col }) => ({
+    prompt: opts.prompt,
+    seed,
+    steps: opts.steps,
+    guidance: opts.guidance,
+    sampler: 'ddim',
+    sessionId: col.sessionId,
+    loraStrength: col.sessionId ? 1 : 0,
+  }));
+  const total = opts.steps * requests.length;
   setRender({
     busy: true,
     step: 0,
@@ -141,43 +145,19 @@ export async function renderCompare(opts: {
   });
   try {
     await requireTrainerMethod('generate');
-    clock.lap(performance.now(), false);
-    for (const [r, seed] of opts.seeds.entries()) {
-      for (const [c, col] of columns.entries()) {
-        const req: GenerateRequest = {
-          prompt: opts.prompt,
-          seed,
-          steps: opts.steps,
-          guidance: opts.guidance,
-          sampler: 'ddim',
-          sessionId: col.sessionId,
-          loraStrength: col.sessionId ? 1 : 0,
-        };
-        const before = done;
-        const img = await trainer().generate(
-          req,
-          Comlink.proxy((s: number) => {
-            // Each image's first step leaves the pace alone: a fresh worker compiles the UNet's pipelines there.
-            clock.lap(performance.now(), s === 1);
-            done = before + s;
-            report.call();
-          }),
-        );
-        noteVaeStatus(img.vae);
-        const rgba = { width: img.width, height: img.height, data: new Uint8ClampedArray(img.rgba) };
-        rendered[r][c] = rgba;
-        const url = URL.createObjectURL(await rgbaToPng(rgba.data, rgba.width, rgba.height));
-        useStudio.setState((s) => {
-          const cells = s.compare.render.cells.map((row) => [...row]);
-          cells[r][c] = url;
-          return { compare: { ...s.compare, render: { ...s.compare.render, cells } } };
-        });
-      }
-    }
-    report.cancel();
+    await renderAll(requests, setRender, async (k, img) => {
+      const { r, c } = cells[k];
+      const rgba = { width: img.width, height: img.height, data: new Uint8ClampedArray(img.rgba) };
+      rendered[r][c] = rgba;
+      const url = URL.createObjectURL(await rgbaToPng(rgba.data, rgba.width, rgba.height));
+      useStudio.setState((s) => {
+        const grid = s.compare.render.cells.map((row) => [...row]);
+        grid[r][c] = url;
+        return { compare: { ...s.compare, render: { ...s.compare.render, cells: grid } } };
+      });
+    });
     setRender({ busy: false, step: total, etaMs: undefined });
   } catch (e) {
-    report.cancel();
     console.error(e);
     // What was rendered before the error stays on screen.
     setRender({ busy: false, error: describeError(e) });

@@ -1,7 +1,7 @@
 // Generate actions: sample with the session's LoRA (or the base model), keep each image in the session's
 // gallery in IndexedDB, delete from it.
 import * as Comlink from 'comlink';
-import type { GenerateRequest } from '../../../workers/api';
+import type { GeneratedImage, GenerateRequest } from '../../../workers/api';
 import { StepClock } from '../../train/eta';
 import { rgbaToPng } from '../../train/photos';
 import { describeError } from '../errorText';
@@ -12,6 +12,42 @@ import { trainer } from '../trainerClient';
 import { requireTrainerMethod } from '../trainerCaps';
 import { noteVaeStatus } from './model';
 import { sampleItem } from './session';
+
+/**
+ * Renders `requests` one after another in the worker with one progress line: steps done of all, and the time
+ * left from the steady pace. Each image's first step is left out of the pace: in a fresh worker it compiles the
+ * UNet's pipelines (minutes on a software adapter), and a later image's follows the previous one's decode.
+ * `onImage` gets each image when it is done (its VAE status already noted).
+ */
+export async function renderAll(
+  requests: readonly GenerateRequest[],
+  report: (p: { step: number; total: number; etaMs?: number }) => void,
+  onImage: (k: number, img: GeneratedImage) => Promise<void>,
+): Promise<void> {
+  const total = requests.reduce((a, r) => a + r.steps, 0);
+  const clock = new StepClock();
+  let step = 0;
+  const progress = throttle(() => report({ step, total, etaMs: clock.etaMs(total - step) }), 250);
+  try {
+    clock.lap(performance.now(), false);
+    let before = 0;
+    for (const [k, r] of requests.entries()) {
+      const img = await trainer().generate(
+        r,
+        Comlink.proxy((s: number) => {
+          clock.lap(performance.now(), s === 1);
+          step = before + s;
+          progress.call();
+        }),
+      );
+      before += r.steps;
+      noteVaeStatus(img.vae);
+      await onImage(k, img);
+    }
+  } finally {
+    progress.cancel();
+  }
+}
 
 /** Most images one Generate click renders (each seed's before/after pair counts once). */
 export const MAX_IMAGES = 8;
@@ -39,30 +75,15 @@ export async function generateImage(
   const session = useStudio.getState().session;
   if (!session || useStudio.getState().generating.busy) return;
   const requests = generateRequests(req, opts);
-  let step = 0;
-  let total = req.steps * requests.length;
+  const total = requests.reduce((a, r) => a + r.steps, 0);
   const setGen = (g: Partial<ReturnType<typeof useStudio.getState>['generating']>) =>
     useStudio.setState((s) => ({ generating: { ...s.generating, ...g } }));
-  // Each image's first step is left out of the pace: in a fresh worker it compiles the UNet's pipelines
-  // (minutes on a software adapter), and the second of a before/after pair follows the first one's decode.
-  const clock = new StepClock();
-  const report = throttle(() => setGen({ step, total, etaMs: clock.etaMs(total - step) }), 250);
   const made: number[] = [];
   try {
     await requireTrainerMethod('generate');
     setGen({ busy: true, step: 0, total, etaMs: undefined, error: undefined });
-    clock.lap(performance.now(), false);
-    for (const [k, r] of requests.entries()) {
-      const img = await trainer().generate(
-        r,
-        Comlink.proxy((s: number, t: number) => {
-          clock.lap(performance.now(), s === 1);
-          step = k * t + s;
-          total = t * requests.length;
-          report.call();
-        }),
-      );
-      noteVaeStatus(img.vae);
+    await renderAll(requests, setGen, async (k, img) => {
+      const r = requests[k];
       const image = await rgbaToPng(img.rgba, img.width, img.height);
       const rec = {
         kind: 'generated' as const,
@@ -78,11 +99,9 @@ export async function generateImage(
       useStudio.setState((s) => ({
         samples: s.session?.id === session.id ? [...s.samples, item] : s.samples,
       }));
-    }
-    report.cancel();
+    });
     setGen({ busy: false, step: total, total, latest: made });
   } catch (e) {
-    report.cancel();
     console.error(e);
     // What was rendered before the error is kept and shown.
     setGen({ busy: false, error: describeError(e), ...(made.length ? { latest: made } : {}) });

@@ -1,7 +1,7 @@
 // Training loss per step: the raw values (faint, noisy by nature of diffusion) and their moving average.
 import type uPlot from 'uplot';
 import { metrics } from '../services';
-import { axes } from './chartTheme';
+import { axes, lossTickFormat } from './chartTheme';
 import { LiveChart } from './LiveChart';
 
 const signature = () => 'loss';
@@ -12,7 +12,7 @@ const options = (width: number, height: number): uPlot.Options => ({
   legend: { show: true, live: true },
   cursor: { drag: { x: true, y: false } },
   scales: { x: { time: false } },
-  axes: axes('loss', (v) => (Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(2) : v.toExponential(0))),
+  axes: axes('loss', lossTickFormat),
   series: [
     { label: 'step' },
     { label: 'loss', stroke: 'rgba(124,156,255,0.35)', width: 1, points: { show: false } },

@@ -23,6 +23,10 @@ export function layerColors(layers: readonly { block: LayerBlock }[]): string[] 
   return layers.map((l) => blockColor(l.block, seen[l.block]++, counts[l.block]));
 }
 
+/** A loss axis's labels: two decimals, or an exponent below 0.01. */
+export const lossTickFormat = (v: number) =>
+  Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(2) : v.toExponential(0);
+
 const AXIS = '#9aa3b2';
 const GRID = '#262b36';
 
