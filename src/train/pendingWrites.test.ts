@@ -1,6 +1,11 @@
 // Edits noted in localStorage as a page goes away are written on the next start, once.
 import { describe, expect, it } from 'vitest';
-import { notePendingWrites, PENDING_KEY, replayPendingWrites } from './pendingWrites';
+import {
+  forgetPendingWritesOnRestore,
+  notePendingWrites,
+  PENDING_KEY,
+  replayPendingWrites,
+} from './pendingWrites';
 import { memoryKeyValueStore, SessionStore } from './sessionStore';
 
 function storage() {
@@ -52,6 +57,18 @@ describe('pending writes', () => {
     expect(ls.m.has(PENDING_KEY)).toBe(false);
     ls.setItem(PENDING_KEY, '[]');
     notePendingWrites([], ls);
+    expect(ls.m.has(PENDING_KEY)).toBe(false);
+  });
+  it('forgets the note when the page comes back from the back/forward cache, not on a fresh load', () => {
+    const ls = storage();
+    const page = new EventTarget();
+    forgetPendingWritesOnRestore(page, ls);
+    const pageshow = (persisted: boolean) =>
+      page.dispatchEvent(Object.assign(new Event('pageshow'), { persisted }));
+    notePendingWrites([{ sessionId: 's', captions: { 0: '<v1> dog' } }], ls);
+    pageshow(false); // a fresh load: the start replays the note
+    expect(ls.m.has(PENDING_KEY)).toBe(true);
+    pageshow(true); // restored: the page's own state is newer than its note
     expect(ls.m.has(PENDING_KEY)).toBe(false);
   });
 });

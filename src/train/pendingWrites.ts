@@ -27,6 +27,26 @@ export function notePendingWrites(pending: PendingWrites[], storage: SyncStorage
 }
 
 /**
+ * A page restored from the back/forward cache lives on with the edits it noted on pagehide, whose writes were
+ * started then (a page with an IndexedDB transaction still open is not restored but reloaded, and the next
+ * start replays the note). Its note is stale from now on: left in place, the next start would replay it over
+ * the edits made after the restore. This forgets it on such a pageshow.
+ */
+export function forgetPendingWritesOnRestore(
+  target: Pick<EventTarget, 'addEventListener'> = globalThis,
+  storage: SyncStorage = localStorage,
+): void {
+  target.addEventListener('pageshow', (e) => {
+    if (!(e as PageTransitionEvent).persisted) return;
+    try {
+      storage.removeItem(PENDING_KEY);
+    } catch {
+      // localStorage disabled: there was no note.
+    }
+  });
+}
+
+/**
  * Writes the edits a page noted as it went away, then forgets them. Sessions or photos deleted since are
  * skipped; a note that cannot be read is dropped. Returns how many writes it made.
  */

@@ -2,7 +2,7 @@
 // metrics history every step and to IndexedDB every few seconds; previews become stored samples; a lost
 // device or a reload mid-run turns into a Resume offer. LoRA export/import go through the trainer too.
 import * as Comlink from 'comlink';
-import { notePendingWrites } from '../../train/pendingWrites';
+import { forgetPendingWritesOnRestore, notePendingWrites } from '../../train/pendingWrites';
 import type { PreviewEvent, TrainingImage, TrainProgress, WorkerError } from '../../../workers/api';
 import { captionProblem } from '../../train/captions';
 import { checkPhotoPixels, rgbaToPng, toTrainingImage } from '../../train/photos';
@@ -113,6 +113,7 @@ export function persistOnPageHide(): void {
     const settings = flushSettingsNow();
     notePendingWrites([...(settings ? [settings] : []), ...flushCaptionsNow()]);
   });
+  forgetPendingWritesOnRestore();
 }
 
 async function savePreview(sessionId: string, e: PreviewEvent): Promise<void> {
