@@ -91,7 +91,10 @@ export class UNet2DConditionModel {
     try {
       await engine.untracked(async () => {
         for (const [name, info] of matched) {
-          tensors.set(name, engine.fromArray(await reader.readFloat32(name), info.shape, { label: name }));
+          tensors.set(
+            name,
+            engine.fromArray(await reader.readFloat32(name), info.shape, { label: name, exact: true }),
+          );
         }
       });
     } catch (e) {

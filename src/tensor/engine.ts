@@ -11,6 +11,11 @@ export interface TensorOptions {
   dtype?: DType;
   label?: string;
   requiresGrad?: boolean;
+  /**
+   * Lives as long as the model (frozen weights): its buffer has the exact size rather than a pooled size
+   * class, and is destroyed, not kept for reuse, when the tensor is released.
+   */
+  exact?: boolean;
 }
 
 /** Anything a scope may return: tensors inside arrays and plain objects are found and kept. */
@@ -104,7 +109,7 @@ export class Engine {
     const dtype = opts.dtype ?? 'f32';
     const label = opts.label ?? 'tensor';
     const bytes = numel(shape) * bytesPerElement(dtype);
-    const storage = new Storage(this, this.pool.acquire(bytes, label), bytes);
+    const storage = new Storage(this, this.pool.acquire(bytes, label, opts.exact), bytes);
     const t = new Tensor(this, storage, shape, dtype, label);
     t.requiresGrad = opts.requiresGrad ?? false;
     return t;

@@ -54,6 +54,8 @@ export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private readonly live = new Map<GPUBuffer, number>();
   private readonly doomed: GPUBuffer[] = [];
+  /** Live buffers acquired with `exact`: not reused, destroyed on release. */
+  private readonly exact = new Set<GPUBuffer>();
   private readonly maxCachedBytes: number;
   private readonly isRecording: () => boolean;
   private readonly maxBufferSize: number;
@@ -73,9 +75,21 @@ export class BufferPool {
     this.maxBufferSize = device.limits.maxBufferSize;
   }
 
-  /** A storage buffer of at least `bytes` bytes (contents undefined), labelled for its use. */
-  acquire(bytes: number, label: string): GPUBuffer {
+  /**
+   * A storage buffer of at least `bytes` bytes (contents undefined), labelled for its use. `exact`: a buffer
+   * that lives as long as the model (frozen weights) gets its own 4-aligned size instead of a size class,
+   * which would waste ~12% of it on average (0.4 GiB of SD 1.5's UNet), and is destroyed when released.
+   */
+  acquire(bytes: number, label: string, exact = false): GPUBuffer {
     this.flush();
+    if (exact) {
+      const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+      const buf = this.device.createBuffer({ label, size, usage: POOL_USAGE });
+      this.created++;
+      this.exact.add(buf);
+      this.hold(buf, size);
+      return buf;
+    }
     const size = sizeClass(bytes, this.maxBufferSize);
     const cached = this.free.get(size)?.pop();
     let buf: GPUBuffer;
@@ -88,11 +102,15 @@ export class BufferPool {
       buf = this.device.createBuffer({ label, size, usage: POOL_USAGE });
       this.created++;
     }
+    this.hold(buf, size);
+    return buf;
+  }
+
+  private hold(buf: GPUBuffer, size: number): void {
     this.live.set(buf, size);
     this.liveBytes += size;
     this.peakLiveBytes = Math.max(this.peakLiveBytes, this.liveBytes);
     this.peakAllocatedBytes = Math.max(this.peakAllocatedBytes, this.liveBytes + this.cachedBytes);
-    return buf;
   }
 
   /** Returns a buffer from acquire() for reuse. Releasing twice, or a foreign buffer, throws. */
@@ -102,7 +120,7 @@ export class BufferPool {
       throw new PoolError(`release of a buffer the pool does not hold live: ${buf.label}`);
     this.live.delete(buf);
     this.liveBytes -= size;
-    if (this.cachedBytes + size > this.maxCachedBytes) {
+    if (this.exact.delete(buf) || this.cachedBytes + size > this.maxCachedBytes) {
       this.destroyLater(buf);
       return;
     }
@@ -148,6 +166,7 @@ export class BufferPool {
   destroyAll(): void {
     for (const b of this.live.keys()) this.destroyLater(b);
     this.live.clear();
+    this.exact.clear();
     this.liveBytes = 0;
     this.trim();
   }

@@ -68,6 +68,23 @@ describe('buffer pool and tensors', () => {
     e.destroy();
   });
 
+  it('gives long-lived (exact) tensors their own size, never reuses them and destroys them on release', async () => {
+    const e = await engine();
+    const w = e.fromArray(new Float32Array(1100).fill(2), [1100], { label: 'weight', exact: true }); // 4400 B
+    expect(sizeClass(4400)).toBeGreaterThan(4400);
+    expect(e.stats().liveBytes).toBe(4400);
+    expect(w.buffer.size).toBe(4400);
+    expect(Array.from(await w.read()).every((v) => v === 2)).toBe(true);
+    const buf = w.buffer;
+    w.release();
+    expect(e.stats()).toMatchObject({ liveBytes: 0, cachedBytes: 0, peakAllocatedBytes: 4400 });
+    const next = e.empty([1100], { label: 'activation' }); // pooled: a size class, a new buffer
+    expect(next.buffer).not.toBe(buf);
+    expect(e.stats().liveBytes).toBe(sizeClass(4400));
+    next.release();
+    e.destroy();
+  });
+
   it('uploads and reads back f32 and f16, zeros and fills', async () => {
     const e = await engine();
     const data = Float32Array.from({ length: 7 }, (_, i) => i * 0.5 - 1.25);
