@@ -1,7 +1,7 @@
 // Headless LoRA² training in Node (Dawn WebGPU): npm run train -- --photos DIR [--prompt "<v1> dog face"] --steps N
 // [--fixed-rank R] [--out DIR] [--model DIR] [--batch B] [--seed S] [--samples 4] [--sample-steps 20]
 // [--targets attention|attention+conv] [--lora2 lr=0.01,scale=2] (LoRA² settings: numbers, on/off as 0/1)
-// [--accumulate K] [--lr-schedule constant|cosine] [--warmup N] [--flip] [--min-crop 0.8]
+// [--accumulate K] [--lr-schedule constant|cosine] [--warmup N] [--flip] [--min-crop 0.8] [--gradient-checkpointing]
 // [--class-prompt "robot" --class-images 8 --prior-weight 1 --class-dir DIR] (prior preservation)
 // [--preview-every N [--preview-prompt "<v1> dog in the snow"]] (previews/step-N.png: the prompt with the LoRA
 // so far, seed 1).
@@ -71,6 +71,11 @@ const args = cliArgs(
     'lr-schedule': { type: 'string', default: 'constant', help: 'constant or cosine' },
     warmup: { type: 'string', default: '0', help: 'linear warm-up steps' },
     flip: { type: 'boolean', default: false, help: 'random horizontal flips' },
+    'gradient-checkpointing': {
+      type: 'boolean',
+      default: false,
+      help: "recompute each UNet block's activations in backward (less GPU memory, slower steps)",
+    },
     'min-crop': {
       type: 'string',
       default: '1',
@@ -205,6 +210,7 @@ async function main(): Promise<void> {
       seed: Number(args.seed),
       contributionsEvery: 0,
       gradientAccumulation: Number(args.accumulate),
+      gradientCheckpointing: args['gradient-checkpointing']!,
       lrSchedule: { kind, warmupSteps: Number(args.warmup) },
       augment: { flip: args.flip!, minCrop: Number(args['min-crop']) },
       priorLossWeight: Number(args['prior-weight']),
@@ -315,6 +321,7 @@ async function main(): Promise<void> {
     training: {
       batch: trainer.config.batchSize,
       gradientAccumulation: trainer.config.gradientAccumulation,
+      gradientCheckpointing: trainer.config.gradientCheckpointing,
       lrSchedule: trainer.config.lrSchedule,
       augment: trainer.config.augment,
       ...(args['class-prompt'] !== undefined

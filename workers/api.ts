@@ -96,6 +96,11 @@ export interface TrainSettings {
   layers?: TargetPreset;
   /** Micro-batches whose gradients make one optimizer step. */
   gradientAccumulation: number;
+  /**
+   * Recompute each UNet block's activations in the backward pass instead of keeping them: less GPU memory,
+   * longer steps. Absent in sessions saved before it existed: off.
+   */
+  gradientCheckpointing?: boolean;
   /** Learning-rate schedule after the warm-up. */
   lrSchedule: 'constant' | 'cosine';
   /** Linear warm-up steps of every learning rate. */

@@ -490,7 +490,7 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
     expect(decoupled).toBeGreaterThan(0.99);
   });
 
-  it('gradient accumulation averages its micro-batches; prior preservation adds λ × the class batch', async () => {
+  it('gradient accumulation averages its micro-batches; prior preservation adds λ × the class batch; checkpointing changes nothing but memory', async () => {
     const base = await goldenTrainData();
     const ehs = await reader.readFloat32('inputs.encoder_hidden_states');
     // Class pool = the instance pool (same size, so the same draws) under the second prompt.
@@ -528,29 +528,42 @@ describe('LoRA² adapter vs the PyTorch golden step', () => {
           return apply(scale);
         };
       }
+      engine.pool.resetPeak();
       for (let i = 0; i < steps; i++) {
         await t.trainStep();
         out.push(Float32Array.from(parts.flatMap((p) => Array.from(p))));
         parts.length = 0;
       }
       const losses = { loss: [...t.lossHistory], classLoss: [...t.classLossHistory] };
+      const peakLiveBytes = engine.stats().peakLiveBytes;
       t.release();
-      return { grads: out, ...losses };
+      return { grads: out, ...losses, peakLiveBytes };
     };
     // Micro-batch draws, one per step: instance prompt, then the second prompt.
-    const [ga] = (await gradients({}, base, 1)).grads;
+    const plain = await gradients({}, base, 1);
+    const [ga] = plain.grads;
     const two = await gradients({}, base, 2);
     const gb1 = two.grads[1];
     const single = await gradients({}, secondPrompt, 2);
     const gb2 = single.grads[1];
     const accumulated = await gradients({ gradientAccumulation: 2 }, base, 1);
     const prior = await gradients({ priorLossWeight: 0.5 }, withClass, 1);
+    const checkpointed = await gradients({ gradientCheckpointing: true }, base, 1);
     const combine = (wa: number, b: Float32Array, wb: number) => ga.map((v, i) => wa * v + wb * b[i]);
     const errAcc = relativeError(accumulated.grads[0], combine(0.5, gb1, 0.5));
     const errPrior = relativeError(prior.grads[0], combine(1, gb2, 0.5));
     mark(`accumulation rel err ${errAcc.toExponential(2)}, prior preservation ${errPrior.toExponential(2)}`);
     expect(errAcc).toBeLessThan(1e-4);
     expect(errPrior).toBeLessThan(1e-4);
+    // Gradient checkpointing recomputes the blocks' activations: the same step with less held at once.
+    const errCkpt = relativeError(checkpointed.grads[0], ga);
+    mark(
+      `checkpointing rel err ${errCkpt.toExponential(2)}, peak live bytes ` +
+        `${checkpointed.peakLiveBytes} vs ${plain.peakLiveBytes} without`,
+    );
+    expect(errCkpt).toBeLessThan(1e-6);
+    expect(checkpointed.loss[0]).toBe(plain.loss[0]);
+    expect(checkpointed.peakLiveBytes).toBeLessThan(plain.peakLiveBytes);
     // The two micro-batches really differ (else the test could not tell a mean from either one).
     expect(relativeError(ga, gb1)).toBeGreaterThan(0.1);
     expect(relativeError(gb1, gb2)).toBeGreaterThan(0.01);

@@ -24,6 +24,7 @@ export const DEFAULT_TRAIN_SETTINGS: Readonly<TrainSettings> = Object.freeze({
   checkpointEvery: 50,
   layers: 'attention',
   gradientAccumulation: 1,
+  gradientCheckpointing: false,
   lrSchedule: 'constant',
   warmupSteps: 0,
   flip: false,

@@ -19,6 +19,7 @@ export function trainerConfig(sessionId: string, s: TrainSettings): TrainerConfi
     checkpointEvery: s.checkpointEvery,
     contributionsEvery: contributionsInterval(s.steps),
     gradientAccumulation: s.gradientAccumulation,
+    gradientCheckpointing: s.gradientCheckpointing ?? false,
     lrSchedule: { kind: s.lrSchedule, warmupSteps: s.warmupSteps },
     augment: { flip: s.flip, minCrop: s.minCrop },
     priorLossWeight: s.priorLossWeight,

@@ -262,6 +262,18 @@ export function SettingsPanel() {
               />
               <span className="default">off for subjects that are not mirror-symmetric</span>
             </label>
+            <label className="field">
+              <span className="label">Gradient checkpointing</span>
+              <input
+                type="checkbox"
+                checked={settings.gradientCheckpointing ?? false}
+                data-testid="setting-gradientCheckpointing"
+                onChange={(e) => updateSettings({ gradientCheckpointing: e.target.checked })}
+              />
+              <span className="default">
+                recompute each block in the backward pass: less GPU memory for large models, slower steps
+              </span>
+            </label>
           </div>
           <TextField
             field="classPrompt"
