@@ -157,6 +157,7 @@ async function main(): Promise<void> {
     console.log(`  step ${p.step}/${steps}: ${sec(stepMs.at(-1)!)}, loss ${p.loss.toFixed(4)}`);
   });
   const trainPeak = engine.stats().peakAllocatedBytes;
+  const trainPeakLive = engine.stats().peakLiveBytes;
   const trainPipelines = kernelContext(gpu).pipelines.size;
   const ranks = trainer.layerStates().map((l) => l.rank);
   const adapterBytes = trainer.adapterBytes;
@@ -189,6 +190,9 @@ async function main(): Promise<void> {
   if (steady.length)
     console.log(`| training: later steps, mean of ${steady.length} | ${sec(mean(steady))} |`);
   console.log(`| training: peak GPU memory (weights included) | ${gib(trainPeak)} |`);
+  console.log(
+    `| training: of which in use at once (the rest: freed buffers the pool keeps) | ${gib(trainPeakLive)} |`,
+  );
   console.log(
     `| LoRA² adapter after ${steps} steps | ${(adapterBytes / 1024).toFixed(0)} KiB, ranks ${Math.min(...ranks)}–${Math.max(...ranks)} |`,
   );

@@ -67,6 +67,7 @@ describe('studio training flow (fake trainer)', () => {
     await page.getByTestId('setting-previewPrompt').fill('<v1> dog in the snow'); // what the previews draw
     await page.locator('details.advanced').evaluate((d) => ((d as HTMLDetailsElement).open = true));
     await page.getByTestId('setting-checkpointEvery').fill('5');
+    await page.getByTestId('setting-gradientCheckpointing').check();
     await page.locator('[data-testid="settings-saved"][data-saved="true"]').waitFor();
 
     // A prompt without an identifier is refused with the reason.
@@ -93,6 +94,7 @@ describe('studio training flow (fake trainer)', () => {
     // The history reached at least the checkpoint at step 10 before the reload.
     await expect.poll(points).toBeGreaterThanOrEqual(10);
     await page.locator('[data-testid="model-chip"][data-phase="ready"]').waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId('setting-gradientCheckpointing').isChecked()).toBe(true); // saved with the session
     // Long tasks of the reload itself (parsing, first render) are not training: count from here.
     await page.evaluate(() => ((window as unknown as { __longtasks: LongTask[] }).__longtasks = []));
     await offer.getByRole('button', { name: 'Resume' }).click();
