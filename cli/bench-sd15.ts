@@ -164,7 +164,9 @@ async function main(): Promise<void> {
   if (!losses.every(Number.isFinite)) throw new Error(`a training loss is not finite: ${losses.join(', ')}`);
   trainer.release();
 
-  // One guided sampling step: the UNet at batch 2 (unconditional and conditional halves).
+  // One guided sampling step: the UNet at batch 2 (unconditional and conditional halves), measured from the
+  // weights alone (the training step's freed buffers let go).
+  engine.pool.trim();
   engine.pool.resetPeak();
   const sampleMs: number[] = [];
   for (let i = 0; i < (args['skip-sampling'] ? 0 : 2); i++) {
