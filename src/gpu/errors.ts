@@ -80,7 +80,7 @@ export class GpuOutOfMemoryError extends GpuError {
     this.name = 'GpuOutOfMemoryError';
   }
   get advice(): string {
-    return 'Lower the batch size, resolution or maximum rank, enable gradient checkpointing, or close other GPU-heavy tabs.';
+    return 'Lower the batch size, resolution or maximum rank, turn on gradient checkpointing (Train → Advanced), or close other GPU-heavy tabs.';
   }
 }
 
