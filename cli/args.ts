@@ -60,6 +60,12 @@ export function parseCli<O extends CliOptions>(argv: string[], options: O): Valu
   }
 }
 
+/** A command line the CLI cannot run: prints what to change and where the options are, and exits 2. */
+export function exitUsage(command: string, message: string): never {
+  console.error(`${message}\nrun \`npm run ${command} -- --help\` for the options`);
+  process.exit(2);
+}
+
 /** parseCli on the process's arguments: prints --help and exits 0, or the error and exits 2. */
 export function cliArgs<O extends CliOptions>(command: string, summary: string, options: O): Values<O> {
   let parsed: Values<O> | 'help';
@@ -67,8 +73,7 @@ export function cliArgs<O extends CliOptions>(command: string, summary: string, 
     parsed = parseCli(process.argv.slice(2), options);
   } catch (e) {
     if (!(e instanceof CliUsageError)) throw e;
-    console.error(`${e.message}\nrun \`npm run ${command} -- --help\` for the options`);
-    process.exit(2);
+    exitUsage(command, e.message);
   }
   if (parsed === 'help') {
     console.log(cliHelp(command, summary, options));

@@ -8,7 +8,6 @@ import { readFile } from 'node:fs/promises';
 import { adapterName, compileShader } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { decodePng } from '../src/io/png';
-import { kernelContext } from '../src/kernels/common';
 import { lora2Settings, targetPreset } from '../src/lora/adapter';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
@@ -40,7 +39,7 @@ async function main(): Promise<void> {
   }
   const images = await model.encodeImages(photos);
   const embedding = await model.embed(model.sampling.trainPrompt ?? '<v1> dog');
-  const ctx = kernelContext(gpu);
+  const ctx = engine.ctx;
   const before = new Set(ctx.pipelines.keys());
   const trainer = await Trainer.create(
     engine,
@@ -57,12 +56,7 @@ async function main(): Promise<void> {
     },
   );
   const stepMs: number[] = [];
-  let t = performance.now();
-  await trainer.run(() => {
-    const now = performance.now();
-    stepMs.push(now - t);
-    t = now;
-  });
+  await trainer.run((p) => stepMs.push(p.stepMs));
   trainer.release();
   const keys = [...ctx.pipelines.keys()].filter((k) => !before.has(k));
 

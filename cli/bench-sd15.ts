@@ -8,17 +8,18 @@
 import { readFile } from 'node:fs/promises';
 import { adapterName } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
-import { kernelContext } from '../src/kernels/common';
 import { lora2Settings, targetPreset } from '../src/lora/adapter';
 import { parseUNetConfig } from '../src/models/config';
+import { parameterCount } from '../src/models/keys';
 import { Rng } from '../src/models/rng';
 import { NoiseSchedule, parseSchedulerConfig } from '../src/models/schedulers';
 import { UNet2DConditionModel } from '../src/models/unet';
 import { ParameterStore } from '../src/nn/params';
 import { Engine } from '../src/tensor/engine';
+import { numel } from '../src/tensor/shape';
 import type { Tensor } from '../src/tensor/tensor';
 import { DEFAULT_TRAINER_CONFIG, Trainer } from '../src/train/trainer';
-import { cliArgs } from './args';
+import { cliArgs, exitUsage } from './args';
 
 const args = cliArgs(
   'bench:sd15',
@@ -38,11 +39,6 @@ const args = cliArgs(
   },
 );
 
-function usage(message: string): never {
-  console.error(`${message}\nrun \`npm run bench:sd15 -- --help\` for the options`);
-  process.exit(2);
-}
-
 const fixture = (name: string) =>
   readFile(new URL(`../src/models/fixtures/${name}`, import.meta.url), 'utf8');
 
@@ -58,13 +54,13 @@ const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
  * with standard deviation 1/√fan-in, norm scales 1, biases 0 (uniform rather than normal: 860M of them).
  */
 function randomWeights(name: string, shape: number[], rng: Rng): Float32Array {
-  const n = shape.reduce((a, b) => a * b, 1);
+  const n = numel(shape);
   const out = new Float32Array(n);
   if (shape.length === 1) {
     if (/norm\d*\.weight$/.test(name)) out.fill(1);
     return out;
   }
-  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+  const fanIn = numel(shape.slice(1));
   const half = Math.sqrt(3 / fanIn);
   // xorshift32 seeded from the Rng: the stream per tensor is reproducible and cheap.
   let x = (rng.nextU32() | 1) >>> 0;
@@ -82,9 +78,9 @@ async function main(): Promise<void> {
   const steps = Number(args.steps);
   const batch = Number(args.batch);
   for (const [name, v] of Object.entries({ latent: L, steps, batch })) {
-    if (!Number.isInteger(v) || v < 1) usage(`--${name} must be a positive integer`);
+    if (!Number.isInteger(v) || v < 1) exitUsage('bench:sd15', `--${name} must be a positive integer`);
   }
-  if (L % 8) usage('--latent must be a multiple of 8 (three downsamplers)');
+  if (L % 8) exitUsage('bench:sd15', '--latent must be a multiple of 8 (three downsamplers)');
   const config = parseUNetConfig(JSON.parse(await fixture('sd15-unet-config.json')));
   const keys = JSON.parse(await fixture('sd15-unet-keys.json')) as { shapes: [string, number[]][] };
   const gpu = await acquireNodeGpu();
@@ -97,21 +93,20 @@ async function main(): Promise<void> {
   );
 
   const rng = new Rng(Number(args.seed));
-  let t0 = performance.now();
+  const t0 = performance.now();
   const tensors = new Map<string, Tensor>();
-  let parameters = 0;
   await engine.untracked(async () => {
     for (const [name, shape] of keys.shapes) {
       tensors.set(
         name,
         engine.fromArray(randomWeights(name, shape, rng), shape, { label: name, exact: true }),
       );
-      parameters += shape.reduce((a, b) => a * b, 1);
     }
     await gpu.device.queue.onSubmittedWorkDone();
   });
   const unet = new UNet2DConditionModel(engine, config, new ParameterStore(tensors));
   const weightBytes = engine.stats().liveBytes;
+  const parameters = parameterCount(keys.shapes.map(([, shape]) => shape));
   console.log(
     `SD 1.5 UNet: ${keys.shapes.length} tensors, ${parameters.toLocaleString('en')} parameters, ` +
       `${gib(weightBytes)} on the GPU (f32), made and uploaded in ${sec(performance.now() - t0)}`,
@@ -122,7 +117,6 @@ async function main(): Promise<void> {
   const images = Array.from({ length: 4 }, () => rng.normals(C * L * L));
   const embedding = { data: rng.normals(S * D), shape: [1, S, D] as [number, number, number] };
   const schedule = new NoiseSchedule(parseSchedulerConfig(SD15_SCHEDULER));
-  engine.pool.resetPeak();
   const trainer = await Trainer.create(
     engine,
     unet,
@@ -144,21 +138,17 @@ async function main(): Promise<void> {
     `training: latents ${C}×${L}×${L} (${8 * L} px), batch ${batch}, LoRA² on ${trainer.adapters.length} layers ` +
       `(${args.targets}), gradient checkpointing ${args.checkpointing ? 'on' : 'off'}`,
   );
+  // One progress event per step, with the step's time; run() starts the peak measurement.
   const stepMs: number[] = [];
   const losses: number[] = [];
-  t0 = performance.now();
-  let last = t0;
   await trainer.run((p) => {
-    if (p.step <= stepMs.length) return; // one event per step
-    const now = performance.now();
-    stepMs.push(now - last);
+    stepMs.push(p.stepMs);
     losses.push(p.loss);
-    last = now;
-    console.log(`  step ${p.step}/${steps}: ${sec(stepMs.at(-1)!)}, loss ${p.loss.toFixed(4)}`);
+    console.log(`  step ${p.step}/${steps}: ${sec(p.stepMs)}, loss ${p.loss.toFixed(4)}`);
   });
   const trainPeak = engine.stats().peakAllocatedBytes;
   const trainPeakLive = engine.stats().peakLiveBytes;
-  const trainPipelines = kernelContext(gpu).pipelines.size;
+  const trainPipelines = engine.ctx.pipelines.size;
   const ranks = trainer.layerStates().map((l) => l.rank);
   const adapterBytes = trainer.adapterBytes;
   if (!losses.every(Number.isFinite)) throw new Error(`a training loss is not finite: ${losses.join(', ')}`);
@@ -181,7 +171,7 @@ async function main(): Promise<void> {
     sampleMs.push(performance.now() - t);
   }
   const samplePeak = engine.stats().peakAllocatedBytes;
-  const samplePipelines = kernelContext(gpu).pipelines.size - trainPipelines;
+  const samplePipelines = engine.ctx.pipelines.size - trainPipelines;
 
   const steady = stepMs.slice(1);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
