@@ -85,6 +85,42 @@ describe('buffer pool and tensors', () => {
     e.destroy();
   });
 
+  it('does not grow past its high-water mark while cached buffers can serve or make room', async () => {
+    const footprints: number[] = [];
+    for (const trimOnGrowth of [true, false]) {
+      const e = new Engine(await testGpu(), { trimOnGrowth });
+      const a = e.empty([1000], { label: 'a' }); // 4000 B → class 4096
+      const b = e.empty([2000], { label: 'b' }); // 8000 B → class 8192
+      const bufB = b.buffer;
+      a.release();
+      b.release(); // cached 4096 + 8192: the high-water mark is 12288
+      const c = e.empty([1500], { label: 'c' }); // 6000 B → class 6144: none cached
+      if (trimOnGrowth) {
+        // A new 6144 would grow the pool: b's 8192 serves it.
+        expect(c.buffer).toBe(bufB);
+        expect(e.stats()).toMatchObject({ created: 2, reusedLarger: 1, liveBytes: 8192, cachedBytes: 4096 });
+      }
+      // 12000 B → class 12288, more than twice nothing cached: a's 4096 is destroyed before it is created.
+      const d = e.empty([3000], { label: 'd' });
+      if (trimOnGrowth) expect(e.stats()).toMatchObject({ created: 3, evicted: 1, cachedBytes: 0 });
+      footprints.push(e.stats().peakAllocatedBytes);
+      // Inside a recording nothing is destroyed (an unsubmitted command may use it); stretching still works.
+      c.release();
+      d.release();
+      await e.batch('record', () => {
+        const f = e.empty([6000], { label: 'f' }); // class 24576: grows, but may not evict
+        const g = e.empty([1100], { label: 'g' }); // class 5120 (none cached): c's 8192 serves it
+        if (trimOnGrowth) expect(g.buffer.size).toBe(8192);
+        f.release();
+        g.release();
+      });
+      if (trimOnGrowth) expect(e.stats().evicted).toBe(1);
+      e.destroy();
+    }
+    // With the policy the pool peaked at d + c = 12288 + 8192; without it, at a + b + c + d.
+    expect(footprints).toEqual([12288 + 8192, 4096 + 8192 + 6144 + 12288]);
+  });
+
   it('uploads and reads back f32 and f16, zeros and fills', async () => {
     const e = await engine();
     const data = Float32Array.from({ length: 7 }, (_, i) => i * 0.5 - 1.25);
