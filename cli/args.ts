@@ -1,6 +1,7 @@
 // Command-line parsing for the CLIs: node:util's parseArgs plus `--help` (a usage text listing every option
 // with its default) and one-line errors for unknown or malformed options instead of a stack trace.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { WEIGHT_STORAGES, type WeightStorage } from '../src/models/unet';
 
 export interface CliOption {
   type: 'string' | 'boolean';
@@ -80,4 +81,22 @@ export function cliArgs<O extends CliOptions>(command: string, summary: string, 
     process.exit(0);
   }
   return parsed;
+}
+
+/** The --weights option of the CLIs that load a model folder: how its frozen UNet weights are stored. */
+export const WEIGHTS_OPTION: CliOption = {
+  type: 'string',
+  default: 'f16',
+  help:
+    'GPU storage of the frozen linear/conv weights: f16 (as the studio; F32 files rounded, half the memory), ' +
+    'auto (f16 only when the file has 16-bit weights), f32',
+};
+
+/** --weights' value, or a usage error naming the choices. */
+export function weightStorage(command: string, value: string | undefined): WeightStorage {
+  const v = value ?? 'f16';
+  if (!(WEIGHT_STORAGES as readonly string[]).includes(v)) {
+    exitUsage(command, `--weights: one of ${WEIGHT_STORAGES.join(', ')} (got "${v}")`);
+  }
+  return v as WeightStorage;
 }

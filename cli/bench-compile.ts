@@ -4,17 +4,15 @@
 // with the time to create each one alone on a fresh device. On lavapipe that creation is cheap: llvmpipe
 // generates the machine code at a pipeline's first dispatch, which is why step 1 carries the cost. Driver
 // shader caches make a second run fast: on lavapipe, MESA_SHADER_CACHE_DISABLE=true measures a cold cache.
-import { readFile } from 'node:fs/promises';
 import { adapterName, compileShader } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
-import { decodePng } from '../src/io/png';
 import { lora2Settings, targetPreset } from '../src/lora/adapter';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
 import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
-import { cropResize } from '../src/train/photos';
 import { DEFAULT_TRAINER_CONFIG, Trainer } from '../src/train/trainer';
+import { dogPhotos } from './bench/dogPhotos';
 import { cliArgs } from './args';
 
 const args = cliArgs(
@@ -31,14 +29,7 @@ async function main(): Promise<void> {
   const gpu = await acquireNodeGpu();
   const engine = new Engine(gpu);
   const model = await DiffusionModel.load(engine, new DirectoryFolder(args.model!));
-  const size = model.resolution;
-  const photos = [];
-  for (const code of ['1f436', '1f415', '1f429']) {
-    const png = await readFile(`node_modules/emoji-datasource-google/img/google/64/${code}.png`);
-    photos.push({ width: size, height: size, data: cropResize(await decodePng(new Uint8Array(png)), size) });
-  }
-  const images = await model.encodeImages(photos);
-  const embedding = await model.embed(model.sampling.trainPrompt ?? '<v1> dog');
+  const { images, embedding } = await dogPhotos(model);
   const ctx = engine.ctx;
   const before = new Set(ctx.pipelines.keys());
   const trainer = await Trainer.create(

@@ -1,9 +1,9 @@
 // Training and sampling at Stable Diffusion 1.5's size: npm run bench:sd15 -- [--latent 16] [--steps 3]
-// [--batch 1] [--checkpointing] [--targets attention]. Builds SD 1.5's UNet from its diffusers config
-// (src/models/fixtures: 686 tensors, 859,520,964 parameters) with seeded random weights at the real shapes
-// (nothing to download; the numbers below do not depend on the values), then runs LoRA² training steps on
-// random latents [4, L, L] with a random 77×768 prompt embedding, and one guided sampling step (UNet forward at
-// batch 2). Reports what a user of a real SD 1.5 folder would meet: load time, the step times, peak GPU memory
+// [--batch 1] [--checkpointing] [--targets attention] [--weights f16|f32] [--keep-freed]. Builds SD 1.5's
+// UNet from its diffusers config (src/models/fixtures: 686 tensors, 859,520,964 parameters) with seeded random weights at
+// the real shapes (nothing to download; the numbers below do not depend on the values), then runs LoRA²
+// training steps on random latents [4, L, L] with a random 77×768 prompt embedding, and one guided sampling
+// step (UNet forward at batch 2). Reports what a user of a real SD 1.5 folder would meet: load time, the step times, peak GPU memory
 // (the engine's pool: weights, activations, adapters and optimizer state) and the adapter's size.
 import { readFile } from 'node:fs/promises';
 import { adapterName } from '../src/gpu/device';
@@ -13,7 +13,7 @@ import { parseUNetConfig } from '../src/models/config';
 import { parameterCount } from '../src/models/keys';
 import { Rng } from '../src/models/rng';
 import { NoiseSchedule, parseSchedulerConfig } from '../src/models/schedulers';
-import { UNet2DConditionModel } from '../src/models/unet';
+import { isProductWeight, UNet2DConditionModel } from '../src/models/unet';
 import { ParameterStore } from '../src/nn/params';
 import { Engine } from '../src/tensor/engine';
 import { numel } from '../src/tensor/shape';
@@ -31,6 +31,16 @@ const args = cliArgs(
     checkpointing: { type: 'boolean', default: false, help: 'gradient checkpointing per block' },
     targets: { type: 'string', default: 'attention', help: 'attention or attention+conv' },
     seed: { type: 'string', default: '0', help: 'seed of the weights and data' },
+    weights: {
+      type: 'string',
+      default: 'f16',
+      help: 'storage of the linear/conv weights: f16 (as the studio and the CLIs load them) or f32',
+    },
+    'keep-freed': {
+      type: 'boolean',
+      default: false,
+      help: "the pool keeps every freed buffer for reuse even when that grows it (before session 22's trimming)",
+    },
     'skip-sampling': {
       type: 'boolean',
       default: false,
@@ -81,10 +91,11 @@ async function main(): Promise<void> {
     if (!Number.isInteger(v) || v < 1) exitUsage('bench:sd15', `--${name} must be a positive integer`);
   }
   if (L % 8) exitUsage('bench:sd15', '--latent must be a multiple of 8 (three downsamplers)');
+  if (args.weights !== 'f32' && args.weights !== 'f16') exitUsage('bench:sd15', '--weights: f32 or f16');
   const config = parseUNetConfig(JSON.parse(await fixture('sd15-unet-config.json')));
   const keys = JSON.parse(await fixture('sd15-unet-keys.json')) as { shapes: [string, number[]][] };
   const gpu = await acquireNodeGpu();
-  const engine = new Engine(gpu);
+  const engine = new Engine(gpu, { trimOnGrowth: !args['keep-freed'] });
   const limit = (name: string) => (gpu.device.limits as unknown as Record<string, number>)[name];
   console.log(`adapter: ${adapterName(gpu.adapter)}`);
   console.log(
@@ -97,9 +108,10 @@ async function main(): Promise<void> {
   const tensors = new Map<string, Tensor>();
   await engine.untracked(async () => {
     for (const [name, shape] of keys.shapes) {
+      const dtype = args.weights === 'f16' && isProductWeight(name, shape.length) ? 'f16' : 'f32';
       tensors.set(
         name,
-        engine.fromArray(randomWeights(name, shape, rng), shape, { label: name, exact: true }),
+        engine.fromArray(randomWeights(name, shape, rng), shape, { label: name, exact: true, dtype }),
       );
     }
     await gpu.device.queue.onSubmittedWorkDone();
@@ -109,7 +121,7 @@ async function main(): Promise<void> {
   const parameters = parameterCount(keys.shapes.map(([, shape]) => shape));
   console.log(
     `SD 1.5 UNet: ${keys.shapes.length} tensors, ${parameters.toLocaleString('en')} parameters, ` +
-      `${gib(weightBytes)} on the GPU (f32), made and uploaded in ${sec(performance.now() - t0)}`,
+      `${gib(weightBytes)} on the GPU (linear/conv weights ${args.weights}), made and uploaded in ${sec(performance.now() - t0)}`,
   );
 
   const C = config.inChannels;
@@ -149,6 +161,7 @@ async function main(): Promise<void> {
   const trainPeak = engine.stats().peakAllocatedBytes;
   const trainPeakLive = engine.stats().peakLiveBytes;
   const trainPipelines = engine.ctx.pipelines.size;
+  const pool = engine.stats();
   const ranks = trainer.layerStates().map((l) => l.rank);
   const adapterBytes = trainer.adapterBytes;
   if (!losses.every(Number.isFinite)) throw new Error(`a training loss is not finite: ${losses.join(', ')}`);
@@ -177,8 +190,12 @@ async function main(): Promise<void> {
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   console.log('\n| measure | value |\n|---|---|');
   console.log(`| latents (pixels) | ${C}×${L}×${L} (${8 * L}×${8 * L}), batch ${batch} |`);
-  console.log(`| weights on the GPU (f32) | ${gib(weightBytes)} |`);
+  console.log(`| weights on the GPU (linear/conv weights ${args.weights}) | ${gib(weightBytes)} |`);
   console.log(`| training: first step (compiles ${trainPipelines} pipelines) | ${sec(stepMs[0])} |`);
+  console.log(
+    `| training: pool buffers created, reused (of which a larger class), evicted | ${pool.created}, ` +
+      `${pool.reused} (${pool.reusedLarger}), ${pool.evicted}${args['keep-freed'] ? ' (--keep-freed)' : ''} |`,
+  );
   if (steady.length)
     console.log(`| training: later steps, mean of ${steady.length} | ${sec(mean(steady))} |`);
   console.log(`| training: peak GPU memory (weights included) | ${gib(trainPeak)} |`);

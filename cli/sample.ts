@@ -15,7 +15,7 @@ import { DiffusionModel } from '../src/models/pipeline';
 import { Engine } from '../src/tensor/engine';
 import { StepClock } from '../src/train/eta';
 import { attachLora, checkLayersFit } from '../src/train/loraCheckpoint';
-import { cliArgs } from './args';
+import { cliArgs, weightStorage, WEIGHTS_OPTION } from './args';
 
 const values = cliArgs(
   'sample',
@@ -41,6 +41,7 @@ const values = cliArgs(
       help: "true = ε from the clipped x₀, false = the model's ε as diffusers (default: sampling.json)",
     },
     model: { type: 'string', default: 'public/models/emoji-tiny', help: 'model folder' },
+    weights: WEIGHTS_OPTION,
     out: { type: 'string', default: 'out.png', help: 'output PNG' },
     grid: { type: 'string', help: 'text file with one prompt per line: renders a grid' },
     scale: { type: 'string', default: '4', help: 'upscale factor of the written PNG' },
@@ -69,8 +70,17 @@ const gpu = await acquireNodeGpu();
 console.log(`adapter: ${adapterName(gpu.adapter)}`);
 const engine = new Engine(gpu);
 const t0 = performance.now();
-const model = await DiffusionModel.load(engine, new DirectoryFolder(values.model!));
-console.log(`model ${values.model} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+const model = await DiffusionModel.load(
+  engine,
+  new DirectoryFolder(values.model!),
+  {},
+  { weights: weightStorage('sample', values.weights) },
+);
+const stored = model.unet.weightStorage();
+console.log(
+  `model ${values.model} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s ` +
+    `(UNet weights ${(stored.bytes / 2 ** 20).toFixed(1)} MiB on the GPU, ${stored.f16} tensors f16)`,
+);
 const steps = values.steps === undefined ? model.sampling.steps : Number(values.steps);
 const guidance = values.guidance === undefined ? model.sampling.guidance : Number(values.guidance);
 if (!Number.isInteger(steps) || steps < 1 || !Number.isFinite(guidance)) {

@@ -35,7 +35,7 @@ import { cropResize } from '../src/train/photos';
 import { DEFAULT_TRAINER_CONFIG, Trainer } from '../src/train/trainer';
 import { identifiersIn, LATENT_CROP_MESSAGE, previewPromptOf } from '../src/train/trainSettings';
 import type { TrainProgress } from '../workers/api';
-import { cliArgs } from './args';
+import { cliArgs, weightStorage, WEIGHTS_OPTION } from './args';
 
 const args = cliArgs(
   'train',
@@ -57,6 +57,7 @@ const args = cliArgs(
     'fixed-rank': { type: 'string', help: 'train fixed-rank LoRA at this rank instead of LoRA²' },
     out: { type: 'string', default: 'out/train', help: 'output folder (checkpoint, LoRA, report, samples)' },
     model: { type: 'string', default: 'public/models/emoji-tiny', help: 'model folder' },
+    weights: WEIGHTS_OPTION,
     batch: { type: 'string', default: '1', help: 'photos per step' },
     seed: { type: 'string', default: '0', help: 'training seed' },
     samples: { type: 'string', default: '4', help: 'seeds rendered in samples.png' },
@@ -141,7 +142,8 @@ async function main(): Promise<void> {
   }
 
   const engine = new Engine(await acquireNodeGpu());
-  const model = await DiffusionModel.load(engine, folder);
+  const weights = weightStorage('train', args.weights);
+  const model = await DiffusionModel.load(engine, folder, {}, { weights });
   const guidance = args.guidance === undefined ? model.sampling.guidance : Number(args.guidance);
   if (!Number.isFinite(guidance)) throw new Error(`--guidance: a number (got "${args.guidance}")`);
   const unet = model.unet;
@@ -322,6 +324,7 @@ async function main(): Promise<void> {
       batch: trainer.config.batchSize,
       gradientAccumulation: trainer.config.gradientAccumulation,
       gradientCheckpointing: trainer.config.gradientCheckpointing,
+      weights: { storage: weights, ...unet.weightStorage() },
       lrSchedule: trainer.config.lrSchedule,
       augment: trainer.config.augment,
       ...(args['class-prompt'] !== undefined

@@ -80,6 +80,10 @@ describe('models imported from disk (OPFS, real worker)', () => {
       await expect.poll(async () => (await modelState()).phase, { timeout: 120_000 }).toBe('ready');
       const defaultBytes = (await modelState()).gpuBytes;
       expect(defaultBytes).toBeGreaterThan(4 * 2 ** 20); // emoji-tiny's UNet alone is 13 MB in f16
+      // Its F16 weights stay f16 on the GPU, and the model chip's tooltip says so.
+      expect(await page.getByTestId('model-chip').getAttribute('title')).toMatch(
+        /^UNet weights: 12\.9 MiB on the GPU, linear and conv weights f16 \(\d+ of \d+ tensors\)$/,
+      );
 
       // Use it: a new session on local:micro-latent, loaded from OPFS by the worker.
       await row.getByRole('button', { name: 'Use' }).click();

@@ -56,6 +56,8 @@ export interface ModelInfo {
    * model another session loaded before is released once nothing uses it, so this is about one model's worth.
    */
   gpuBytes?: number;
+  /** The UNet's frozen weights on the GPU: bytes, and how many tensors are stored as f16 and as f32. */
+  weights?: { bytes: number; f16: number; f32: number };
 }
 
 // ---- training -------------------------------------------------------------------------------------------

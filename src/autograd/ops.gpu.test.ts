@@ -13,6 +13,7 @@ import { softmaxRef } from '../kernels/softmax.ref';
 import { randn, rng } from '../kernels/testing';
 import { timestepEmbeddingRef } from '../kernels/timestep.ref';
 import { upsampleNearest2xRef } from '../kernels/upsample.ref';
+import { fromF16Array, toF16Array } from '../tensor/dtype';
 import { Engine } from '../tensor/engine';
 import type { Tensor } from '../tensor/tensor';
 import {
@@ -240,6 +241,45 @@ describe('autograd ops', () => {
     expect(Array.from((await params[2].grad!.read()).slice(rank * inF))).toEqual(new Array(inF).fill(0));
     const dB = await params[3].grad!.read();
     for (let o = 0; o < outF; o++) expect(dB[o * cap + cap - 1]).toBe(0);
+    e.destroy();
+  });
+
+  it('frozen f16 weights beside f32 activations: input gradients match; a trainable f16 weight is refused', async () => {
+    const e = await engine();
+    const rand = rng(28);
+    const cs: Conv2dShape = { batch: 2, cin: 3, h: 4, w: 5, cout: 4, kh: 3, kw: 3, stride: 1, pad: 1 };
+    const [rows, inF, outF] = [(2 * 4 * 4 * 5) / 5, 5, 3];
+    const half = (v: Float32Array) => fromF16Array(toF16Array(v));
+    const wConv = half(randn(rand, 4 * 3 * 9, 0.3));
+    const wLin = half(randn(rand, outF * inF, 0.4));
+    const x0 = randn(rand, 2 * 3 * 4 * 5);
+    const target = randn(rand, rows * outF);
+    const x = leaf(e, x0, [2, 3, 4, 5], 'x');
+    const wc = e.fromArray(wConv, [4, 3, 3, 3], { dtype: 'f16', label: 'conv.weight' });
+    const wl = e.fromArray(wLin, [outF, inF], { dtype: 'f16', label: 'linear.weight' });
+    const bl = e.fromArray(randn(rand, outF, 0.1), [outF], { label: 'linear.bias' });
+    const blv = f64(await bl.read());
+    // conv (f16 weight) → silu → rows of 5 → linear (f16 weight) → mse.
+    const lossRef = ([xv]: Float64Array[]) => {
+      const y = unaryRef('silu', conv2dRef(xv, f64(wConv), undefined, cs));
+      return mseLossRef(linearRef(y, f64(wLin), blv, rows, inF, outF), f64(target));
+    };
+    const loss = await e.scope(async () => {
+      const y = await silu(await conv2d(x, wc, undefined, { padding: 1 }));
+      const z = await linear(reshape(y, [rows, inF]), wl, bl);
+      return mseLoss(z, e.fromArray(target, [rows, outF]));
+    });
+    expect((await loss.read())[0]).toBeCloseTo(lossRef([f64(x0)]), 4);
+    await backward(loss);
+    const fd = finiteDifferenceGrads(lossRef, [f64(x0)])[0];
+    expect(relativeError(await x.grad!.read(), fd)).toBeLessThan(GRAD_RTOL);
+    wl.requiresGrad = true;
+    await expect(e.scope(() => linear(e.zeros([2, inF]), wl))).rejects.toThrow(/only a frozen weight/);
+    wc.requiresGrad = true;
+    await expect(e.scope(() => conv2d(x, wc))).rejects.toThrow(/only a frozen weight/);
+    // f16 activations with an f32 weight is no combination the kernels have.
+    const x16 = e.fromArray(target.subarray(0, 4 * inF), [4, inF], { dtype: 'f16' });
+    await expect(e.scope(() => linear(x16, e.zeros([outF, inF])))).rejects.toThrow(/is f32, expected f16/);
     e.destroy();
   });
 

@@ -12,7 +12,17 @@ import {
   type Conv2dShape,
 } from './conv2d';
 import { conv2dBackwardRef, conv2dRef } from './conv2d.ref';
-import { assertClose, canaryBuffer, finiteDifference, randn, readCanaried, rng, tolerance } from './testing';
+import { fromF16Array, toF16Array } from '../tensor/dtype';
+import {
+  assertClose,
+  canaryBuffer,
+  compareClose,
+  finiteDifference,
+  randn,
+  readCanaried,
+  rng,
+  tolerance,
+} from './testing';
 
 function sizes(s: Conv2dShape) {
   const ho = conv2dOutputSize(s.h, s.kh, s.stride, s.pad);
@@ -142,6 +152,28 @@ describe('conv2d on the GPU', () => {
     assertClose(await readF32(ctx, dweight), plus(prior.dw, want.dweight), tol, 'accumulated dweight');
     assertClose(await readF32(ctx, dbias), plus(prior.db, want.dbias), tol, 'accumulated dbias');
     destroyAll(buf.x, buf.w, buf.b, buf.dy, dx, dweight, dbias);
+  });
+
+  // Frozen f16 weights beside f32 activations: the kernels read packed halves. Two shapes: an odd weight
+  // count (the last word half padding) with stride 2, and the wide one with 4×4 outputs per thread.
+  it.each([gpuShapes[1], gpuShapes[5]])('f16 weight: forward and input gradient for %j', async (s) => {
+    const { ctx, n, buf, f64 } = await ctxAndData(s, 41);
+    const halves = new Uint16Array(n.w + (n.w % 2));
+    halves.set(toF16Array(f64.w));
+    const w16 = upload(ctx, 'conv2d.test.w16', new Uint32Array(halves.buffer));
+    const rounded = Float64Array.from(fromF16Array(halves.subarray(0, n.w)));
+    const y = await poisonedRun(ctx, 'conv2d.test.y16', n.y, (out) =>
+      conv2d(ctx, { ...s, x: buf.x, weight: w16, bias: buf.b, out, weightF16: true }),
+    );
+    const wantY = conv2dRef(f64.x, rounded, f64.b, s);
+    assertClose(y, wantY, tol, 'conv2d forward, f16 weight');
+    // The rounding matters at this tolerance: against the unrounded weights the result fails.
+    expect(compareClose(y, conv2dRef(f64.x, f64.w, f64.b, s), { atol: 1e-6, rtol: 1e-6 }).ok).toBe(false);
+    const dx = await poisonedRun(ctx, 'conv2d.test.dx16', n.x, (dx) =>
+      conv2dBackwardInput(ctx, { ...s, dy: buf.dy, weight: w16, dx, weightF16: true }),
+    );
+    assertClose(dx, conv2dBackwardRef(f64.dy, f64.x, rounded, s).dx, tol, 'conv2d dx, f16 weight');
+    destroyAll(buf.x, buf.w, buf.b, buf.dy, w16);
   });
 
   it('rejects shapes with an empty output', async () => {

@@ -76,6 +76,18 @@ fn inputAt(base: u32, iy: i32, ix: i32) -> f32 {
   return x[base + u32(iy) * W + u32(ix)];
 }`;
 
+/**
+ * WGSL: the weight binding and weightAt(i), its element i as f32. f16 weights are packed halves, two per u32
+ * (element i is half i & 1 of word i / 2), read with core WGSL's unpack2x16float: no shader-f16 needed.
+ */
+function wgslWeight(half: boolean): string {
+  return half
+    ? `@group(0) @binding(1) var<storage, read> weight: array<u32>;
+fn weightAt(i: u32) -> f32 { return unpack2x16float(weight[i >> 1u])[i & 1u]; }`
+    : `@group(0) @binding(1) var<storage, read> weight: array<f32>;
+fn weightAt(i: u32) -> f32 { return weight[i]; }`;
+}
+
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
@@ -226,18 +238,26 @@ async function runGemm(
 /** out[b, co, oy, ox] = bias[co] + Σ weight[co, ci, ky, kx] · x[b, ci, oy·s − p + ky, ox·s − p + kx]. */
 export async function conv2d(
   ctx: KernelContext,
-  args: Conv2dShape & { x: GPUBuffer; weight: GPUBuffer; bias?: GPUBuffer; out: GPUBuffer },
+  args: Conv2dShape & {
+    x: GPUBuffer;
+    weight: GPUBuffer;
+    bias?: GPUBuffer;
+    out: GPUBuffer;
+    /** The weight holds f16 halves (frozen weights beside f32 activations). */
+    weightF16?: boolean;
+  },
 ): Promise<void> {
   const { ho, wo } = checkShape('conv2d.forward', args);
   const hasBias = args.bias !== undefined;
+  const half = args.weightF16 ?? false;
   // GEMM: m = output pixel (b, oy, ox), n = co, k = (ci, ky, kx) — a weight row is already [co][k].
   const spec: GemmSpec = {
-    op: hasBias ? 'conv2d.forward.bias' : 'conv2d.forward',
+    op: `conv2d.forward${hasBias ? '.bias' : ''}${half ? '.whalf' : ''}`,
     aFastM: true,
     bFastN: false,
     bindings: `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<f32>;
+${wgslWeight(half)}
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 ${hasBias ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;' : ''}`,
     loaders: `${WGSL_INPUT_AT}
@@ -257,7 +277,7 @@ fn loadA(r: ARow, k: u32) -> f32 {
 }
 alias BRow = u32;
 fn bRow(n: u32) -> BRow { return n * K; }
-fn loadB(r: BRow, k: u32) -> f32 { return weight[r + k]; }
+fn loadB(r: BRow, k: u32) -> f32 { return weightAt(r + k); }
 fn storeC(m: u32, n: u32, v: f32) {
   let b = m / (HO * WO);
   out[(b * COUT + n) * HO * WO + m - b * HO * WO] = v${hasBias ? ' + bias[n]' : ''};
@@ -275,16 +295,24 @@ fn storeC(m: u32, n: u32, v: f32) {
  */
 export async function conv2dBackwardInput(
   ctx: KernelContext,
-  args: Conv2dShape & { dy: GPUBuffer; weight: GPUBuffer; dx: GPUBuffer; accumulate?: boolean },
+  args: Conv2dShape & {
+    dy: GPUBuffer;
+    weight: GPUBuffer;
+    dx: GPUBuffer;
+    accumulate?: boolean;
+    /** The weight holds f16 halves. */
+    weightF16?: boolean;
+  },
 ): Promise<void> {
+  const half = args.weightF16 ?? false;
   // GEMM: m = input pixel (b, iy, ix), n = ci, k = (co, ky, kx).
   const spec: GemmSpec = {
-    op: 'conv2d.backwardInput',
+    op: `conv2d.backwardInput${half ? '.whalf' : ''}`,
     aFastM: true,
     bFastN: false,
     bindings: `
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<f32>;
+${wgslWeight(half)}
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;`,
     loaders: `
 /** Input pixel m: its sample's dy base and its padded position (iy + p, ix + p). */
@@ -311,7 +339,7 @@ alias BRow = u32;
 fn bRow(n: u32) -> BRow { return n * KK; }
 fn loadB(r: BRow, k: u32) -> f32 {
   let co = k / KK;
-  return weight[co * CIN * KK + r + k - co * KK];
+  return weightAt(co * CIN * KK + r + k - co * KK);
 }
 fn storeC(m: u32, n: u32, v: f32) {
   let b = m / (H * W);

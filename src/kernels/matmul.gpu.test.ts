@@ -25,6 +25,7 @@ import {
   assertClose,
   canaryBuffer,
   CanaryError,
+  compareClose,
   finiteDifference,
   randInt,
   randn,
@@ -269,6 +270,86 @@ describe('matmul f16 storage (f32 accumulation)', () => {
     assertClose(await readHalves(out, ny), linearRef(f(x), f(w), f(bias), s.rows, 36, 20), tol16, 'f16 y');
     const want = linearBackwardRef(f(x), f(w), f(dy), s.rows, 36, 20);
     assertClose(await readHalves(dx, nx), want.dx, tol16, 'f16 dx');
+  });
+});
+
+/** Halves packed two per u32 (an odd count padded with a zero half), as the engine stores f16 tensors. */
+function packHalves(ctx: KernelContext, label: string, v: Float32Array): GPUBuffer {
+  const halves = new Uint16Array(v.length + (v.length % 2));
+  halves.set(toF16Array(v));
+  return upload(ctx, label, new Uint32Array(halves.buffer));
+}
+
+const roundF16 = (v: Float32Array) => fromF16Array(toF16Array(v));
+
+describe('matmul with an f16 B beside f32 A (frozen f16 weights, any adapter)', () => {
+  const cases: (MatmulRefShape & { bias?: boolean })[] = [
+    // vec4 reads of B (n a multiple of 4), broadcast over a batch: two words per four halves.
+    { m: 33, n: 68, k: 20, batch: 2, broadcastB: true, bias: true },
+    // transposed B ([n, k], nn.Linear's layout) with an odd k: scalar reads, odd halves at row starts.
+    { m: 17, n: 9, k: 31, transposeB: true, bias: true },
+    // An odd element count: the last word holds one half and padding.
+    { m: 5, n: 7, k: 3 },
+  ];
+  it.each(cases)('tiled and naive kernels match the reference on f16-rounded B for %j', async (c) => {
+    const ctx = kernelContext(await testGpu());
+    const rand = rng(7 * c.m + c.n + 13 * c.k);
+    const n = counts(c);
+    const a = randn(rand, n.a);
+    const b = randn(rand, n.b);
+    const bias = c.bias ? randn(rand, c.n) : undefined;
+    const want = matmulRef(a, roundF16(b), c, bias);
+    const args: Omit<MatmulArgs, 'out'> = {
+      ...c,
+      a: upload(ctx, 'matmul.test.a', a),
+      b: packHalves(ctx, 'matmul.test.b16', b),
+      bias: bias && upload(ctx, 'matmul.test.bias', bias),
+      bF16: true,
+    };
+    const fast = outputBuffer(ctx, 'matmul.test.out', n.c);
+    await matmul(ctx, { ...args, out: fast });
+    assertClose(await readCanaried(ctx, fast, n.c), want, tol, 'matmul bF16');
+    const naive = outputBuffer(ctx, 'matmulNaiveTiled.test.out', n.c);
+    await matmulNaiveTiled(ctx, { ...args, out: naive });
+    assertClose(await readCanaried(ctx, naive, n.c), want, tol, 'matmulNaiveTiled bF16');
+    // Sanity of the test itself: reading the halves as f32 words would give something else entirely.
+    const plain = outputBuffer(ctx, 'matmul.test.plain', n.c);
+    await matmul(ctx, { ...args, bF16: false, out: plain });
+    expect(compareClose(await readCanaried(ctx, plain, n.c), want, tol).ok).toBe(false);
+  });
+
+  it('linear: forward and input gradient with an f16 weight; a weight gradient is refused', async () => {
+    const ctx = kernelContext(await testGpu());
+    const rand = rng(11);
+    const s = { rows: 19, inFeatures: 36, outFeatures: 21 };
+    const [nx, nw, ny] = [s.rows * s.inFeatures, s.outFeatures * s.inFeatures, s.rows * s.outFeatures];
+    const [x, w, bias, dy, dx0] = [
+      randn(rand, nx),
+      randn(rand, nw),
+      randn(rand, 21),
+      randn(rand, ny),
+      randn(rand, nx),
+    ];
+    const xb = upload(ctx, 'linear.test.x', x);
+    const wb = packHalves(ctx, 'linear.test.w16', w);
+    const out = outputBuffer(ctx, 'linear.test.out', ny);
+    await linear(ctx, { ...s, x: xb, weight: wb, bias: upload(ctx, 'b', bias), out, weightF16: true });
+    const wr = roundF16(w);
+    assertClose(await readCanaried(ctx, out, ny), linearRef(x, wr, bias, s.rows, 36, 21), tol, 'y');
+    const dx = outputBuffer(ctx, 'linear.test.dx', nx, dx0);
+    const dyb = upload(ctx, 'linear.test.dy', dy);
+    await linearBackward(ctx, { ...s, x: xb, weight: wb, dy: dyb, dx, accumulateDx: true, weightF16: true });
+    const want = linearBackwardRef(x, wr, dy, s.rows, 36, 21);
+    assertClose(
+      await readCanaried(ctx, dx, nx),
+      want.dx.map((v, i) => v + dx0[i]),
+      tol,
+      'dx',
+    );
+    const dWeight = outputBuffer(ctx, 'linear.test.dWeight', nw);
+    await expect(
+      linearBackward(ctx, { ...s, x: xb, weight: wb, dy: dyb, dWeight, weightF16: true }),
+    ).rejects.toThrow(/frozen/);
   });
 });
 

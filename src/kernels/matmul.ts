@@ -33,6 +33,11 @@ export interface MatmulArgs extends MatmulShape {
   accumulate?: boolean;
   /** Storage type of a, b, bias and out (f16 needs shader-f16; accumulation is f32 either way). */
   dtype?: MatmulDType;
+  /**
+   * B alone holds IEEE halves (two per u32, element 2i in the low bits), read as f32: frozen f16 weights
+   * beside f32 activations. Core WGSL (unpack2x16float), so no shader-f16 needed; dtype must be f32.
+   */
+  bF16?: boolean;
 }
 
 /**
@@ -101,13 +106,15 @@ function lower(args: MatmulArgs): Gemm {
     accumulate: args.accumulate ?? false,
     alpha: args.alpha ?? 1,
     dtype: args.dtype ?? 'f32',
+    bF16: args.bF16 ?? false,
   };
 }
 
-function checkDType(ctx: KernelContext, op: string, dtype: MatmulDType): void {
-  if (dtype === 'f16' && !ctx.gpu.features.shaderF16) {
+function checkDType(ctx: KernelContext, op: string, g: Gemm): void {
+  if (g.dtype === 'f16' && !ctx.gpu.features.shaderF16) {
     throw new Error(`${op}: dtype f16 needs the shader-f16 feature, which this device lacks`);
   }
+  if (g.bF16 && g.dtype !== 'f32') throw new Error(`${op}: bF16 (f16 B) goes with dtype f32 only`);
 }
 
 /** Element offsets and batch strides of the three operands, α and the accumulate flag: the kernels' uniform. */
@@ -149,7 +156,7 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<${arr(vec.a)}>;
-@group(0) @binding(2) var<storage, read> b: array<${arr(vec.b)}>;
+@group(0) @binding(2) var<storage, read> b: array<${g.bF16 ? 'u32' : arr(vec.b)}>;
 @group(0) @binding(3) var<storage, read_write> c: array<${arr(vec.c)}>;
 ${hasBias ? `@group(0) @binding(4) var<storage, read> bias: array<${arr(vec.c)}>;` : ''}
 
@@ -162,9 +169,19 @@ fn bIndex(z: u32, k: u32, n: u32) -> u32 {
 }
 fn cIndex(z: u32, m: u32, n: u32) -> u32 {
   return p.cOffset + z * p.cBatch + m * p.n + n;
-}`,
+}${g.bF16 ? WGSL_LOAD_B_F16 : ''}`,
   };
 }
+
+/** B as packed halves: element i is half (i & 1) of word i / 2; four from a 4-aligned i are two words. */
+const WGSL_LOAD_B_F16 = /* wgsl */ `
+fn loadB(i: u32) -> f32 {
+  return unpack2x16float(b[i >> 1u])[i & 1u];
+}
+fn loadB4(i: u32) -> vec4<f32> {
+  let w = i >> 1u;
+  return vec4<f32>(unpack2x16float(b[w]), unpack2x16float(b[w + 1u]));
+}`;
 
 function gemmDispatch(ctx: KernelContext, op: string, g: Gemm, bm: number, bn: number): Workgroups {
   const wg: Workgroups = [Math.ceil(g.n / bn), Math.ceil(g.m / bm), g.batch];
@@ -194,6 +211,7 @@ function wgslFillTile(
   threads: number,
   oFast: boolean,
   vec: boolean,
+  halves = false,
 ): string {
   const tile = operand === 'a' ? 'As' : 'Bs';
   const o0 = operand === 'a' ? 'row0' : 'col0';
@@ -208,9 +226,12 @@ function wgslFillTile(
   const [ol, kl] = oFast
     ? [`(s % ${width}u)${step}`, `s / ${width}u`]
     : [`s / ${width}u`, `(s % ${width}u)${step}`];
-  const load = vec
-    ? `vec4<f32>(${operand}[${index('go', 'gk')} / 4u])`
-    : `f32(${operand}[${index('go', 'gk')}])`;
+  const at = index('go', 'gk');
+  const load = halves
+    ? `${vec ? 'loadB4' : 'loadB'}(${at})`
+    : vec
+      ? `vec4<f32>(${operand}[${at} / 4u])`
+      : `f32(${operand}[${at}])`;
   let store: string;
   if (vec && oFast) {
     // Four o at one k go straight into the tile.
@@ -287,7 +308,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   ${rows.map((r) => `var acc${r} = vec4<f32>(0.0);`).join('\n  ')}
   for (var k0 = 0u; k0 < p.k; k0 += ${bk}u) {
     ${wgslFillTile('a', bm, bk, threads, g.transposeA, vec.a)}
-    ${wgslFillTile('b', bn, bk, threads, !g.transposeB, vec.b)}
+    ${wgslFillTile('b', bn, bk, threads, !g.transposeB, vec.b, g.bF16)}
     workgroupBarrier();
     for (var kk = 0u; kk < ${bk}u; kk++) {
       let b4 = Bs[kk * ${bn / 4}u + lid.x];
@@ -322,7 +343,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let ka = k0 + lid.x;
     let kb = k0 + lid.y;
     As[lid.y][lid.x] = select(0.0, f32(a[aIndex(z, min(row, p.m - 1u), min(ka, p.k - 1u))]), row < p.m && ka < p.k);
-    Bs[lid.y][lid.x] = select(0.0, f32(b[bIndex(z, min(kb, p.k - 1u), min(col, p.n - 1u))]), kb < p.k && col < p.n);
+    let bAt = bIndex(z, min(kb, p.k - 1u), min(col, p.n - 1u));
+    Bs[lid.y][lid.x] = select(0.0, ${g.bF16 ? 'loadB(bAt)' : 'f32(b[bAt])'}, kb < p.k && col < p.n);
     workgroupBarrier();
     for (var kk = 0u; kk < ${NAIVE_TILE}u; kk++) {
       acc += As[lid.y][kk] * Bs[kk][lid.x];
@@ -344,12 +366,12 @@ function emptyOutput(g: Gemm): boolean {
 
 function specLabel(op: string, g: Gemm, extra = ''): string {
   const t = `${g.transposeA ? 'T' : 'N'}${g.transposeB ? 'T' : 'N'}`;
-  return `${op}.${t}${g.bias ? '.bias' : ''}.${g.dtype}${extra}`;
+  return `${op}.${t}${g.bias ? '.bias' : ''}.${g.dtype}${g.bF16 ? '.bhalf' : ''}${extra}`;
 }
 
 async function runTiled(ctx: KernelContext, g: Gemm, tiling: MatmulTiling): Promise<void> {
   if (emptyOutput(g)) return;
-  checkDType(ctx, 'matmul', g.dtype);
+  checkDType(ctx, 'matmul', g);
   checkTiling(ctx, tiling);
   // vec4 access along an operand's contiguous dimension needs every row start 4-aligned.
   const vec = {
@@ -367,7 +389,7 @@ async function runTiled(ctx: KernelContext, g: Gemm, tiling: MatmulTiling): Prom
 
 async function runNaive(ctx: KernelContext, g: Gemm): Promise<void> {
   if (emptyOutput(g)) return;
-  checkDType(ctx, 'matmulNaiveTiled', g.dtype);
+  checkDType(ctx, 'matmulNaiveTiled', g);
   const label = specLabel('matmulNaiveTiled', g);
   const pipeline = await getPipeline(ctx, label, naiveShader(g));
   const params = gemmParams(ctx, label, g);
@@ -417,7 +439,17 @@ export async function matmulBackward(
   tiling: MatmulTiling = MATMUL_TILING,
 ): Promise<void> {
   const f = lower({ ...args, out: args.dy });
-  const common = { accumulate: f.accumulate, alpha: f.alpha, dtype: f.dtype, batch: f.batch, cOffset: 0 };
+  if (f.bF16 && (args.db || (args.da && f.transposeA))) {
+    throw new Error('matmulBackward: an f16 B (bF16) is frozen: dA with untransposed A only, no dB');
+  }
+  const common = {
+    accumulate: f.accumulate,
+    alpha: f.alpha,
+    dtype: f.dtype,
+    batch: f.batch,
+    cOffset: 0,
+    bF16: false,
+  };
   const dyStride = f.m * f.n;
   if (args.da) {
     // Stored A is [m,k]: dA = dY·op(B)ᵀ. Stored A is [k,m]: dA = op(B)·dYᵀ.
@@ -451,6 +483,7 @@ export async function matmulBackward(
           bOffset: 0,
           aBatchStride: dyStride,
           bBatchStride: f.bBatchStride,
+          bF16: f.bF16,
         };
     await runTiled(ctx, g, tiling);
   }
@@ -478,7 +511,7 @@ async function weightGradient(
   const dyStride = f.m * f.n;
   // Stored B is [k,n]: dB = op(A)ᵀ·dY. Stored B is [n,k]: dB = dYᵀ·op(A).
   const item = (z: number, rows: number, accumulate: boolean): Gemm => {
-    const base = { accumulate, alpha: f.alpha, dtype: f.dtype, out: db, cOffset: 0 };
+    const base = { accumulate, alpha: f.alpha, dtype: f.dtype, out: db, cOffset: 0, bF16: false };
     const aOff = z * f.aBatchStride;
     const dyOff = z * dyStride;
     return f.transposeB
@@ -556,6 +589,8 @@ export interface LinearArgs {
   inFeatures: number;
   outFeatures: number;
   dtype?: MatmulDType;
+  /** The weight holds f16 halves (frozen weights beside f32 activations; see MatmulArgs.bF16). */
+  weightF16?: boolean;
 }
 
 /** y = x·Wᵀ + b. */
@@ -570,6 +605,7 @@ export function linear(ctx: KernelContext, args: LinearArgs): Promise<void> {
     k: args.inFeatures,
     transposeB: true,
     dtype: args.dtype,
+    bF16: args.weightF16,
   });
 }
 
@@ -592,10 +628,13 @@ export interface LinearBackwardArgs {
   /** Add into dx (x feeds several layers, e.g. the q/k/v projections). */
   accumulateDx?: boolean;
   dtype?: MatmulDType;
+  /** The weight holds f16 halves: dx only (a frozen weight has no dWeight). */
+  weightF16?: boolean;
 }
 
 /** dx = dy·W, dW = dyᵀ·x, db = column sums of dy; each only when its buffer is given. */
 export async function linearBackward(ctx: KernelContext, args: LinearBackwardArgs): Promise<void> {
+  if (args.weightF16 && args.dWeight) throw new Error('linearBackward: an f16 weight is frozen (no dWeight)');
   const shape = {
     m: args.rows,
     n: args.outFeatures,
@@ -611,6 +650,7 @@ export async function linearBackward(ctx: KernelContext, args: LinearBackwardArg
       dy: args.dy,
       da: args.dx,
       accumulate: args.accumulateDx,
+      bF16: args.weightF16,
     });
   }
   if (args.dWeight || args.dBias) {

@@ -14,6 +14,7 @@ import { DirectoryFolder } from './folderNode';
 import { DiffusionModel } from './pipeline';
 import { Rng } from './rng';
 import { createSampler } from './schedulers';
+import { UNet2DConditionModel } from './unet';
 
 const GOLDEN = 'tools/reference/golden';
 /** An identifier may move the prediction by at most this share of what the whole prompt moves it. */
@@ -23,9 +24,10 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
   let engine: Engine;
   let model: DiffusionModel;
   let golden: SafetensorsReader;
+  const folder = new DirectoryFolder('public/models/emoji-tiny');
   beforeAll(async () => {
     engine = new Engine(await testGpu());
-    model = await DiffusionModel.load(engine, new DirectoryFolder('public/models/emoji-tiny'));
+    model = await DiffusionModel.load(engine, folder);
     golden = await SafetensorsReader.open(
       bytesSource(new Uint8Array(readFileSync(`${GOLDEN}/emoji_tiny_forward.safetensors`))),
     );
@@ -137,6 +139,38 @@ describe('emoji-tiny (the shipped default model) vs PyTorch at export', { timeou
     const err = relativeError(got, await golden.readFloat32('forward.out'));
     console.log(`emoji-tiny forward rel err ${err.toExponential(2)}`);
     expect(err).toBeLessThan(1e-3);
+  });
+
+  it('keeps its F16 linear and conv weights as f16 on the GPU, computing what f32 copies compute', async () => {
+    const half = model.unet.weightStorage();
+    const wide = await UNet2DConditionModel.load(engine, folder, undefined, { weights: 'f32' });
+    try {
+      const full = wide.weightStorage();
+      expect(full.f16).toBe(0);
+      expect(half.f16).toBeGreaterThan(0);
+      // Norms and biases stay f32; the product weights hold nearly all parameters.
+      expect(half.bytes).toBeLessThan(0.55 * full.bytes);
+      console.log(
+        `emoji-tiny weights: ${half.bytes} bytes with ${half.f16} f16 tensors, ${full.bytes} bytes all f32`,
+      );
+      const sample = golden.info('inputs.sample');
+      const ehs = golden.info('inputs.encoder_hidden_states');
+      const timesteps = Array.from(await golden.readFloat32('inputs.timestep'));
+      const run = (unet: UNet2DConditionModel) =>
+        noGrad(engine, () =>
+          engine.scope(async () => {
+            const x = engine.fromArray(await golden.readFloat32('inputs.sample'), sample.shape);
+            const e = engine.fromArray(await golden.readFloat32('inputs.encoder_hidden_states'), ehs.shape);
+            return (await unet.forward(x, timesteps, e)).read();
+          }),
+        );
+      // The same values reach the same sums in the same order: f16 storage changes nothing but memory.
+      const err = relativeError(await run(model.unet), await run(wide));
+      console.log(`emoji-tiny forward, f16 vs f32 weight storage: rel err ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-6);
+    } finally {
+      wide.params.release();
+    }
   });
 
   it('generates the same image twice from the same seed, and a different one from another', async () => {

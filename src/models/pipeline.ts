@@ -13,7 +13,7 @@ import { createSampler, guide, guidanceAt, parseSchedulerConfig, type SchedulerC
 import { OnnxTextEncoder, type OrtOptions, type TextEmbeddings } from './textEncoder';
 import type { Tokenizer } from './tokenizer';
 import { loadTokenizer } from './tokenizerFolder';
-import { UNet2DConditionModel } from './unet';
+import { UNet2DConditionModel, type UNetLoadOptions } from './unet';
 
 export interface GenerateOptions {
   prompt: string;
@@ -47,14 +47,19 @@ export class DiffusionModel {
     readonly sampling: SamplingDefaults,
   ) {}
 
-  static async load(engine: Engine, folder: ModelFolder, ort: OrtOptions = {}): Promise<DiffusionModel> {
+  static async load(
+    engine: Engine,
+    folder: ModelFolder,
+    ort: OrtOptions = {},
+    unetOptions: UNetLoadOptions = {},
+  ): Promise<DiffusionModel> {
     // The small files first: a bad scheduler or sampling file is reported before gigabytes of weights load.
     const tokenizer = await loadTokenizer(folder);
     const scheduler = parseSchedulerConfig(
       await folder.json<Record<string, unknown>>('scheduler_config.json'),
     );
     const sampling = await readSamplingDefaults(folder);
-    const unet = await UNet2DConditionModel.load(engine, folder);
+    const unet = await UNet2DConditionModel.load(engine, folder, undefined, unetOptions);
     let textEncoder: OnnxTextEncoder | undefined;
     let codec: ImageCodec | undefined;
     try {

@@ -135,6 +135,15 @@ export class Engine {
     return t;
   }
 
+  /** An f16 tensor holding IEEE half bits as they are (e.g. an F16 safetensors tensor): no conversion. */
+  fromHalves(bits: Uint16Array, shape: Shape, opts: Omit<TensorOptions, 'dtype'> = {}): Tensor {
+    if (bits.length !== numel(shape))
+      throw new Error(`fromHalves: ${bits.length} halves for shape [${shape}]`);
+    const t = this.empty(shape, { label: 'data', ...opts, dtype: 'f16' });
+    this.writeBytes(t, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength));
+    return t;
+  }
+
   full(shape: Shape, value: number, opts: TensorOptions = {}): Tensor {
     return this.fromArray(new Float32Array(numel(shape)).fill(value), shape, { label: 'full', ...opts });
   }
@@ -154,7 +163,11 @@ export class Engine {
     if (data.length !== t.size) throw new Error(`${t.label}: writing ${data.length} values into ${t.size}`);
     const typed =
       t.dtype === 'f16' ? toF16Array(data) : data instanceof Float32Array ? data : Float32Array.from(data);
-    const src = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+    this.writeBytes(t, new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength));
+  }
+
+  /** Writes the raw element bytes of `t` (4-byte padded; ordered after recorded work inside a batch). */
+  private writeBytes(t: Tensor, src: Uint8Array): void {
     const bytes = Math.ceil(src.byteLength / 4) * 4;
     const padded = bytes === src.byteLength ? src : padTo(src, bytes);
     if (!this.recording) {

@@ -30,6 +30,15 @@ function vaeFallbackNote(info: ModelInfo | undefined): string | undefined {
   return why ? `The VAE runs on WASM: ${why}` : undefined;
 }
 
+/** The UNet weights' GPU memory and storage type, for the model chip's tooltip. */
+function weightsNote(info: ModelInfo | undefined): string | undefined {
+  const w = info?.weights;
+  if (!w) return undefined;
+  const mib = (w.bytes / 2 ** 20).toFixed(w.bytes < 100 * 2 ** 20 ? 1 : 0);
+  const kind = w.f16 === 0 ? 'all f32' : `linear and conv weights f16 (${w.f16} of ${w.f16 + w.f32} tensors)`;
+  return `UNet weights: ${mib} MiB on the GPU, ${kind}`;
+}
+
 function ModelChip() {
   const model = useStudio((s) => s.model);
   const text = {
@@ -48,7 +57,7 @@ function ModelChip() {
       className="chip"
       data-testid="model-chip"
       data-phase={model.phase}
-      title={model.error?.message ?? vaeFallbackNote(model.info)}
+      title={model.error?.message ?? vaeFallbackNote(model.info) ?? weightsNote(model.info)}
     >
       <i className={`dot ${dot}`} /> {text}
     </span>

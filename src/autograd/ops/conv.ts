@@ -10,7 +10,7 @@ import {
 } from '../../kernels/conv2d';
 import type { Tensor } from '../../tensor/tensor';
 import { record } from '../tape';
-import { expectDType, expectRank, expectShape, output, productSaved } from './util';
+import { expectDType, expectRank, expectShape, halfWeight, output, productSaved } from './util';
 
 export interface Conv2dOptions {
   stride?: number;
@@ -24,7 +24,8 @@ export async function conv2d(
   bias?: Tensor,
   opts: Conv2dOptions = {},
 ): Promise<Tensor> {
-  expectDType('conv2d', [x, weight, bias]);
+  expectDType('conv2d', [x, bias]);
+  const weightF16 = halfWeight('conv2d', x, weight);
   expectRank('conv2d', x, 4);
   expectRank('conv2d', weight, 4);
   const [batch, cin, h, w] = x.shape;
@@ -36,7 +37,8 @@ export async function conv2d(
   const wo = conv2dOutputSize(w, kw, s.stride, s.pad);
   const ctx = x.engine.ctx;
   const y = output(x, [batch, cout, ho, wo], 'conv2d');
-  await conv2dKernel(ctx, { ...s, x: x.buffer, weight: weight.buffer, bias: bias?.buffer, out: y.buffer });
+  const wArgs = { weight: weight.buffer, weightF16 };
+  await conv2dKernel(ctx, { ...s, ...wArgs, x: x.buffer, bias: bias?.buffer, out: y.buffer });
   record({
     name: 'conv2d',
     inputs: [x, weight, bias],
@@ -45,7 +47,7 @@ export async function conv2d(
     backward: async (g) => {
       const dy = g.grad()!.buffer;
       await g.into(0, (dx, accumulate) =>
-        conv2dBackwardInput(ctx, { ...s, dy, weight: weight.buffer, dx: dx.buffer, accumulate }),
+        conv2dBackwardInput(ctx, { ...s, ...wArgs, dy, dx: dx.buffer, accumulate }),
       );
       await g.into(1, (dw, accumulate) =>
         conv2dBackwardWeight(ctx, { ...s, dy, x: x.buffer, dweight: dw.buffer, accumulate }),

@@ -4,12 +4,16 @@ import { biasGradient, matmul as matmulKernel, matmulBackward, type MatmulArgs }
 import { formatShape } from '../../tensor/shape';
 import type { Tensor } from '../../tensor/tensor';
 import { record } from '../tape';
-import { expectDType, expectShape, output, productSaved } from './util';
+import { expectDType, expectShape, halfWeight, output, productSaved } from './util';
 
-/** y = x Wᵀ + b for x [..., in], weight [out, in] (PyTorch's nn.Linear layout), bias [out]. f32 or f16. */
+/**
+ * y = x Wᵀ + b for x [..., in], weight [out, in] (PyTorch's nn.Linear layout), bias [out]. f32 or f16; a
+ * frozen f16 weight may also serve f32 activations (read as f32, accumulated in f32).
+ */
 export async function linear(x: Tensor, weight: Tensor, bias?: Tensor): Promise<Tensor> {
   const dtype = x.dtype;
-  expectDType('linear', [x, weight, bias], dtype);
+  const bF16 = halfWeight('linear', x, weight);
+  expectDType('linear', [x, bias], dtype);
   if (x.rank < 1 || weight.rank !== 2) throw new Error(`linear: ${x} by ${weight}`);
   const [outF, inF] = weight.shape;
   if (x.shape[x.rank - 1] !== inF)
@@ -19,7 +23,14 @@ export async function linear(x: Tensor, weight: Tensor, bias?: Tensor): Promise<
   const ctx = x.engine.ctx;
   const shape = { m: rows, n: outF, k: inF, transposeB: true, dtype };
   const y = output(x, [...x.shape.slice(0, -1), outF], 'linear');
-  await matmulKernel(ctx, { ...shape, a: x.buffer, b: weight.buffer, bias: bias?.buffer, out: y.buffer });
+  await matmulKernel(ctx, {
+    ...shape,
+    bF16,
+    a: x.buffer,
+    b: weight.buffer,
+    bias: bias?.buffer,
+    out: y.buffer,
+  });
   record({
     name: 'linear',
     inputs: [x, weight, bias],
@@ -29,7 +40,7 @@ export async function linear(x: Tensor, weight: Tensor, bias?: Tensor): Promise<
       const dy = g.grad()!.buffer;
       await g.into(0, (dx, accumulate) =>
         // dA reads only dy and the weight: x is not saved when the weight is frozen, so don't touch it.
-        matmulBackward(ctx, { ...shape, a: dy, b: weight.buffer, dy, da: dx.buffer, accumulate }),
+        matmulBackward(ctx, { ...shape, bF16, a: dy, b: weight.buffer, dy, da: dx.buffer, accumulate }),
       );
       await g.into(1, (dw, accumulate) =>
         // matmulBackward reads B only for dA: the weight need not be alive (or saved) for dW.

@@ -11,6 +11,23 @@ export function expectDType(op: string, tensors: (Tensor | undefined)[], dtype: 
   }
 }
 
+/**
+ * Whether a product's weight is frozen f16 beside f32 activations (the kernels read it as packed halves).
+ * Otherwise the weight must have the activations' dtype. An f16 weight cannot take a gradient here.
+ */
+export function halfWeight(op: string, x: Tensor, weight: Tensor): boolean {
+  if (weight.dtype === x.dtype) return false;
+  if (x.dtype !== 'f32' || weight.dtype !== 'f16') {
+    throw new Error(`${op}: ${weight.label} is ${weight.dtype}, expected ${x.dtype}`);
+  }
+  if (weight.requiresGrad) {
+    throw new Error(
+      `${op}: ${weight.label} is f16 beside f32 activations, which only a frozen weight may be`,
+    );
+  }
+  return true;
+}
+
 export function expectRank(op: string, t: Tensor, rank: number): void {
   if (t.rank !== rank)
     throw new Error(`${op}: ${t.label} has shape ${formatShape(t.shape)}, expected rank ${rank}`);
