@@ -8,7 +8,7 @@ import { backward, zeroGrad } from '../autograd/tape';
 import { relativeError } from '../autograd/testing';
 import { testGpu } from '../gpu/testing';
 import { bytesSource } from '../io/sources';
-import { SafetensorsReader } from '../io/safetensors';
+import { SafetensorsReader, writeSafetensors, type WritableTensor } from '../io/safetensors';
 import type { LinearAdapter } from '../nn/params';
 import { Engine } from '../tensor/engine';
 import type { Tensor } from '../tensor/tensor';
@@ -145,5 +145,49 @@ describe('UNet2DConditionModel vs PyTorch golden', { timeout: 900_000 }, () => {
     } finally {
       half.params.release();
     }
+  });
+
+  it('stores weights per file dtype and mode: BF16 as f16, F32 kept under auto, out-of-range F32 kept under f16', async () => {
+    const config = parseUNetConfig(readFileSync(`${DIR}/unet_config.json`, 'utf8'));
+    const src = await SafetensorsReader.open(
+      bytesSource(new Uint8Array(readFileSync(`${DIR}/unet_weights.safetensors`))),
+    );
+    const tensors: Record<string, WritableTensor> = {};
+    for (const [name, info] of src.tensors) {
+      tensors[name] = { dtype: 'F32', shape: info.shape, data: await src.readFloat32(name) };
+    }
+    const big = Float32Array.from(tensors['conv_in.weight'].data as Float32Array);
+    big[0] = 1e6; // past f16's 65504
+    tensors['conv_in.weight'] = { ...tensors['conv_in.weight'], data: big };
+    tensors['conv_out.weight'] = { ...tensors['conv_out.weight'], dtype: 'BF16' };
+    const file = writeSafetensors(tensors);
+    const dtypes = async (weights: 'auto' | 'f16') => {
+      const reader = await SafetensorsReader.open(bytesSource(file));
+      const m = await UNet2DConditionModel.fromReader(engine, config, reader, { weights });
+      const d = (name: string) => m.params.get(name).dtype;
+      const out = {
+        convIn: d('conv_in.weight'),
+        convOut: d('conv_out.weight'),
+        convOutBias: d('conv_out.bias'),
+        toQ: d('down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight'),
+        norm: d('conv_norm_out.weight'),
+      };
+      m.params.release();
+      return out;
+    };
+    expect(await dtypes('auto')).toEqual({
+      convIn: 'f32',
+      convOut: 'f16',
+      convOutBias: 'f32',
+      toQ: 'f32',
+      norm: 'f32',
+    });
+    expect(await dtypes('f16')).toEqual({
+      convIn: 'f32',
+      convOut: 'f16',
+      convOutBias: 'f32',
+      toQ: 'f16',
+      norm: 'f32',
+    });
   });
 });
