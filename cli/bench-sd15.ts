@@ -1,10 +1,11 @@
 // Training and sampling at Stable Diffusion 1.5's size: npm run bench:sd15 -- [--latent 16] [--steps 3]
 // [--batch 1] [--checkpointing] [--targets attention] [--weights f16|f32] [--keep-freed]. Builds SD 1.5's
-// UNet from its diffusers config (src/models/fixtures: 686 tensors, 859,520,964 parameters) with seeded random weights at
-// the real shapes (nothing to download; the numbers below do not depend on the values), then runs LoRA²
-// training steps on random latents [4, L, L] with a random 77×768 prompt embedding, and one guided sampling
-// step (UNet forward at batch 2). Reports what a user of a real SD 1.5 folder would meet: load time, the step times, peak GPU memory
-// (the engine's pool: weights, activations, adapters and optimizer state) and the adapter's size.
+// UNet from its diffusers config (src/models/fixtures: 686 tensors, 859,520,964 parameters) with seeded
+// random weights at the real shapes (nothing to download; the numbers below do not depend on the values),
+// then runs LoRA² training steps on random latents [4, L, L] with a random 77×768 prompt embedding, and one
+// guided sampling step (UNet forward at batch 2). Reports what a user of a real SD 1.5 folder would meet:
+// load time, the step times, peak GPU memory (the engine's pool: weights, activations, adapters and optimizer
+// state) and the adapter's size.
 import { readFile } from 'node:fs/promises';
 import { adapterName } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
@@ -13,7 +14,7 @@ import { parseUNetConfig } from '../src/models/config';
 import { parameterCount } from '../src/models/keys';
 import { Rng } from '../src/models/rng';
 import { NoiseSchedule, parseSchedulerConfig } from '../src/models/schedulers';
-import { isProductWeight, UNet2DConditionModel } from '../src/models/unet';
+import { storesAsF16, UNet2DConditionModel, type WeightStorage } from '../src/models/unet';
 import { ParameterStore } from '../src/nn/params';
 import { Engine } from '../src/tensor/engine';
 import { numel } from '../src/tensor/shape';
@@ -108,7 +109,8 @@ async function main(): Promise<void> {
   const tensors = new Map<string, Tensor>();
   await engine.untracked(async () => {
     for (const [name, shape] of keys.shapes) {
-      const dtype = args.weights === 'f16' && isProductWeight(name, shape.length) ? 'f16' : 'f32';
+      // As UNet2DConditionModel.load stores an F32 file's weights under --weights f16 or f32.
+      const dtype = storesAsF16(name, shape.length, 'F32', args.weights as WeightStorage) ? 'f16' : 'f32';
       tensors.set(
         name,
         engine.fromArray(randomWeights(name, shape, rng), shape, { label: name, exact: true, dtype }),

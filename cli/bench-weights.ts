@@ -1,9 +1,10 @@
 // f16 against f32 storage of the frozen UNet weights, side by side in one process: npm run bench:weights --
-// [--rounds 4] [--steps 4] [--targets attention+conv] [--batch 1] [--model public/models/emoji-tiny]. Loads the
-// model twice (weights f16 and f32), then alternates rounds: per round and storage, a fresh LoRA² trainer runs
-// --steps steps on three emoji photos, and a 3-step guided render times the sampling step. Reports the weights' GPU bytes, the
-// mean training and sampling step times (round 1 and steps that built pipelines left out), their ratio, and whether
-// the two storages computed the same losses (they should: an F16 file's values are the same either way).
+// [--rounds 4] [--steps 4] [--targets attention+conv] [--batch 1] [--model public/models/emoji-tiny]. Loads
+// the model twice (weights f16 and f32), then alternates rounds: per round and storage, a fresh LoRA² trainer
+// runs --steps steps on three emoji photos, and a 3-step guided render times the sampling step. Reports the
+// weights' GPU bytes, the mean training and sampling step times (round 1 and steps that built pipelines left
+// out), their ratio, and whether the two storages computed the same losses (they should: an F16 file's
+// values are the same either way).
 import { adapterName } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { lora2Settings, targetPreset } from '../src/lora/adapter';
@@ -45,13 +46,12 @@ async function main(): Promise<void> {
   const folder = new DirectoryFolder(args.model!);
   const models = new Map<WeightStorage, DiffusionModel>();
   for (const w of STORAGES) models.set(w, await DiffusionModel.load(engine, folder, {}, { weights: w }));
-  const any = models.get('f16')!;
-  const { images, embedding } = await dogPhotos(any);
+  const { images, embedding } = await dogPhotos(models.get('f16')!);
 
   const train = new Map<WeightStorage, number[]>(STORAGES.map((w) => [w, []]));
   const sample = new Map<WeightStorage, number[]>(STORAGES.map((w) => [w, []]));
   const losses = new Map<WeightStorage, number[]>(STORAGES.map((w) => [w, []]));
-  const peaks = new Map<WeightStorage, number>();
+  let peak = 0;
   for (let r = 0; r < rounds; r++) {
     for (const w of STORAGES) {
       const model = models.get(w)!;
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
         pipelines = engine.ctx.pipelines.size;
         losses.get(w)!.push(p.loss);
       });
-      peaks.set(w, Math.max(peaks.get(w) ?? 0, engine.stats().peakAllocatedBytes));
+      peak = Math.max(peak, engine.stats().peakAllocatedBytes);
       trainer.release();
       const t = performance.now();
       const before = engine.ctx.pipelines.size;
@@ -124,7 +124,7 @@ async function main(): Promise<void> {
   const [sf, s32] = STORAGES.map((w) => mean(sample.get(w)!));
   row('guided sampling step', sf, s32, s);
   console.log(`\nsame losses at every step with either storage: ${same ? 'yes' : 'NO'}`);
-  console.log(`peak GPU memory (both models loaded): ${mib(Math.max(...peaks.values()))}`);
+  console.log(`peak GPU memory (both models loaded): ${mib(peak)}`);
   for (const m of models.values()) await m.dispose();
   engine.destroy();
   process.exit(same ? 0 : 1);

@@ -36,17 +36,20 @@ export interface LinearTarget {
  * values; `f16`: also rounds F32 files (half the memory, weights rounded to 11 significant bits); `f32`: always
  * widened.
  */
-export type WeightStorage = 'auto' | 'f16' | 'f32';
+export const WEIGHT_STORAGES = ['auto', 'f16', 'f32'] as const;
+export type WeightStorage = (typeof WEIGHT_STORAGES)[number];
 
 export interface UNetLoadOptions {
   weights?: WeightStorage;
 }
 
-export const WEIGHT_STORAGES: readonly WeightStorage[] = ['auto', 'f16', 'f32'];
-
-/** A linear map's [out, in] or a convolution's [out, in, kh, kw] weight: what the f16 kernels read. */
-export function isProductWeight(name: string, rank: number): boolean {
-  return name.endsWith('.weight') && (rank === 2 || rank === 4);
+/**
+ * Whether a weight of `rank` stored as `fileDType` goes to the GPU as f16 under `mode` (before the range check):
+ * only a linear map's [out, in] or a convolution's [out, in, kh, kw] weight, which the f16 kernels read.
+ */
+export function storesAsF16(name: string, rank: number, fileDType: string, mode: WeightStorage): boolean {
+  const product = name.endsWith('.weight') && (rank === 2 || rank === 4);
+  return product && (mode === 'f16' || (mode === 'auto' && fileDType !== 'F32' && fileDType !== 'F64'));
 }
 
 /** f16's largest finite value: magnitudes that round past it would become ±Inf. */
@@ -125,9 +128,7 @@ export class UNet2DConditionModel {
         for (const [name, info] of matched) {
           const o = { label: name, exact: true };
           const fileDType = reader.info(name).dtype;
-          const half =
-            isProductWeight(name, info.shape.length) &&
-            (mode === 'f16' || (mode === 'auto' && fileDType !== 'F32' && fileDType !== 'F64'));
+          const half = storesAsF16(name, info.shape.length, fileDType, mode);
           let t: Tensor;
           if (half && fileDType === 'F16') {
             t = engine.fromHalves((await reader.readTyped(name)) as Uint16Array, info.shape, o);
