@@ -2,6 +2,12 @@
 // clamped to device limits in one place, bind-group and uniform helpers, labels naming the op.
 import { compileShader, type Gpu } from '../gpu/device';
 
+/**
+ * How a conv2d pipeline gets its sizes: `baked` into the WGSL (one pipeline per shape, the fastest code) or from a
+ * `uniform` (one pipeline per window, stride, padding and tile width, for shapes that change during a run).
+ */
+export type ConvSizes = 'baked' | 'uniform';
+
 export interface KernelContext {
   gpu: Gpu;
   device: GPUDevice;
@@ -9,6 +15,8 @@ export interface KernelContext {
   pipelines: Map<string, Promise<GPUComputePipeline>>;
   /** When set, kernels record into this encoder instead of submitting their own. */
   encoder: GPUCommandEncoder | undefined;
+  /** When set, every conv2d launch takes its sizes this way, whatever the call asked (benchmarks compare them). */
+  convSizes?: ConvSizes;
 }
 
 const contexts = new WeakMap<Gpu, KernelContext>();

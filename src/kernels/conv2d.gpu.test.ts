@@ -2,7 +2,7 @@
 // (forward, input/weight/bias gradients, accumulate) against the reference on odd shapes.
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../gpu/testing';
-import { kernelContext, readF32, upload, type KernelContext } from './common';
+import { kernelContext, readF32, upload, type ConvSizes, type KernelContext } from './common';
 import {
   conv2d,
   conv2dBackwardBias,
@@ -65,6 +65,8 @@ const gpuShapes: Conv2dShape[] = [
   { batch: 2, cin: 40, h: 11, w: 10, cout: 70, kh: 3, kw: 3, stride: 1, pad: 1 },
 ];
 
+const SIZES: ConvSizes[] = ['baked', 'uniform'];
+
 async function ctxAndData(s: Conv2dShape, seed: number) {
   const ctx = kernelContext(await testGpu());
   const rand = rng(seed);
@@ -105,7 +107,10 @@ async function poisonedRun(
 describe('conv2d on the GPU', () => {
   const tol = tolerance('conv2d');
 
-  it.each(gpuShapes)('forward (with and without bias) matches the reference for %j', async (s) => {
+  // Every shape with its sizes baked into the pipeline (frozen UNet convs) and from a uniform (LoRA² conv adapters).
+  const cases = gpuShapes.flatMap((s) => SIZES.map((sizes) => ({ ...s, sizes })));
+
+  it.each(cases)('forward (with and without bias) matches the reference for %j', async (s) => {
     const { ctx, n, buf, f64 } = await ctxAndData(s, 11);
     const withBias = await poisonedRun(ctx, 'conv2d.test.y', n.y, (out) =>
       conv2d(ctx, { ...s, x: buf.x, weight: buf.w, bias: buf.b, out }),
@@ -118,7 +123,7 @@ describe('conv2d on the GPU', () => {
     destroyAll(buf.x, buf.w, buf.b, buf.dy);
   });
 
-  it.each(gpuShapes)('input, weight and bias gradients match the reference for %j', async (s) => {
+  it.each(cases)('input, weight and bias gradients match the reference for %j', async (s) => {
     const { ctx, n, buf, f64 } = await ctxAndData(s, 23);
     const want = conv2dBackwardRef(f64.dy, f64.x, f64.w, s);
     const dx = await poisonedRun(ctx, 'conv2d.test.dx', n.x, (dx) =>
@@ -136,8 +141,8 @@ describe('conv2d on the GPU', () => {
     destroyAll(buf.x, buf.w, buf.b, buf.dy);
   });
 
-  it('accumulates into existing gradients when asked', async () => {
-    const s = gpuShapes[1];
+  it.each(SIZES)('accumulates into existing gradients when asked (sizes %s)', async (sizes) => {
+    const s = { ...gpuShapes[1], sizes };
     const { ctx, rand, n, buf, f64 } = await ctxAndData(s, 31);
     const want = conv2dBackwardRef(f64.dy, f64.x, f64.w, s);
     const prior = { dx: randn(rand, n.x), dw: randn(rand, n.w), db: randn(rand, s.cout) };
@@ -174,6 +179,39 @@ describe('conv2d on the GPU', () => {
     );
     assertClose(dx, conv2dBackwardRef(f64.dy, f64.x, rounded, s).dx, tol, 'conv2d dx, f16 weight');
     destroyAll(buf.x, buf.w, buf.b, buf.dy, w16);
+  });
+
+  // With sizes from a uniform, convs that differ only in their sizes share one pipeline: a LoRA² conv adapter
+  // whose rank changes compiles nothing new. gpuShapes[5] and s0 are both 3×3, stride 1, pad 1, tile width 4.
+  it('uniform sizes share one pipeline between shapes; baked ones build one per shape', async () => {
+    const ctx = kernelContext(await testGpu());
+    const built = async (run: () => Promise<void>) => {
+      const before = new Set(ctx.pipelines.keys());
+      await run();
+      return [...ctx.pipelines.keys()].filter((k) => !before.has(k)).map((k) => k.split('\n')[0]);
+    };
+    const forward = (s: Conv2dShape, d: Awaited<ReturnType<typeof ctxAndData>>) => () =>
+      poisonedRun(ctx, 'conv2d.test.share', d.n.y, (out) =>
+        conv2d(ctx, { ...s, x: d.buf.x, weight: d.buf.w, out }),
+      ).then((y) =>
+        assertClose(y, conv2dRef(d.f64.x, d.f64.w, undefined, s), tol, `forward ${JSON.stringify(s)}`),
+      );
+    const s0: Conv2dShape = { ...gpuShapes[5], batch: 1, cin: 7, h: 5, w: 6, cout: 33 };
+    const s1: Conv2dShape = { ...gpuShapes[5], batch: 3, cin: 9, h: 4, w: 7, cout: 41 };
+    const d0 = await ctxAndData(s0, 51);
+    const d1 = await ctxAndData(s1, 52);
+    await built(forward({ ...s0, sizes: 'uniform' }, d0)); // compiles the pipeline unless an earlier test did
+    expect(await built(forward({ ...s1, sizes: 'uniform' }, d1))).toEqual([]);
+    expect(await built(forward(s0, d0))).toEqual(['conv2d.forward[1x7x5x6→33 k3x3 s1 p1]']);
+    expect(await built(forward(s1, d1))).toEqual(['conv2d.forward[3x9x4x7→41 k3x3 s1 p1]']);
+    // The context's override (benchmarks) wins over the call's choice.
+    ctx.convSizes = 'uniform';
+    try {
+      expect(await built(forward({ ...s1, sizes: 'baked' }, d1))).toEqual([]);
+    } finally {
+      ctx.convSizes = undefined;
+    }
+    destroyAll(d0.buf.x, d0.buf.w, d0.buf.b, d0.buf.dy, d1.buf.x, d1.buf.w, d1.buf.b, d1.buf.dy);
   });
 
   it('rejects shapes with an empty output', async () => {

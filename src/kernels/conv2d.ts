@@ -7,10 +7,13 @@ import {
   launch,
   uniformBuffer,
   WGSL_FLAT_WORKGROUP,
+  type ConvSizes,
   type KernelContext,
 } from './common';
 
 export interface Conv2dShape {
+  /** Sizes baked into the pipeline (default) or read from a uniform (shapes that change, e.g. with a LoRA² rank). */
+  sizes?: ConvSizes;
   batch: number;
   cin: number;
   h: number;
@@ -39,18 +42,22 @@ const BK = 16;
  * One implicit GEMM C[M×N] = A[M×K]·B[K×N]. `loaders` defines, in WGSL:
  *   aRow(m) -> ARow, loadA(row: ARow, k) -> f32   (A[m, k]; the row part of the index math, done once)
  *   bRow(n) -> BRow, loadB(row: BRow, k) -> f32   (B[k, n])
- *   storeC(m, n, v)
+ *   cRow(m) -> u32, storeC(row, n, v)          (C[m, n] = v; cRow once per row a thread stores)
  * loadA/loadB are called only in bounds. Each thread fills the same tile rows at every k step, so aRow and
  * bRow run once per thread, outside the reduction loop. `aFastM`/`bFastN` choose which index consecutive
  * threads walk when filling a tile, so that global reads are contiguous.
  */
 interface GemmSpec {
   op: string;
+  /** Storage bindings 0…n−1; the sizes uniform takes binding n. */
   bindings: string;
   loaders: string;
   aFastM: boolean;
   bFastN: boolean;
 }
+
+/** What stays a WGSL constant in every pipeline: the kernel window, stride and padding. */
+type ConvKernel = Pick<Conv2dShape, 'kh' | 'kw' | 'stride' | 'pad'>;
 
 /** Sizes of one GEMM launch: output extent, GEMM dimensions, columns per thread and tile counts. */
 interface GemmGeometry {
@@ -72,8 +79,8 @@ function tileWidth(n: number): number {
 /** WGSL: x at (iy, ix) of the image plane starting at `base`, zero outside it (the padding). */
 const WGSL_INPUT_AT = /* wgsl */ `
 fn inputAt(base: u32, iy: i32, ix: i32) -> f32 {
-  if (iy < 0 || ix < 0 || iy >= i32(H) || ix >= i32(W)) { return 0.0; }
-  return x[base + u32(iy) * W + u32(ix)];
+  if (iy < 0 || ix < 0 || iy >= i32(S.h) || ix >= i32(S.w)) { return 0.0; }
+  return x[base + u32(iy) * S.w + u32(ix)];
 }`;
 
 /**
@@ -103,7 +110,7 @@ function tileFill(operand: 'A' | 'B', fastOuter: boolean, span: number, count: n
     return [
       `let ${lower}l${i} = ${fastOuter ? `${e} % ${span}u` : `${e} / BK`};`,
       `let ${lower}k${i} = ${fastOuter ? `${e} / ${span}u` : `${e} % BK`};`,
-      `let ${lower}ok${i} = ${outer}0 + ${lower}l${i} < ${outer.toUpperCase()};`,
+      `let ${lower}ok${i} = ${outer}0 + ${lower}l${i} < S.${outer};`,
       `let ${lower}r${i} = ${lower}Row(${outer}0 + ${lower}l${i});`,
     ].join('\n  ');
   });
@@ -111,7 +118,7 @@ function tileFill(operand: 'A' | 'B', fastOuter: boolean, span: number, count: n
     (i) => `{
       let k = k0 + ${lower}k${i};
       var v = 0.0;
-      if (${lower}ok${i} && k < K) { v = load${operand}(${lower}r${i}, k); }
+      if (${lower}ok${i} && k < S.k) { v = load${operand}(${lower}r${i}, k); }
       ${
         vec
           ? `tile${operand}[${lower}k${i} * ${span / 4}u + ${lower}l${i} / 4u][${lower}l${i} % 4u] = v;`
@@ -122,7 +129,33 @@ function tileFill(operand: 'A' | 'B', fastOuter: boolean, span: number, count: n
   return { setup: setup.join('\n  '), load: load.join('\n    ') };
 }
 
-function gemmShader(s: Conv2dShape, g: GemmGeometry, spec: GemmSpec, accumulate: boolean): string {
+/** Sizes of one launch as the WGSL struct `S` sees them (field order = uniform layout). */
+const SIZE_FIELDS = ['batch', 'cin', 'h', 'w', 'cout', 'ho', 'wo', 'm', 'n', 'k', 'tilesN'] as const;
+type Sizes = Record<(typeof SIZE_FIELDS)[number], number>;
+
+function sizesOf(s: Conv2dShape, g: GemmGeometry): Sizes {
+  const { batch, cin, h, w, cout } = s;
+  return { batch, cin, h, w, cout, ho: g.ho, wo: g.wo, m: g.M, n: g.N, k: g.K, tilesN: g.tilesN };
+}
+
+/**
+ * The kernel's WGSL. Sizes reach it as the struct `S`. Given `sizes` (baked, the default), `S` is a module constant
+ * and the compiler folds every size, e.g. divisions into multiply-shifts: one pipeline per shape, the fastest code.
+ * Without, `S` comes from a uniform: one pipeline serves every conv with the same window, stride, padding and tile
+ * width, so a LoRA² conv adapter whose rank changes compiles nothing new (each compile costs seconds on a software
+ * adapter with a cold shader cache), at 5–12% more time per launch on lavapipe (BENCHMARKS.md, "Conv sizes as a
+ * uniform"). The uniform is copied into a private `S` once, which measured a little faster there than reading it
+ * in the loop; the loop bound reads the uniform itself, because WGSL's uniformity analysis counts private variables
+ * as non-uniform and the loop holds barriers. The divisions in the reduction loop are by KK, KW and STRIDE,
+ * constants either way, except the weight gradient's, which divide by the output size.
+ */
+function gemmShader(
+  g: GemmGeometry,
+  spec: GemmSpec & { uniformBinding: number },
+  kernel: ConvKernel,
+  accumulate: boolean,
+  sizes?: Sizes,
+): string {
   const { tn } = g;
   const bn = GRID * tn;
   // Each thread owns 4 consecutive rows (one vec4 of A) and tn columns: a vec4 of B when tn = 4 (contiguous
@@ -136,29 +169,22 @@ function gemmShader(s: Conv2dShape, g: GemmGeometry, spec: GemmSpec, accumulate:
     ? `let b = tileB[kl * ${bn / 4}u + tn];`
     : cols.map((j) => `let b${j} = tileB[kl * ${bn}u + tn + ${j * GRID}u];`).join(' ');
   const bScalar = (j: number) => (bVec ? `b.${'xyzw'[j]}` : `b${j}`);
+  const struct = `struct Sizes { ${SIZE_FIELDS.map((f) => `${f}: u32`).join(', ')} }`;
+  const sizeDecl = sizes
+    ? `const S = Sizes(${SIZE_FIELDS.map((f) => `${sizes[f]}u`).join(', ')});`
+    : `@group(0) @binding(${spec.uniformBinding}) var<uniform> sizesIn: Sizes;
+var<private> S: Sizes;`;
   return /* wgsl */ `
 ${WGSL_FLAT_WORKGROUP}
 ${spec.bindings}
-// Shapes are baked in as constants: every index division becomes a multiply-shift (software adapters
-// scalarise divisions by runtime values), at the cost of one pipeline per conv shape.
+${struct}
+${sizeDecl}
 const ACCUMULATE = ${accumulate};
-const BATCH = ${s.batch}u;
-const CIN = ${s.cin}u;
-const H = ${s.h}u;
-const W = ${s.w}u;
-const COUT = ${s.cout}u;
-const HO = ${g.ho}u;
-const WO = ${g.wo}u;
-const KH = ${s.kh}u;
-const KW = ${s.kw}u;
-const KK = ${s.kh * s.kw}u;
-const STRIDE = ${s.stride}u;
-const PAD = ${s.pad};
-const M = ${g.M}u;
-const N = ${g.N}u;
-const K = ${g.K}u;
-const TILES_N = ${g.tilesN}u;
-const TILES = ${g.tiles}u;
+const KH = ${kernel.kh}u;
+const KW = ${kernel.kw}u;
+const KK = ${kernel.kh * kernel.kw}u;
+const STRIDE = ${kernel.stride}u;
+const PAD = ${kernel.pad};
 const BK = ${BK}u;
 const BM = ${BM}u;
 const BN = ${bn}u;
@@ -171,15 +197,18 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
         @builtin(num_workgroups) nwg: vec3<u32>) {
   // A surplus workgroup of a folded dispatch has m0 ≥ M, so all its loads and stores are masked; no early
   // return, which costs software adapters a slower barrier path.
+  ${sizes ? '' : 'S = sizesIn;'}
+  // From the uniform, not the private copy: barriers inside the loop need a uniform bound.
+  let kEnd = ${sizes ? 'S.k' : 'sizesIn.k'};
   let tile = flatWorkgroupIndex(wid, nwg);
-  let m0 = (tile / TILES_N) * BM;
-  let n0 = (tile % TILES_N) * BN;
+  let m0 = (tile / S.tilesN) * BM;
+  let n0 = (tile % S.tilesN) * BN;
   let tm = t % ${GRID}u;
   let tn = t / ${GRID}u;
   ${a.setup}
   ${b.setup}
   ${cols.map((j) => `var c${j} = vec4<f32>(0.0);`).join(' ')}
-  for (var k0 = 0u; k0 < K; k0 += BK) {
+  for (var k0 = 0u; k0 < kEnd; k0 += BK) {
     ${a.load}
     ${b.load}
     workgroupBarrier();
@@ -190,13 +219,15 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     }
     workgroupBarrier();
   }
+  ${range(4)
+    .map((r) => `let cm${r} = m0 + 4u * tm + ${r}u; let cr${r} = cRow(cm${r});`)
+    .join('\n  ')}
   ${cols
     .flatMap((j) =>
       range(4).map(
         (r) => `{
-    let m = m0 + 4u * tm + ${r}u;
     let n = ${column(j)};
-    if (m < M && n < N) { storeC(m, n, c${j}.${'xyzw'[r]}); }
+    if (cm${r} < S.m && n < S.n) { storeC(cr${r}, n, c${j}.${'xyzw'[r]}); }
   }`,
       ),
     )
@@ -229,10 +260,33 @@ async function runGemm(
   const tilesN = ceilDiv(dims.N, GRID * tn);
   const tiles = ceilDiv(dims.M, BM) * tilesN;
   const g: GemmGeometry = { ho, wo, ...dims, tn, tilesN, tiles };
-  const shape = `${s.batch}x${s.cin}x${s.h}x${s.w}→${s.cout} k${s.kh}x${s.kw} s${s.stride} p${s.pad}`;
-  const label = `${spec.op}${accumulate ? '.accumulate' : ''}[${shape}]`;
-  const pipeline = await getPipeline(ctx, label, gemmShader(s, g, spec, accumulate));
-  launch(ctx, { label, pipeline, buffers, workgroups: dispatchFor(ctx, tiles) });
+  const sizes = sizesOf(s, g);
+  const kernel = `k${s.kh}x${s.kw} s${s.stride} p${s.pad}`;
+  const shape = `${s.batch}x${s.cin}x${s.h}x${s.w}→${s.cout} ${kernel}`;
+  const op = `${spec.op}${accumulate ? '.accumulate' : ''}`;
+  const label = `${op}[${shape}]`;
+  const baked = (ctx.convSizes ?? s.sizes ?? 'baked') === 'baked';
+  const pipelineLabel = baked ? label : `${op}[${kernel} tn${tn}]`;
+  const code = gemmShader(
+    g,
+    { ...spec, uniformBinding: buffers.length },
+    s,
+    accumulate,
+    baked ? sizes : undefined,
+  );
+  const pipeline = await getPipeline(ctx, pipelineLabel, code);
+  if (baked) {
+    launch(ctx, { label, pipeline, buffers, workgroups: dispatchFor(ctx, tiles) });
+  } else {
+    const params = uniformBuffer(
+      ctx,
+      label,
+      SIZE_FIELDS.map((f) => sizes[f]),
+    );
+    launch(ctx, { label, pipeline, buffers: [...buffers, params], workgroups: dispatchFor(ctx, tiles) }, [
+      params,
+    ]);
+  }
 }
 
 /** out[b, co, oy, ox] = bias[co] + Σ weight[co, ci, ky, kx] · x[b, ci, oy·s − p + ky, ox·s − p + kx]. */
@@ -264,23 +318,26 @@ ${hasBias ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;' : ''}`,
 /** Output pixel m: its sample's input base and the top-left input position of its receptive field. */
 struct ARow { base: u32, iy: i32, ix: i32 }
 fn aRow(m: u32) -> ARow {
-  let b = m / (HO * WO);
-  let r = m - b * HO * WO;
-  let oy = r / WO;
-  return ARow(b * CIN * H * W, i32(oy * STRIDE) - PAD, i32((r - oy * WO) * STRIDE) - PAD);
+  let b = m / (S.ho * S.wo);
+  let r = m - b * S.ho * S.wo;
+  let oy = r / S.wo;
+  return ARow(b * S.cin * S.h * S.w, i32(oy * STRIDE) - PAD, i32((r - oy * S.wo) * STRIDE) - PAD);
 }
 fn loadA(r: ARow, k: u32) -> f32 {
   let ci = k / KK;
   let kr = k - ci * KK;
   let ky = kr / KW;
-  return inputAt(r.base + ci * H * W, r.iy + i32(ky), r.ix + i32(kr - ky * KW));
+  return inputAt(r.base + ci * S.h * S.w, r.iy + i32(ky), r.ix + i32(kr - ky * KW));
 }
 alias BRow = u32;
-fn bRow(n: u32) -> BRow { return n * K; }
+fn bRow(n: u32) -> BRow { return n * S.k; }
 fn loadB(r: BRow, k: u32) -> f32 { return weightAt(r + k); }
-fn storeC(m: u32, n: u32, v: f32) {
-  let b = m / (HO * WO);
-  out[(b * COUT + n) * HO * WO + m - b * HO * WO] = v${hasBias ? ' + bias[n]' : ''};
+fn cRow(m: u32) -> u32 {
+  let b = m / (S.ho * S.wo);
+  return b * S.cout * S.ho * S.wo + m - b * S.ho * S.wo;
+}
+fn storeC(row: u32, n: u32, v: f32) {
+  out[row + n * S.ho * S.wo] = v${hasBias ? ' + bias[n]' : ''};
 }`,
   };
   const buffers = [args.x, args.weight, args.out, ...(args.bias ? [args.bias] : [])];
@@ -318,10 +375,10 @@ ${wgslWeight(half)}
 /** Input pixel m: its sample's dy base and its padded position (iy + p, ix + p). */
 struct ARow { base: u32, ty: i32, tx: i32 }
 fn aRow(m: u32) -> ARow {
-  let b = m / (H * W);
-  let r = m - b * H * W;
-  let iy = r / W;
-  return ARow(b * COUT * HO * WO, i32(iy) + PAD, i32(r - iy * W) + PAD);
+  let b = m / (S.h * S.w);
+  let r = m - b * S.h * S.w;
+  let iy = r / S.w;
+  return ARow(b * S.cout * S.ho * S.wo, i32(iy) + PAD, i32(r - iy * S.w) + PAD);
 }
 fn loadA(r: ARow, k: u32) -> f32 {
   let co = k / KK;
@@ -332,18 +389,21 @@ fn loadA(r: ARow, k: u32) -> f32 {
   if (ty < 0 || tx < 0) { return 0.0; }
   let oy = u32(ty) / STRIDE;
   let ox = u32(tx) / STRIDE;
-  if (oy * STRIDE != u32(ty) || ox * STRIDE != u32(tx) || oy >= HO || ox >= WO) { return 0.0; }
-  return dy[r.base + (co * HO + oy) * WO + ox];
+  if (oy * STRIDE != u32(ty) || ox * STRIDE != u32(tx) || oy >= S.ho || ox >= S.wo) { return 0.0; }
+  return dy[r.base + (co * S.ho + oy) * S.wo + ox];
 }
 alias BRow = u32;
 fn bRow(n: u32) -> BRow { return n * KK; }
 fn loadB(r: BRow, k: u32) -> f32 {
   let co = k / KK;
-  return weightAt(co * CIN * KK + r + k - co * KK);
+  return weightAt(co * S.cin * KK + r + k - co * KK);
 }
-fn storeC(m: u32, n: u32, v: f32) {
-  let b = m / (H * W);
-  let i = (b * CIN + n) * H * W + m - b * H * W;
+fn cRow(m: u32) -> u32 {
+  let b = m / (S.h * S.w);
+  return b * S.cin * S.h * S.w + m - b * S.h * S.w;
+}
+fn storeC(row: u32, n: u32, v: f32) {
+  let i = row + n * S.h * S.w;
   if (ACCUMULATE) { dx[i] += v; } else { dx[i] = v; }
 }`,
   };
@@ -374,22 +434,23 @@ fn aRow(m: u32) -> ARow {
   let ci = m / KK;
   let kr = m - ci * KK;
   let ky = kr / KW;
-  return ARow(ci * H * W, i32(ky) - PAD, i32(kr - ky * KW) - PAD);
+  return ARow(ci * S.h * S.w, i32(ky) - PAD, i32(kr - ky * KW) - PAD);
 }
 fn loadA(r: ARow, k: u32) -> f32 {
-  let b = k / (HO * WO);
-  let pix = k - b * HO * WO;
-  let oy = pix / WO;
-  return inputAt(b * CIN * H * W + r.plane, i32(oy * STRIDE) + r.offY, i32((pix - oy * WO) * STRIDE) + r.offX);
+  let b = k / (S.ho * S.wo);
+  let pix = k - b * S.ho * S.wo;
+  let oy = pix / S.wo;
+  return inputAt(b * S.cin * S.h * S.w + r.plane, i32(oy * STRIDE) + r.offY, i32((pix - oy * S.wo) * STRIDE) + r.offX);
 }
 alias BRow = u32;
-fn bRow(n: u32) -> BRow { return n * HO * WO; }
+fn bRow(n: u32) -> BRow { return n * S.ho * S.wo; }
 fn loadB(r: BRow, k: u32) -> f32 {
-  let b = k / (HO * WO);
-  return dy[b * COUT * HO * WO + r + k - b * HO * WO];
+  let b = k / (S.ho * S.wo);
+  return dy[b * S.cout * S.ho * S.wo + r + k - b * S.ho * S.wo];
 }
-fn storeC(m: u32, n: u32, v: f32) {
-  let i = n * M + m;
+fn cRow(m: u32) -> u32 { return m; }
+fn storeC(row: u32, n: u32, v: f32) {
+  let i = n * S.m + row;
   if (ACCUMULATE) { dweight[i] += v; } else { dweight[i] = v; }
 }`,
   };

@@ -6,6 +6,7 @@
 import * as ops from '../autograd/ops';
 import { zeroGrad } from '../autograd/tape';
 import { adamw } from '../kernels/adamw';
+import type { ConvSizes } from '../kernels/common';
 import { addInPlace } from '../kernels/elementwise';
 import type { Rng, RngState } from '../models/rng';
 import { Rng as RngImpl } from '../models/rng';
@@ -184,20 +185,22 @@ function targetOf(t: AdapterTarget): AdapterTarget {
 
 /**
  * x·A[:D]ᵀ for a linear target, or A[:D] as a [D, Cin, kh, kw] convolution of x for a conv target (with the
- * frozen convolution's stride and padding).
+ * frozen convolution's stride and padding). `sizes`: `uniform` when D changes during the run (LoRA²), so the
+ * convolution's pipelines serve every rank instead of compiling anew at each one.
  */
 async function down(
   x: Tensor,
   A: Tensor,
   kernel: [number, number] | undefined,
   conv?: ConvCall,
+  sizes?: ConvSizes,
 ): Promise<Tensor> {
   if (!kernel) return ops.linear(x, A);
   if (!conv) throw new Error(`a conv adapter needs the convolution's stride and padding`);
   const [kh, kw] = kernel;
   const rows = A.shape[0];
   const w = ops.reshape(A, [rows, A.shape[1] / (kh * kw), kh, kw]);
-  return ops.conv2d(x, w, undefined, { stride: conv.stride, padding: conv.padding });
+  return ops.conv2d(x, w, undefined, { stride: conv.stride, padding: conv.padding, sizes });
 }
 
 /** Everything needed to resume an adapter exactly (checkpoints): values, moments, controller and RNG. */
@@ -451,7 +454,8 @@ export class Lora2Adapter implements LinearAdapter {
     }
     const D = this.rank;
     const kernel = this.target.kernel;
-    const h = await down(x, ops.sliceRows(this.A, D), kernel, conv);
+    const sizes = this.fixed ? 'baked' : 'uniform';
+    const h = await down(x, ops.sliceRows(this.A, D), kernel, conv, sizes);
     if (!kernel) return ops.matmul(await ops.mul(h, this.fLeaf), ops.sliceRows(this.Bt, D));
     // h [B, D, H', W']: scale each channel by s·f(i), then a 1×1 convolution with B = Bᵀ[:D]ᵀ.
     const hf = await ops.mul(h, ops.reshape(this.fLeaf, [D, 1, 1]));
@@ -461,7 +465,7 @@ export class Lora2Adapter implements LinearAdapter {
       1,
       1,
     ]);
-    return ops.conv2d(hf, up);
+    return ops.conv2d(hf, up, undefined, { sizes });
   }
 
   /** ∂L/∂(s·f) on the GPU after backward (LoRA² only; undefined when this adapter took no part). */

@@ -8,6 +8,7 @@ import {
   conv2dOutputSize,
   type Conv2dShape,
 } from '../../kernels/conv2d';
+import type { ConvSizes } from '../../kernels/common';
 import type { Tensor } from '../../tensor/tensor';
 import { record } from '../tape';
 import { expectDType, expectRank, expectShape, halfWeight, output, productSaved } from './util';
@@ -16,6 +17,11 @@ export interface Conv2dOptions {
   stride?: number;
   /** Zero padding on every side. */
   padding?: number;
+  /**
+   * `uniform` for a convolution whose shape changes during a run (a LoRA² adapter's, with its rank): one pipeline
+   * serves every shape. The default `baked` compiles a pipeline per shape, which runs faster (BENCHMARKS.md).
+   */
+  sizes?: ConvSizes;
 }
 
 export async function conv2d(
@@ -32,7 +38,11 @@ export async function conv2d(
   const [cout, wcin, kh, kw] = weight.shape;
   if (wcin !== cin) throw new Error(`conv2d: ${weight} does not take ${cin} input channels of ${x}`);
   if (bias) expectShape('conv2d', bias, [cout]);
-  const s: Conv2dShape = { batch, cin, h, w, cout, kh, kw, stride: opts.stride ?? 1, pad: opts.padding ?? 0 };
+  const s: Conv2dShape = {
+    sizes: opts.sizes,
+    ...{ batch, cin, h, w, cout, kh, kw },
+    ...{ stride: opts.stride ?? 1, pad: opts.padding ?? 0 },
+  };
   const ho = conv2dOutputSize(h, kh, s.stride, s.pad);
   const wo = conv2dOutputSize(w, kw, s.stride, s.pad);
   const ctx = x.engine.ctx;
