@@ -1,8 +1,8 @@
-// Conv sizes as a uniform (shipped) against sizes baked into one pipeline per shape, side by side in one
-// process: npm run bench:conv -- [--rounds 15] [--sd]. For the default model's 3×3 conv shapes (batch 1; --sd
-// adds SD 1.5's 320-channel 64×64 one), times the forward, input-gradient and weight-gradient kernels with each
-// kind of pipeline; rounds alternate the kinds and swap which goes first, so load changes hit both alike. Reports
-// the median ms of each, their ratio, and the geometric mean of the ratios per kernel.
+// Conv sizes from a uniform (LoRA² conv adapters) against sizes baked into one pipeline per shape (the frozen
+// UNet convs), side by side in one process: npm run bench:conv -- [--rounds 15] [--sd]. For the default model's
+// 3×3 conv shapes (batch 1; --sd adds SD 1.5's 320-channel 64×64 one), times the forward, input-gradient and
+// weight-gradient kernels each way; rounds alternate the two and swap which goes first, so load changes hit both
+// alike. Reports the median ms of each, their ratio, and the geometric mean of the ratios per kernel.
 import { adapterName } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { kernelContext, storageBuffer, upload } from '../src/kernels/common';

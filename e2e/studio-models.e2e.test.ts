@@ -84,6 +84,16 @@ describe('models imported from disk (OPFS, real worker)', () => {
       expect(await page.getByTestId('model-chip').getAttribute('title')).toMatch(
         /^UNet weights: 12\.9 MiB on the GPU, linear and conv weights f16 \(\d+ of \d+ tensors\)$/,
       );
+      // `?weights=f32` in the address widens them: the worker loads the model again, at twice the weights' memory.
+      await page.goto('/?weights=f32');
+      const chipTitle = () =>
+        page
+          .getByTestId('model-chip')
+          .getAttribute('title', { timeout: 1000 })
+          .catch(() => '');
+      await expect.poll(chipTitle, { timeout: 120_000 }).toBe('UNet weights: 25.6 MiB on the GPU, all f32');
+      expect((await modelState()).gpuBytes).toBeGreaterThan(defaultBytes);
+      await page.getByTestId('tab-sessions').click();
 
       // Use it: a new session on local:micro-latent, loaded from OPFS by the worker.
       await row.getByRole('button', { name: 'Use' }).click();

@@ -5,6 +5,7 @@ import type { SerializedGpuError } from '../src/gpu/errors';
 import type { TargetPreset } from '../src/lora/adapter';
 import type { EpBackend, EpStatus } from '../src/models/epFallback';
 import type { SamplingDefaults } from '../src/models/sampling';
+import type { WeightStorage } from '../src/models/weightStorage';
 
 export interface GpuInfo {
   adapter: GpuAdapterSummary;
@@ -226,7 +227,7 @@ export interface TrainerApi {
   // ---- trainer (implemented in the worker as they land; `capabilities()` says which exist) ----
   /** Loads a model folder (config, weights, tokenizer) onto the worker's device. */
   /** Loads a model folder; `opts.vae` picks the VAE's EP ('webgpu' by default in the worker, 'wasm' to force). */
-  loadModel(url: string, opts?: { vae?: VaeBackend }): Promise<ModelInfo>;
+  loadModel(url: string, opts?: { vae?: VaeBackend; weights?: WeightStorage }): Promise<ModelInfo>;
   /** Trains until done, paused or stopped; resumes from the session's last checkpoint when one exists. */
   startTraining(
     sessionId: string,

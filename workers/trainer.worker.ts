@@ -9,6 +9,7 @@ import { lora2Settings, plainLayerFromState } from '../src/lora/adapter';
 import { UrlFolder } from '../src/models/folder';
 import { DiffusionModel } from '../src/models/pipeline';
 import { NoiseSchedule } from '../src/models/schedulers';
+import type { WeightStorage } from '../src/models/weightStorage';
 import { Engine } from '../src/tensor/engine';
 import { idbCheckpointStore } from '../src/train/checkpoint';
 import { etaWithPreviews } from '../src/train/eta';
@@ -91,6 +92,8 @@ async function plainErrors<T>(body: () => Promise<T>): Promise<T> {
 interface ModelEntry {
   url: string;
   vae: VaeBackend;
+  /** How the UNet's frozen weights are stored on the GPU (`?weights=` in the studio's address; f16 by default). */
+  weights: WeightStorage;
   gpu?: Gpu;
   promise: Promise<DiffusionModel>;
   /** Runs, generations and imports using it now (holdModel). */
@@ -127,16 +130,17 @@ async function modelGpuBytes(): Promise<number> {
 }
 
 /**
- * The entry of a model folder on the worker's device, loading it (once per URL and VAE backend) when it is not
- * the current one; the one it replaces is released when nothing uses it. onnxruntime-web's bundle finds its wasm
+ * The entry of a model folder on the worker's device, loading it (once per URL, VAE backend and weight storage)
+ * when it is not the current one; the one it replaces is released when nothing uses it. onnxruntime-web's bundle finds its wasm
  * by itself (the build emits it as an asset beside the worker); a wasmPaths prefix would also move its .mjs.
  */
-function modelEntry(url: string, vae: VaeBackend): ModelEntry {
-  if (!model || model.url !== url || model.vae !== vae) {
+function modelEntry(url: string, vae: VaeBackend, weights: WeightStorage): ModelEntry {
+  if (!model || model.url !== url || model.vae !== vae || model.weights !== weights) {
     const previous = model;
     const entry: ModelEntry = {
       url,
       vae,
+      weights,
       users: 0,
       promise: gpu().then(async (g) => {
         entry.gpu = g;
@@ -145,10 +149,11 @@ function modelEntry(url: string, vae: VaeBackend): ModelEntry {
           ? await OpfsFolder.open(await navigator.storage.getDirectory(), url.slice(LOCAL_SCHEME.length))
           : new UrlFolder(new URL(url, self.location.origin).toString());
         // A latent model's VAE on onnxruntime-web's WebGPU EP (its own device on the adapter), else WASM. The
-        // frozen linear/conv weights are kept in f16, as diffusers' and kohya's LoRA scripts cast the frozen UNet
-        // to fp16: half the GPU memory of an F32 file (an F16 file's values are unchanged).
+        // frozen linear/conv weights are kept in f16 unless asked otherwise, as diffusers' and kohya's LoRA
+        // scripts cast the frozen UNet to fp16: half the GPU memory of an F32 file (an F16 file's values are
+        // unchanged).
         const ort = { vae, webgpuShaderF16: g.features.shaderF16 };
-        return DiffusionModel.load(new Engine(g), folder, ort, { weights: 'f16' });
+        return DiffusionModel.load(new Engine(g), folder, ort, { weights });
       }),
     };
     entry.promise.catch(() => {
@@ -165,8 +170,8 @@ function modelEntry(url: string, vae: VaeBackend): ModelEntry {
   return model;
 }
 
-const loadDiffusionModel = (url: string, vae: VaeBackend = model?.vae ?? 'webgpu') =>
-  modelEntry(url, vae).promise;
+/** Frozen weights in f16 unless the studio asks otherwise. */
+const DEFAULT_WEIGHTS: WeightStorage = 'f16';
 
 const DEFAULT_MODEL_URL = '/models/emoji-tiny/';
 
@@ -175,7 +180,11 @@ const DEFAULT_MODEL_URL = '/models/emoji-tiny/';
  * another session's loadModel replaces meanwhile stays on the device until its last user lets go.
  */
 async function holdModel(): Promise<{ m: DiffusionModel; letGo: () => void }> {
-  const entry = modelEntry(model?.url ?? DEFAULT_MODEL_URL, model?.vae ?? 'webgpu');
+  const entry = modelEntry(
+    model?.url ?? DEFAULT_MODEL_URL,
+    model?.vae ?? 'webgpu',
+    model?.weights ?? DEFAULT_WEIGHTS,
+  );
   entry.users++;
   let held = true;
   const letGo = () => {
@@ -424,8 +433,8 @@ async function attachSessionLora(m: DiffusionModel, sessionId: string, strength:
 }
 
 const api: TrainerImplementation = {
-  async loadModel(url: string, opts: { vae?: VaeBackend } = {}): Promise<ModelInfo> {
-    const m = await loadDiffusionModel(url, opts.vae ?? 'webgpu');
+  async loadModel(url: string, opts: { vae?: VaeBackend; weights?: WeightStorage } = {}): Promise<ModelInfo> {
+    const m = await modelEntry(url, opts.vae ?? 'webgpu', opts.weights ?? DEFAULT_WEIGHTS).promise;
     return {
       url,
       name: url.startsWith(LOCAL_SCHEME)

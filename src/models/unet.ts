@@ -10,6 +10,9 @@ import type { Tensor } from '../tensor/tensor';
 import { parseUNetConfig, type UNetConfig } from './config';
 import type { ModelFolder } from './folder';
 import { matchWeights, unetPlan, type BlockPlan, type UNetPlan } from './keys';
+import type { WeightStorage } from './weightStorage';
+
+export { WEIGHT_STORAGES, type WeightStorage } from './weightStorage';
 
 export interface UNetForwardOptions {
   /** Recompute each block's forward during backward instead of keeping its activations. */
@@ -28,16 +31,6 @@ export interface LinearTarget {
   /** [kh, kw] when the target is a Conv2d (LoCon); absent for a Linear. */
   kernel?: [number, number];
 }
-
-/**
- * How the frozen weights of linear maps and convolutions are stored on the GPU (everything else, and all
- * computation, stays f32; the kernels read f16 weights as f32). `auto`: f16 when the file stores them in 16
- * bits (F16, or BF16 within f16's range), so an F16 checkpoint takes half the memory of f32 with the same
- * values; `f16`: also rounds F32 files (half the memory, weights rounded to 11 significant bits); `f32`: always
- * widened.
- */
-export const WEIGHT_STORAGES = ['auto', 'f16', 'f32'] as const;
-export type WeightStorage = (typeof WEIGHT_STORAGES)[number];
 
 export interface UNetLoadOptions {
   weights?: WeightStorage;

@@ -1,10 +1,11 @@
 // A render that comes back with the VAE moved to WASM (its WebGPU EP failed while running) updates the model chip's
-// info and says why once; the same status again, or a pixel model, changes nothing.
+// info and says why once; the same status again, or a pixel model, changes nothing. `?weights=` picks how the
+// worker stores the frozen weights.
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { ModelInfo } from '../../../workers/api';
 import { BUILT_IN_SAMPLING } from '../../models/sampling';
 import { useStudio } from '../studioStore';
-import { noteVaeStatus } from './model';
+import { noteVaeStatus, requestedWeightStorage } from './model';
 
 function latentInfo(vae?: ModelInfo['vae']): ModelInfo {
   return {
@@ -52,5 +53,16 @@ describe('noteVaeStatus', () => {
     noteVaeStatus(moved);
     expect(useStudio.getState().model).toEqual({ phase: 'ready', info: pixel });
     expect(useStudio.getState().notice).toBeUndefined();
+  });
+});
+
+describe('requestedWeightStorage', () => {
+  it('takes f32 or auto from the address and falls back to f16 for anything else', () => {
+    expect(requestedWeightStorage('?weights=f32')).toBe('f32');
+    expect(requestedWeightStorage('?vae=wasm&weights=auto')).toBe('auto');
+    expect(requestedWeightStorage('?weights=f16')).toBe('f16');
+    expect(requestedWeightStorage('')).toBe('f16');
+    expect(requestedWeightStorage('?weights=F32')).toBe('f16');
+    expect(requestedWeightStorage('?weights=bf16')).toBe('f16');
   });
 });

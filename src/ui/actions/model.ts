@@ -4,6 +4,7 @@ import { describeError, TrainerMissingError } from '../errorText';
 import { trainer } from '../trainerClient';
 import { trainerCapabilities } from '../trainerCaps';
 import type { VaeBackend, VaeStatus } from '../../../workers/api';
+import { WEIGHT_STORAGES, type WeightStorage } from '../../models/weightStorage';
 import { showNotice, useStudio } from '../studioStore';
 import { adoptModelPrompt } from './session';
 
@@ -43,7 +44,10 @@ export function loadModel(force = false): Promise<void> {
     }
     useStudio.setState({ model: { phase: 'loading' } });
     try {
-      const info = await trainer().loadModel(url, { vae: requestedVaeBackend(location.search) });
+      const info = await trainer().loadModel(url, {
+        vae: requestedVaeBackend(location.search),
+        weights: requestedWeightStorage(location.search),
+      });
       useStudio.setState({ model: { phase: 'ready', info } });
       adoptModelPrompt();
     } catch (e) {
@@ -70,6 +74,15 @@ export function noteVaeStatus(vae: VaeStatus | undefined): void {
       advice: 'Images still render, on the CPU: decoding and encoding photos are slower until a reload.',
       action: 'none',
     });
+}
+
+/**
+ * `?weights=f32` (or `auto`) in the address: how the worker stores the UNet's frozen weights on the GPU. Unset or
+ * unknown: f16, half the memory (the kernels compute in f32 either way).
+ */
+export function requestedWeightStorage(search: string): WeightStorage {
+  const asked = new URLSearchParams(search).get('weights');
+  return WEIGHT_STORAGES.find((w) => w === asked) ?? 'f16';
 }
 
 /**
