@@ -131,8 +131,9 @@ async function modelGpuBytes(): Promise<number> {
 
 /**
  * The entry of a model folder on the worker's device, loading it (once per URL, VAE backend and weight storage)
- * when it is not the current one; the one it replaces is released when nothing uses it. onnxruntime-web's bundle finds its wasm
- * by itself (the build emits it as an asset beside the worker); a wasmPaths prefix would also move its .mjs.
+ * when it is not the current one; the one it replaces is released when nothing uses it. onnxruntime-web's bundle
+ * finds its wasm by itself (the build emits it as an asset beside the worker); a wasmPaths prefix would also move
+ * its .mjs.
  */
 function modelEntry(url: string, vae: VaeBackend, weights: WeightStorage): ModelEntry {
   if (!model || model.url !== url || model.vae !== vae || model.weights !== weights) {
