@@ -143,7 +143,7 @@ function sizesOf(s: Conv2dShape, g: GemmGeometry): Sizes {
  * and the compiler folds every size, e.g. divisions into multiply-shifts: one pipeline per shape, the fastest code.
  * Without, `S` comes from a uniform: one pipeline serves every conv with the same window, stride, padding and tile
  * width, so a LoRA² conv adapter whose rank changes compiles nothing new (each compile costs seconds on a software
- * adapter with a cold shader cache), at 5–12% more time per launch on lavapipe (BENCHMARKS.md, "Conv sizes as a
+ * adapter with a cold shader cache), at 5–13% more time per launch on lavapipe (BENCHMARKS.md, "Conv sizes as a
  * uniform"). The uniform is copied into a private `S` once, which measured a little faster there than reading it
  * in the loop; the loop bound reads the uniform itself, because WGSL's uniformity analysis counts private variables
  * as non-uniform and the loop holds barriers. The divisions in the reduction loop are by KK, KW and STRIDE,
