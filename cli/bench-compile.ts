@@ -18,6 +18,7 @@ import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
 import { DEFAULT_TRAINER_CONFIG, Trainer } from '../src/train/trainer';
 import { dogPhotos } from './bench/dogPhotos';
+import { median } from './bench/stats';
 import { cliArgs } from './args';
 
 const args = cliArgs(
@@ -124,7 +125,6 @@ async function main(): Promise<void> {
   );
   console.log(`creating them one by one on a fresh device: ${s(total)} s in all`);
   if (rounds > 0) {
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const warm = Object.fromEntries(
       kinds.map((k) => [k, median(stepMs.filter((_, i) => i + 1 >= warmFrom && kindOf(i + 1) === k))]),
     ) as Record<Kind, number>;

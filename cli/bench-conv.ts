@@ -14,6 +14,7 @@ import {
   type Conv2dShape,
 } from '../src/kernels/conv2d';
 import { cliArgs, exitUsage } from './args';
+import { median } from './bench/stats';
 
 const args = cliArgs(
   'bench:conv',
@@ -104,12 +105,6 @@ async function main(): Promise<void> {
     console.log(`${name}: geometric mean of uniform ÷ baked over ${rs.length} shapes = ${geo.toFixed(3)}`);
   }
   process.exit(0);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = Math.floor(s.length / 2);
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
 void main();

@@ -181,11 +181,7 @@ const DEFAULT_MODEL_URL = '/models/emoji-tiny/';
  * another session's loadModel replaces meanwhile stays on the device until its last user lets go.
  */
 async function holdModel(): Promise<{ m: DiffusionModel; letGo: () => void }> {
-  const entry = modelEntry(
-    model?.url ?? DEFAULT_MODEL_URL,
-    model?.vae ?? 'webgpu',
-    model?.weights ?? DEFAULT_WEIGHTS,
-  );
+  const entry = model ?? modelEntry(DEFAULT_MODEL_URL, 'webgpu', DEFAULT_WEIGHTS);
   entry.users++;
   let held = true;
   const letGo = () => {

@@ -8,6 +8,7 @@ import { conv2d } from '../../src/kernels/conv2d';
 import { matmul, matmulBackward, matmulNaiveTiled } from '../../src/kernels/matmul';
 import type { OnnxGraph } from './onnx';
 import type { OrtRunner } from './ortRunner';
+import { median } from './stats';
 
 export interface KernelBenchOptions {
   sizes: number[];
@@ -65,12 +66,6 @@ export interface Row {
   ms: Partial<Record<Contender['name'], number>>;
   note?: string;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = Math.floor(s.length / 2);
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-};
 
 /**
  * One warm-up run each (pipeline compiles land there), then `reps` rounds in which every contender runs
