@@ -1,8 +1,8 @@
 // The kernel benchmark itself, shared by the Node CLI (Dawn) and the Chromium page (the browser's adapter):
-// GFLOP/s of our WGSL matmul (fast and naive 16×16), conv2d and attention beside onnxruntime-web's WebGPU EP
+// GFLOP/s of our WGSL matmul (fast and naive 16×16), conv2d and attention (tiled and row-wise) beside onnxruntime-web's WebGPU EP
 // running the same op on the same adapter.
 import type { Gpu } from '../../src/gpu/device';
-import { attentionForward } from '../../src/kernels/attention';
+import { attentionBackward, attentionForward, attentionGrid } from '../../src/kernels/attention';
 import { kernelContext, storageBuffer, upload, type KernelContext } from '../../src/kernels/common';
 import { conv2d } from '../../src/kernels/conv2d';
 import { matmul, matmulBackward, matmulNaiveTiled } from '../../src/kernels/matmul';
@@ -54,7 +54,7 @@ interface BenchEnv {
 
 /** One implementation of a benchmarked op: `run` records the work and resolves when the GPU is done. */
 export interface Contender {
-  name: 'ours' | 'naive' | 'ort';
+  name: 'ours' | 'baseline' | 'ort';
   run: () => Promise<void>;
   release?: () => Promise<void>;
 }
@@ -171,10 +171,10 @@ async function benchMatmul(env: BenchEnv, n: number): Promise<Row[]> {
   const shape = { m: n, n, k: n };
   const forward = await benchOp(env, `matmul ${n}³ forward`, 2 * n ** 3, [
     ours(ctx, 'ours', () => matmul(ctx, { ...shape, a, b, out })),
-    ...(naive ? [ours(ctx, 'naive', () => matmulNaiveTiled(ctx, { ...shape, a, b, out }))] : []),
+    ...(naive ? [ours(ctx, 'baseline', () => matmulNaiveTiled(ctx, { ...shape, a, b, out }))] : []),
     ...(await ortContender(ort, matmulGraph(n))),
   ]);
-  const naiveBackward = ours(ctx, 'naive', async () => {
+  const naiveBackward = ours(ctx, 'baseline', async () => {
     await matmulNaiveTiled(ctx, { ...shape, a: dy, b, out: da, transposeB: true });
     await matmulNaiveTiled(ctx, { ...shape, a, b: dy, out: db, transposeA: true });
   });
@@ -224,7 +224,7 @@ async function benchConv(env: BenchEnv): Promise<Row> {
   return row;
 }
 
-async function benchAttention(env: BenchEnv): Promise<Row> {
+async function benchAttention(env: BenchEnv): Promise<Row[]> {
   const { ctx, ort } = env;
   const s = { batch: 1, heads: 4, queryLen: 1024, keyLen: 1024, headDim: 64 };
   const n = s.batch * s.heads * s.queryLen * s.headDim;
@@ -250,18 +250,60 @@ async function benchAttention(env: BenchEnv): Promise<Row> {
     outputs: [{ name: 'y', shape: bhnd }],
   };
   const flops = 4 * s.batch * s.heads * s.queryLen * s.keyLen * s.headDim;
-  const row = await benchOp(
-    env,
-    'attention 1024 tokens, 4 heads × 64 (forward)',
-    flops,
-    [
-      ours(ctx, 'ours', () => attentionForward(ctx, { ...s, q, k, v, out, lse })),
-      ...(await ortContender(ort, graph)),
-    ],
-    'FLOPs count q·kᵀ and p·v only',
-  );
-  for (const buf of [q, k, v, out, lse]) buf.destroy();
-  return row;
+  const dOut = randomBuffer(ctx, 'bench.attention.dOut', n);
+  const delta = storageBuffer(ctx, 'bench.attention.delta', s.batch * s.heads * s.queryLen * 4);
+  const [dq, dk, dv] = ['dq', 'dk', 'dv'].map((t) => storageBuffer(ctx, `bench.attention.${t}`, n * 4));
+  const grads = { ...s, q, k, v, out, lse, dOut, delta, dq, dk, dv };
+  // Both thread grids of the tiled kernels (the adapter's default is marked), each beside the row-wise kernels.
+  const rows: Row[] = [];
+  for (const grid of ['compact', 'wide'] as const) {
+    const withGrid = (run: () => Promise<void>) => async () => {
+      ctx.attentionGrid = grid;
+      try {
+        await run();
+      } finally {
+        ctx.attentionGrid = undefined;
+      }
+    };
+    const name = `${grid} grid${grid === attentionGrid(ctx) ? ", this adapter's default" : ''}`;
+    rows.push(
+      await benchOp(
+        env,
+        `attention 1024 tokens, 4 heads × 64 (forward, ${name})`,
+        flops,
+        [
+          ours(
+            ctx,
+            'ours',
+            withGrid(() => attentionForward(ctx, { ...s, q, k, v, out, lse })),
+          ),
+          ours(ctx, 'baseline', () => attentionForward(ctx, { ...s, q, k, v, out, lse, kernel: 'rows' })),
+          ...(await ortContender(ort, graph)),
+        ],
+        'FLOPs count q·kᵀ and p·v only',
+      ),
+    );
+    // The backward on the same inputs (lse and out from the forward above): delta, dK/dV and dQ. ORT has no
+    // fused attention gradient to compare with, so this row is ours against the row-wise kernels.
+    rows.push(
+      await benchOp(
+        env,
+        `attention 1024 tokens, 4 heads × 64 (backward, ${name})`,
+        2.5 * flops,
+        [
+          ours(
+            ctx,
+            'ours',
+            withGrid(() => attentionBackward(ctx, grads)),
+          ),
+          ours(ctx, 'baseline', () => attentionBackward(ctx, { ...grads, kernel: 'rows' })),
+        ],
+        'FLOPs: 2.5× the forward, as FlashAttention-2 counts dQ, dK, dV, dO·vᵀ and q·kᵀ; no ORT graph',
+      ),
+    );
+  }
+  for (const buf of [q, k, v, out, lse, dOut, delta, dq, dk, dv]) buf.destroy();
+  return rows;
 }
 
 const gflops = (row: Row, who: Contender['name']) => {
@@ -280,12 +322,12 @@ export function reportTable(rows: Row[], ortLabel: string): string {
     return a === undefined || b === undefined ? '—' : `${(b / a).toFixed(2)}×`;
   };
   const lines = [
-    `| op | ours (ms · GFLOP/s) | naive 16×16 | ${ortLabel} | ours/ORT | ours/naive |`,
+    `| op | ours (ms · GFLOP/s) | baseline: naive 16×16 matmul, row-wise attention | ${ortLabel} | ours/ORT | ours/baseline |`,
     '|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.op}${r.note ? ` (${r.note})` : ''} | ${cell(r, 'ours')} | ${cell(r, 'naive')} | ${cell(r, 'ort')} | ` +
-        `${ratio(r, 'ort')} | ${ratio(r, 'naive')} |`,
+        `| ${r.op}${r.note ? ` (${r.note})` : ''} | ${cell(r, 'ours')} | ${cell(r, 'baseline')} | ${cell(r, 'ort')} | ` +
+        `${ratio(r, 'ort')} | ${ratio(r, 'baseline')} |`,
     ),
   ];
   return lines.join('\n');
@@ -308,7 +350,7 @@ export async function runKernelBench(
   const rows: Row[] = [];
   if (opts.only.has('matmul')) for (const n of opts.sizes) rows.push(...(await benchMatmul(env, n)));
   if (opts.only.has('conv')) rows.push(await benchConv(env));
-  if (opts.only.has('attention')) rows.push(await benchAttention(env));
+  if (opts.only.has('attention')) rows.push(...(await benchAttention(env)));
   return rows;
 }
 

@@ -12,6 +12,8 @@ import {
   attentionTiling,
   mergeHeads,
   splitHeads,
+  tiledAttentionTiles,
+  type AttentionKernelChoice,
   type AttentionShape,
 } from './attention';
 import {
@@ -71,7 +73,12 @@ interface GpuResults {
 }
 
 /** Forward + backward in one submission, every output a canaried, poisoned buffer. */
-async function runGpu(ctx: KernelContext, s: AttentionShape, x: Inputs): Promise<GpuResults> {
+async function runGpu(
+  ctx: KernelContext,
+  s: AttentionShape,
+  x: Inputs,
+  kernel?: AttentionKernelChoice,
+): Promise<GpuResults> {
   const { qn, kn, rows } = sizes(s);
   const q = upload(ctx, 'attention.test.q', x.q);
   const k = upload(ctx, 'attention.test.k', x.k);
@@ -84,8 +91,8 @@ async function runGpu(ctx: KernelContext, s: AttentionShape, x: Inputs): Promise
   const dk = canaryBuffer(ctx, 'attention.test.dk', kn);
   const dv = canaryBuffer(ctx, 'attention.test.dv', kn);
   await batch(ctx, 'attention.test', async () => {
-    await attentionForward(ctx, { ...s, q, k, v, out, lse });
-    await attentionBackward(ctx, { ...s, q, k, v, out, lse, dOut, delta, dq, dk, dv });
+    await attentionForward(ctx, { ...s, q, k, v, out, lse, kernel });
+    await attentionBackward(ctx, { ...s, q, k, v, out, lse, dOut, delta, dq, dk, dv, kernel });
   });
   const res = {
     out: await readCanaried(ctx, out, qn),
@@ -162,14 +169,40 @@ describe('attention kernels (GPU vs float64 reference)', () => {
     },
     { name: 'cross Nq=17 Nk=129 d=8', batch: 1, heads: 3, queryLen: 17, keyLen: 129, headDim: 8 },
     { name: 'cross Nq=19 Nk=21 d=160', batch: 1, heads: 1, queryLen: 19, keyLen: 21, headDim: 160 },
+    { name: 'self N=45 d=80', batch: 1, heads: 2, queryLen: 45, keyLen: 45, headDim: 80 },
+    { name: 'self N=37 d=248', batch: 1, heads: 1, queryLen: 37, keyLen: 37, headDim: 248 },
+    // Not a multiple of 4: only the row-wise kernels serve these.
+    { name: 'cross Nq=33 Nk=50 d=6', batch: 2, heads: 2, queryLen: 33, keyLen: 50, headDim: 6 },
+    { name: 'self N=20 d=3', batch: 1, heads: 1, queryLen: 20, keyLen: 20, headDim: 3 },
   ];
   const tol = tolerance('attention');
 
-  for (const [i, s] of shapes.entries()) {
-    it(`forward and backward, ${s.name}`, async () => {
+  // The row-wise kernels everywhere; the tiled ones where a tiling fits (the default): on the compact grid (this
+  // adapter's) for every such shape, and on the wide grid (GPUs') for two with ragged tiles that cover both of
+  // its forward tilings here (32×16 and 32×8).
+  const wideToo = new Set(['self N=70 d=64', 'self N=45 d=80']);
+  const variants = [
+    { kernel: 'tiled', grid: 'compact' },
+    { kernel: 'tiled', grid: 'wide' },
+    { kernel: 'rows', grid: undefined },
+  ] as const;
+  const runs = shapes.flatMap((s, i) =>
+    variants
+      .filter((v) => v.kernel === 'rows' || tiledAttentionTiles('forward', s.headDim))
+      .filter((v) => v.grid !== 'wide' || wideToo.has(s.name))
+      .map((v) => ({ s, i, ...v })),
+  );
+  for (const { s, i, kernel, grid } of runs) {
+    it(`forward and backward (${kernel}${grid ? `, ${grid} grid` : ''}), ${s.name}`, async () => {
       const ctx = kernelContext(await testGpu());
       const x = randomInputs(100 + i, s);
-      const got = await runGpu(ctx, s, x);
+      ctx.attentionGrid = grid;
+      let got: GpuResults;
+      try {
+        got = await runGpu(ctx, s, x, kernel);
+      } finally {
+        ctx.attentionGrid = undefined;
+      }
       const ref = attentionRef(f64(x.q), f64(x.k), f64(x.v), s);
       const grads = attentionBackwardRef(f64(x.q), f64(x.k), f64(x.v), f64(x.dOut), s);
       assertClose(got.out, ref.out, tol, `${s.name} out`);
@@ -248,6 +281,17 @@ describe('attention kernels (GPU vs float64 reference)', () => {
   it('has a tiling for every head dimension up to the maximum', () => {
     for (let d = 1; d <= ATTENTION_MAX_HEAD_DIM; d++) expect(() => attentionTiling(d)).not.toThrow();
     expect(attentionTiling(64).forward.lines).toBe(16);
+    expect(tiledAttentionTiles('forward', 64)).toMatchObject({ lines: 32, step: 16 });
+    expect(tiledAttentionTiles('forward', 80)).toMatchObject({ lines: 32, step: 8 });
+    expect(tiledAttentionTiles('dq', 64)).toMatchObject({ lines: 16, step: 8 });
+    expect(tiledAttentionTiles('dkdv', 64)).toMatchObject({ lines: 16, step: 8 });
+    for (let d = 4; d <= ATTENTION_MAX_HEAD_DIM; d += 4) {
+      expect(tiledAttentionTiles('forward', d)).toBeDefined();
+      // The backward kernels hold four d-wide tiles: dQ tiled up to d = 124, dK/dV up to 120, row-wise above.
+      expect(tiledAttentionTiles('dq', d) !== undefined).toBe(d <= 124);
+      expect(tiledAttentionTiles('dkdv', d) !== undefined).toBe(d <= 120);
+    }
+    expect(tiledAttentionTiles('forward', 6)).toBeUndefined();
     expect(() => attentionTiling(ATTENTION_MAX_HEAD_DIM + 8)).toThrow(/head dimension/);
   });
 });

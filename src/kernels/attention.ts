@@ -38,6 +38,11 @@ export interface AttentionForwardArgs extends AttentionShape {
   out: GPUBuffer;
   /** [B, H, Nq] f32, written: logsumexp of each row of scale·q kᵀ, kept for the backward. */
   lse: GPUBuffer;
+  /**
+   * 'tiled' (the default; register-tiled where a tiling fits, `tiledAttentionTiles`) or 'rows': the row-wise
+   * kernel every head dimension can use (for tests and benchmarks).
+   */
+  kernel?: AttentionKernelChoice;
 }
 
 export interface AttentionBackwardArgs extends AttentionShape {
@@ -56,7 +61,11 @@ export interface AttentionBackwardArgs extends AttentionShape {
   dk: GPUBuffer;
   dv: GPUBuffer;
   accumulate?: boolean;
+  /** As the forward's: 'tiled' (default, where a tiling fits) or 'rows'. */
+  kernel?: AttentionKernelChoice;
 }
+
+export type AttentionKernelChoice = 'tiled' | 'rows';
 
 /**
  * Workgroup memory every kernel here stays within: the engine's required minimum
@@ -145,7 +154,10 @@ ${WGSL_EXP_FTZ}
 `;
 }
 
-/** WGSL: cooperative load of `rows` rows of d starting at row `first` (of `count`) into workgroup `dst`, zero-padded. */
+/**
+ * WGSL: cooperative load of `rows` rows starting at row `first` (of `count`) into workgroup `dst`, zero-padded;
+ * rows are D floats, or D4 vec4s (`vec4`, for the tiled kernels).
+ */
 function loadRows(
   dst: string,
   src: string,
@@ -153,11 +165,13 @@ function loadRows(
   first: string,
   rows: string,
   count: string,
+  vec4 = false,
 ): string {
+  const [w, t] = vec4 ? ['D4', 'vec4<f32>'] : ['D', 'f32'];
   return /* wgsl */ `
-    for (var i = lid; i < ${rows} * D; i += WG) {
-      let g = ${first} * D + i;
-      if (g < ${count} * D) { ${dst}[i] = f32(${src}[${base} + g]); } else { ${dst}[i] = 0.0; }
+    for (var i = lid; i < ${rows} * ${w}; i += WG) {
+      let g = ${first} * ${w} + i;
+      if (g < ${count} * ${w}) { ${dst}[i] = ${t}(${src}[${base} + g]); } else { ${dst}[i] = ${t}(0.0); }
     }`;
 }
 
@@ -185,7 +199,12 @@ const DPT = ${ceilDiv(d, t.tpl)}u;
 `;
 }
 
-const ENTRY = /* wgsl */ `
+/**
+ * WGSL: the kernels' entry point, up to the thread's place: workgroup `wg` serves (batch·head) `bh` and the LINES
+ * lines from `first`; q and k rows start at `qBase` and `kBase`, in units of `width` (D floats or D4 vec4s).
+ */
+function entry(width: 'D' | 'D4', place: string): string {
+  return /* wgsl */ `
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -193,10 +212,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (wg >= p.bh * p.tiles) { return; }
   let bh = wg / p.tiles;
   let first = (wg % p.tiles) * LINES;
-  let qBase = bh * p.nq * D;
-  let kBase = bh * p.nk * D;
-  let line = lid / TPL;
-  let t = lid % TPL;`;
+  let qBase = bh * p.nq * ${width};
+  let kBase = bh * p.nk * ${width};
+  ${place}`;
+}
+
+const ENTRY = entry('D', 'let line = lid / TPL;\n  let t = lid % TPL;');
 
 /**
  * Forward: a workgroup owns LINES query rows and streams the keys STEP at a time with an online
@@ -261,6 +282,382 @@ ${ENTRY}
     }
     if (t == 0u) { lse[bh * p.nq + row] = m + log(l); }
   }
+}
+`;
+}
+
+/** WGSL for both dK/dV kernels: lse and delta of the STEP query rows from i0 into `ls` and `dd` (0 past the end). */
+const LOAD_LSE_DELTA = /* wgsl */ `
+    for (var i = lid; i < STEP; i += WG) {
+      let row = i0 + i;
+      if (row < p.nq) {
+        ls[i] = lse[bh * p.nq + row];
+        dd[i] = delta[bh * p.nq + row];
+      } else {
+        ls[i] = 0.0;
+        dd[i] = 0.0;
+      }
+    }`;
+
+/**
+ * Register-tiled kernels for head dimensions that are a multiple of 4: a GR×GC grid of threads. Thread (tr, tc)
+ * owns lines tr + GR·i (RS = lines/GR of them) and, of each streamed tile, columns tc + GC·j (CS = step/GC of them)
+ * of the scores and vec4 columns tc + GC·j of its lines' d-vectors, so every workgroup-memory read (a vec4 along d)
+ * feeds several multiply-adds. CPU adapters (lavapipe) read workgroup memory lane by lane, and the row-wise kernels
+ * above do about one multiply-add per scalar read; these do 4–16 per vec4 read. Where no tiling fits (d not a
+ * multiple of 4; dQ above d = 124, dK/dV above 120) the row-wise kernels serve.
+ */
+export interface TiledAttentionTiles {
+  lines: number;
+  step: number;
+  /** Thread grid: gridRows × gridCols threads; each owns lines/gridRows lines and step/gridCols columns. */
+  gridRows: number;
+  gridCols: number;
+}
+
+/** (lines, step) from largest to smallest; the first whose workgroup memory fits is used. */
+const TILED_CANDIDATES: [number, number][] = [
+  [32, 16],
+  [32, 8],
+  [16, 16],
+  [16, 8],
+  [8, 8],
+];
+
+/**
+ * Thread grids: 'wide' (8×8 = 64 threads, for GPUs) or 'compact' (4×4 = 16 threads, each with 4× the work). CPU
+ * adapters run a workgroup's threads as SIMD lanes and gain from fewer threads with more work each: on lavapipe the
+ * compact grid took about two thirds of the wide one's time for the backward (BENCHMARKS.md, "Attention kernels").
+ */
+export type AttentionGrid = 'wide' | 'compact';
+const GRIDS: Record<AttentionGrid, [number, number]> = { wide: [8, 8], compact: [4, 4] };
+
+/** The grid the tiled kernels use on this context: compact on software adapters, unless `ctx.attentionGrid` says. */
+export function attentionGrid(ctx: KernelContext): AttentionGrid {
+  return ctx.attentionGrid ?? (ctx.gpu.adapter.isFallback ? 'compact' : 'wide');
+}
+
+/** Workgroup floats of each tiled kernel (must match the WGSL declarations below). */
+function tiledSharedFloats(kind: AttentionKernel, d: number, lines: number, step: number): number {
+  switch (kind) {
+    case 'forward': // qs, kv, ss, ps
+      return lines * d + step * d + 2 * lines * step;
+    case 'dq': // qs, dos, ks, vs, dss
+      return 2 * lines * d + 2 * step * d + lines * step;
+    case 'dkdv': // ks, vs, qs, dos, ps, dss, ls, dd
+      return 2 * lines * d + 2 * step * d + 2 * lines * step + 2 * step;
+  }
+}
+
+/** A tiled kernel's tiling for head dimension d, or undefined where only the row-wise kernel applies. */
+export function tiledAttentionTiles(
+  kind: AttentionKernel,
+  d: number,
+  grid: AttentionGrid = 'wide',
+): TiledAttentionTiles | undefined {
+  if (d % 4 !== 0) return undefined;
+  const [gridRows, gridCols] = GRIDS[grid];
+  for (const [lines, step] of TILED_CANDIDATES) {
+    if (tiledSharedFloats(kind, d, lines, step) <= WORKGROUP_FLOATS)
+      return { lines, step, gridRows, gridCols };
+  }
+  return undefined;
+}
+
+function tiledConstants(d: number, t: TiledAttentionTiles): string {
+  const d4 = d / 4;
+  return /* wgsl */ `
+const D4 = ${d4}u;
+const LINES = ${t.lines}u;
+const STEP = ${t.step}u;
+const GR = ${t.gridRows}u;
+const GC = ${t.gridCols}u;
+const WG = ${t.gridRows * t.gridCols}u;
+const RS = ${t.lines / t.gridRows}u;
+const CS = ${t.step / t.gridCols}u;
+const DPT = ${ceilDiv(d4, t.gridCols)}u;
+`;
+}
+
+/** `loadRows` for the tiled kernels: rows of D4 vec4s. */
+const loadRows4 = (
+  dst: string,
+  src: string,
+  base: string,
+  first: string,
+  rows: string,
+  count: string,
+): string => loadRows(dst, src, base, first, rows, count, true);
+
+/** WGSL: store (or add into) the thread's RS×DPT vec4 accumulators `acc`·mul at rows first + tr + GR·i of `dst`. */
+function storeRows4(dst: string, acc: string, base: string, count: string, mul: string): string {
+  return /* wgsl */ `
+  for (var i = 0u; i < RS; i++) {
+    let row = first + tr + GR * i;
+    if (row < ${count}) {
+      for (var j = 0u; j < DPT; j++) {
+        let e = tc + GC * j;
+        if (e < D4) {
+          let at = ${base} + row * D4 + e;
+          var val = ${acc}[i * DPT + j] * ${mul};
+          if (p.accumulate != 0u) { val += vec4<f32>(${dst}[at]); }
+          ${dst}[at] = vec4<E>(val);
+        }
+      }
+    }
+  }`;
+}
+
+const TILED_ENTRY = entry('D4', 'let tr = lid / GC;\n  let tc = lid % GC;');
+
+/**
+ * WGSL: zero a private array declared inside a loop. The WGSL spec zero-initializes such a declaration on every
+ * iteration, but on lavapipe through Dawn the tiled kernels read the previous iteration's sums without this
+ * (measured: every test with more than one streamed tile failed).
+ */
+const zero = (name: string, n: string): string => `for (var z = 0u; z < ${n}; z++) { ${name}[z] = 0.0; }`;
+/**
+ * WGSL: acc[i, ·] += Σ_c weights[line i, c] · tile[c, ·] over the STEP streamed rows, for the thread's RS lines and
+ * DPT vec4 columns (the forward's P·V, dQ's dS·K).
+ */
+function accumulateTile(acc: string, weights: string, tile: string): string {
+  return /* wgsl */ `
+    for (var c = 0u; c < STEP; c++) {
+      var tv: array<vec4<f32>, DPT>;
+      for (var j = 0u; j < DPT; j++) {
+        let e = tc + GC * j;
+        if (e < D4) { tv[j] = ${tile}[c * D4 + e]; }
+      }
+      for (var i = 0u; i < RS; i++) {
+        let w = ${weights}[(tr + GR * i) * STEP + c];
+        for (var j = 0u; j < DPT; j++) { ${acc}[i * DPT + j] += w * tv[j]; }
+      }
+    }`;
+}
+
+/** Forward, tiled: the row-wise forward's online softmax, with the scores and the output register-tiled. */
+function tiledForwardSource(d: number, dtype: AttentionDType, t: TiledAttentionTiles): string {
+  return /* wgsl */ `${preamble(dtype)}${tiledConstants(d, t)}
+@group(0) @binding(1) var<storage, read> q: array<vec4<E>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<E>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<E>>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<E>>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+var<workgroup> qs: array<vec4<f32>, LINES * D4>;
+var<workgroup> kv: array<vec4<f32>, STEP * D4>;
+var<workgroup> ss: array<f32, LINES * STEP>;
+var<workgroup> ps: array<f32, LINES * STEP>;
+${TILED_ENTRY}
+  ${loadRows4('qs', 'q', 'qBase', 'first', 'LINES', 'p.nq')}
+  var o: array<vec4<f32>, RS * DPT>;
+  var m: array<f32, RS>;
+  var l: array<f32, RS>;
+  for (var i = 0u; i < RS; i++) { m[i] = -3.0e38; }
+  for (var j0 = 0u; j0 < p.nk; j0 += STEP) {
+    ${loadRows4('kv', 'k', 'kBase', 'j0', 'STEP', 'p.nk')}
+    workgroupBarrier();
+    var s: array<f32, RS * CS>;
+    ${zero('s', 'RS * CS')}
+    for (var e = 0u; e < D4; e++) {
+      var kc: array<vec4<f32>, CS>;
+      for (var j = 0u; j < CS; j++) { kc[j] = kv[(tc + GC * j) * D4 + e]; }
+      for (var i = 0u; i < RS; i++) {
+        let qv = qs[(tr + GR * i) * D4 + e];
+        for (var j = 0u; j < CS; j++) { s[i * CS + j] += dot(qv, kc[j]); }
+      }
+    }
+    let valid = min(STEP, p.nk - j0);
+    for (var i = 0u; i < RS; i++) {
+      for (var j = 0u; j < CS; j++) { ss[(tr + GR * i) * STEP + tc + GC * j] = s[i * CS + j] * p.scale; }
+    }
+    workgroupBarrier();
+    // K is consumed: the same workgroup memory now takes V. Every thread of a row finds the same new max.
+    ${loadRows4('kv', 'v', 'kBase', 'j0', 'STEP', 'p.nk')}
+    for (var i = 0u; i < RS; i++) {
+      let r = tr + GR * i;
+      var mNew = m[i];
+      for (var c = 0u; c < valid; c++) { mNew = max(mNew, ss[r * STEP + c]); }
+      let alpha = expFtz(m[i] - mNew);
+      m[i] = mNew;
+      var part = 0.0;
+      for (var j = 0u; j < CS; j++) {
+        let c = tc + GC * j;
+        let pr = select(0.0, expFtz(ss[r * STEP + c] - mNew), c < valid);
+        ps[r * STEP + c] = pr;
+        part += pr;
+      }
+      l[i] = l[i] * alpha + part;
+      for (var j = 0u; j < DPT; j++) { o[i * DPT + j] *= alpha; }
+    }
+    workgroupBarrier();
+    ${accumulateTile('o', 'ps', 'kv')}
+    workgroupBarrier();
+  }
+  // Each thread summed its own keys' weights: a row's total is the sum over the GC threads of the row.
+  for (var i = 0u; i < RS; i++) { ss[(tr + GR * i) * GC + tc] = l[i]; }
+  workgroupBarrier();
+  for (var i = 0u; i < RS; i++) {
+    let r = tr + GR * i;
+    var total = 0.0;
+    for (var c = 0u; c < GC; c++) { total += ss[r * GC + c]; }
+    let row = first + r;
+    if (row < p.nq) {
+      // Plain stores: accumulate does not apply to a forward output.
+      for (var j = 0u; j < DPT; j++) {
+        let e = tc + GC * j;
+        if (e < D4) { out[qBase + row * D4 + e] = vec4<E>(o[i * DPT + j] / total); }
+      }
+      if (tc == 0u) { lse[bh * p.nq + row] = m[i] + log(total); }
+    }
+  }
+}
+`;
+}
+
+/** Inputs of both tiled backward kernels, at bindings 1–6. */
+const TILED_BACKWARD_BINDINGS = /* wgsl */ `
+@group(0) @binding(1) var<storage, read> q: array<vec4<E>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<E>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<E>>;
+@group(0) @binding(4) var<storage, read> dOut: array<vec4<E>>;
+@group(0) @binding(5) var<storage, read> lse: array<f32>;
+@group(0) @binding(6) var<storage, read> delta: array<f32>;`;
+
+/**
+ * WGSL for both tiled backward kernels: the thread's RS×CS tile of q·kᵀ (`qk`) and of dO·vᵀ (`dov`), from the
+ * owned lines' rows of `owned` = [q or k, dO or v] and the streamed columns' rows of `streamed` (the other pair).
+ */
+function tiledScores(owned: [string, string], streamed: [string, string]): string {
+  return /* wgsl */ `
+    var qk: array<f32, RS * CS>;
+    var dov: array<f32, RS * CS>;
+    ${zero('qk', 'RS * CS')}
+    ${zero('dov', 'RS * CS')}
+    for (var e = 0u; e < D4; e++) {
+      var sa: array<vec4<f32>, CS>;
+      var sb: array<vec4<f32>, CS>;
+      for (var j = 0u; j < CS; j++) {
+        sa[j] = ${streamed[0]}[(tc + GC * j) * D4 + e];
+        sb[j] = ${streamed[1]}[(tc + GC * j) * D4 + e];
+      }
+      for (var i = 0u; i < RS; i++) {
+        let oa = ${owned[0]}[(tr + GR * i) * D4 + e];
+        let ob = ${owned[1]}[(tr + GR * i) * D4 + e];
+        for (var j = 0u; j < CS; j++) {
+          qk[i * CS + j] += dot(oa, sa[j]);
+          dov[i * CS + j] += dot(ob, sb[j]);
+        }
+      }
+    }`;
+}
+
+/** dQ, tiled: a workgroup owns LINES query rows and streams keys/values STEP at a time. */
+function tiledDqSource(d: number, dtype: AttentionDType, t: TiledAttentionTiles): string {
+  return /* wgsl */ `${preamble(dtype)}${tiledConstants(d, t)}
+${TILED_BACKWARD_BINDINGS}
+@group(0) @binding(7) var<storage, read_write> dq: array<vec4<E>>;
+var<workgroup> qs: array<vec4<f32>, LINES * D4>;
+var<workgroup> dos: array<vec4<f32>, LINES * D4>;
+var<workgroup> ks: array<vec4<f32>, STEP * D4>;
+var<workgroup> vs: array<vec4<f32>, STEP * D4>;
+var<workgroup> dss: array<f32, LINES * STEP>;
+${WGSL_PROB_AND_DS}
+${TILED_ENTRY}
+  ${loadRows4('qs', 'q', 'qBase', 'first', 'LINES', 'p.nq')}
+  ${loadRows4('dos', 'dOut', 'qBase', 'first', 'LINES', 'p.nq')}
+  var rowLse: array<f32, RS>;
+  var rowDelta: array<f32, RS>;
+  for (var i = 0u; i < RS; i++) {
+    let row = first + tr + GR * i;
+    if (row < p.nq) {
+      rowLse[i] = lse[bh * p.nq + row];
+      rowDelta[i] = delta[bh * p.nq + row];
+    }
+  }
+  var acc: array<vec4<f32>, RS * DPT>;
+  for (var j0 = 0u; j0 < p.nk; j0 += STEP) {
+    ${loadRows4('ks', 'k', 'kBase', 'j0', 'STEP', 'p.nk')}
+    ${loadRows4('vs', 'v', 'kBase', 'j0', 'STEP', 'p.nk')}
+    workgroupBarrier();
+    ${tiledScores(['qs', 'dos'], ['ks', 'vs'])}
+    let valid = min(STEP, p.nk - j0);
+    for (var i = 0u; i < RS; i++) {
+      let inRange = first + tr + GR * i < p.nq;
+      for (var j = 0u; j < CS; j++) {
+        let c = tc + GC * j;
+        let pds = probAndDs(qk[i * CS + j], dov[i * CS + j], rowLse[i], rowDelta[i], c < valid && inRange);
+        dss[(tr + GR * i) * STEP + c] = pds.y;
+      }
+    }
+    workgroupBarrier();
+    ${accumulateTile('acc', 'dss', 'ks')}
+    workgroupBarrier();
+  }
+  ${storeRows4('dq', 'acc', 'qBase', 'p.nq', 'p.scale')}
+}
+`;
+}
+
+/** dK and dV, tiled: a workgroup owns LINES keys and streams query rows STEP at a time. */
+function tiledDkdvSource(d: number, dtype: AttentionDType, t: TiledAttentionTiles): string {
+  return /* wgsl */ `${preamble(dtype)}${tiledConstants(d, t)}
+${TILED_BACKWARD_BINDINGS}
+@group(0) @binding(7) var<storage, read_write> dk: array<vec4<E>>;
+@group(0) @binding(8) var<storage, read_write> dv: array<vec4<E>>;
+var<workgroup> ks: array<vec4<f32>, LINES * D4>;
+var<workgroup> vs: array<vec4<f32>, LINES * D4>;
+var<workgroup> qs: array<vec4<f32>, STEP * D4>;
+var<workgroup> dos: array<vec4<f32>, STEP * D4>;
+var<workgroup> ps: array<f32, LINES * STEP>;
+var<workgroup> dss: array<f32, LINES * STEP>;
+var<workgroup> ls: array<f32, STEP>;
+var<workgroup> dd: array<f32, STEP>;
+${WGSL_PROB_AND_DS}
+${TILED_ENTRY}
+  ${loadRows4('ks', 'k', 'kBase', 'first', 'LINES', 'p.nk')}
+  ${loadRows4('vs', 'v', 'kBase', 'first', 'LINES', 'p.nk')}
+  var accK: array<vec4<f32>, RS * DPT>;
+  var accV: array<vec4<f32>, RS * DPT>;
+  for (var i0 = 0u; i0 < p.nq; i0 += STEP) {
+    ${loadRows4('qs', 'q', 'qBase', 'i0', 'STEP', 'p.nq')}
+    ${loadRows4('dos', 'dOut', 'qBase', 'i0', 'STEP', 'p.nq')}
+    ${LOAD_LSE_DELTA}
+    workgroupBarrier();
+    ${tiledScores(['ks', 'vs'], ['qs', 'dos'])}
+    let valid = min(STEP, p.nq - i0);
+    for (var i = 0u; i < RS; i++) {
+      let inRange = first + tr + GR * i < p.nk;
+      for (var j = 0u; j < CS; j++) {
+        let r = tc + GC * j;
+        let pds = probAndDs(qk[i * CS + j], dov[i * CS + j], ls[r], dd[r], r < valid && inRange);
+        ps[(tr + GR * i) * STEP + r] = pds.x;
+        dss[(tr + GR * i) * STEP + r] = pds.y;
+      }
+    }
+    workgroupBarrier();
+    for (var r = 0u; r < STEP; r++) {
+      var qv: array<vec4<f32>, DPT>;
+      var dv4: array<vec4<f32>, DPT>;
+      for (var j = 0u; j < DPT; j++) {
+        let e = tc + GC * j;
+        if (e < D4) {
+          qv[j] = qs[r * D4 + e];
+          dv4[j] = dos[r * D4 + e];
+        }
+      }
+      for (var i = 0u; i < RS; i++) {
+        let pr = ps[(tr + GR * i) * STEP + r];
+        let dsr = dss[(tr + GR * i) * STEP + r];
+        for (var j = 0u; j < DPT; j++) {
+          accV[i * DPT + j] += pr * dv4[j];
+          accK[i * DPT + j] += dsr * qv[j];
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  ${storeRows4('dk', 'accK', 'kBase', 'p.nk', 'p.scale')}
+  ${storeRows4('dv', 'accV', 'kBase', 'p.nk', '1.0')}
 }
 `;
 }
@@ -382,16 +779,7 @@ ${ENTRY}
   for (var i0 = 0u; i0 < p.nq; i0 += STEP) {
     ${loadRows('qs', 'q', 'qBase', 'i0', 'STEP', 'p.nq')}
     ${loadRows('dos', 'dOut', 'qBase', 'i0', 'STEP', 'p.nq')}
-    for (var i = lid; i < STEP; i += WG) {
-      let row = i0 + i;
-      if (row < p.nq) {
-        ls[i] = lse[bh * p.nq + row];
-        dd[i] = delta[bh * p.nq + row];
-      } else {
-        ls[i] = 0.0;
-        dd[i] = 0.0;
-      }
-    }
+    ${LOAD_LSE_DELTA}
     workgroupBarrier();
     let valid = min(STEP, p.nq - i0);
     for (var r = t; r < STEP; r += TPL) {
@@ -485,8 +873,13 @@ export async function attentionForward(ctx: KernelContext, args: AttentionForwar
     ['out', args.out, batch * heads * nq * d * eb],
     ['lse', args.lse, batch * heads * nq * 4],
   ]);
-  const tiles = ceilDiv(nq, tilesFor('forward', d).lines);
-  const pipeline = await getPipeline(ctx, `${label}.d${d}.${dtype}`, forwardSource(d, dtype));
+  const grid = attentionGrid(ctx);
+  const tiled =
+    (args.kernel ?? ctx.attentionKernel) === 'rows' ? undefined : tiledAttentionTiles('forward', d, grid);
+  const tiles = ceilDiv(nq, tiled?.lines ?? tilesFor('forward', d).lines);
+  const pipeline = tiled
+    ? await getPipeline(ctx, `${label}.tiled.${grid}.d${d}.${dtype}`, tiledForwardSource(d, dtype, tiled))
+    : await getPipeline(ctx, `${label}.d${d}.${dtype}`, forwardSource(d, dtype));
   const u = params(ctx, label, args, tiles, false);
   launch(
     ctx,
@@ -526,10 +919,18 @@ export async function attentionBackward(ctx: KernelContext, args: AttentionBackw
     ['dv', args.dv, bh * nk * d * eb],
   ]);
   const accumulate = args.accumulate ?? false;
+  const rows = (args.kernel ?? ctx.attentionKernel) === 'rows';
+  const grid = attentionGrid(ctx);
+  const dkdvTiled = rows ? undefined : tiledAttentionTiles('dkdv', d, grid);
+  const dqTiled = rows ? undefined : tiledAttentionTiles('dq', d, grid);
   const [deltaPipe, dkdvPipe, dqPipe] = await Promise.all([
     getPipeline(ctx, `${label}.delta.d${d}.${dtype}`, deltaSource(d, dtype)),
-    getPipeline(ctx, `${label}.dkdv.d${d}.${dtype}`, dkdvSource(d, dtype)),
-    getPipeline(ctx, `${label}.dq.d${d}.${dtype}`, dqSource(d, dtype)),
+    dkdvTiled
+      ? getPipeline(ctx, `${label}.dkdv.tiled.${grid}.d${d}.${dtype}`, tiledDkdvSource(d, dtype, dkdvTiled))
+      : getPipeline(ctx, `${label}.dkdv.d${d}.${dtype}`, dkdvSource(d, dtype)),
+    dqTiled
+      ? getPipeline(ctx, `${label}.dq.tiled.${grid}.d${d}.${dtype}`, tiledDqSource(d, dtype, dqTiled))
+      : getPipeline(ctx, `${label}.dq.d${d}.${dtype}`, dqSource(d, dtype)),
   ]);
 
   const uDelta = params(ctx, `${label}.delta`, args, 1, false);
@@ -544,7 +945,7 @@ export async function attentionBackward(ctx: KernelContext, args: AttentionBackw
     [uDelta],
   );
 
-  const kvTiles = ceilDiv(nk, tilesFor('dkdv', d).lines);
+  const kvTiles = ceilDiv(nk, dkdvTiled?.lines ?? tilesFor('dkdv', d).lines);
   const uKv = params(ctx, `${label}.dkdv`, args, kvTiles, accumulate);
   launch(
     ctx,
@@ -557,7 +958,7 @@ export async function attentionBackward(ctx: KernelContext, args: AttentionBackw
     [uKv],
   );
 
-  const qTiles = ceilDiv(nq, tilesFor('dq', d).lines);
+  const qTiles = ceilDiv(nq, dqTiled?.lines ?? tilesFor('dq', d).lines);
   const uQ = params(ctx, `${label}.dq`, args, qTiles, accumulate);
   launch(
     ctx,

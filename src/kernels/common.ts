@@ -17,6 +17,10 @@ export interface KernelContext {
   encoder: GPUCommandEncoder | undefined;
   /** When set, every conv2d launch takes its sizes this way, whatever the call asked (benchmarks compare them). */
   convSizes?: ConvSizes;
+  /** When set, the tiled attention kernels use this thread grid (tests and benchmarks run both). */
+  attentionGrid?: 'wide' | 'compact';
+  /** When set, attention launches that do not name a kernel use this one (benchmarks compare them). */
+  attentionKernel?: 'tiled' | 'rows';
 }
 
 const contexts = new WeakMap<Gpu, KernelContext>();
