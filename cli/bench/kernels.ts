@@ -1,6 +1,6 @@
 // The kernel benchmark itself, shared by the Node CLI (Dawn) and the Chromium page (the browser's adapter):
-// GFLOP/s of our WGSL matmul (fast and naive 16×16), conv2d and attention (tiled and row-wise) beside onnxruntime-web's WebGPU EP
-// running the same op on the same adapter.
+// GFLOP/s of our WGSL matmul (fast and naive 16×16), conv2d and attention (tiled on both thread grids, and
+// row-wise) beside onnxruntime-web's WebGPU EP running the same op on the same adapter.
 import type { Gpu } from '../../src/gpu/device';
 import { attentionBackward, attentionForward, attentionGrid } from '../../src/kernels/attention';
 import { kernelContext, storageBuffer, upload, type KernelContext } from '../../src/kernels/common';
