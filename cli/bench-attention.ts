@@ -6,14 +6,11 @@
 import { adapterName } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { attentionGrid } from '../src/kernels/attention';
-import { lora2Settings, targetPreset } from '../src/lora/adapter';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
-import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
-import { DEFAULT_TRAINER_CONFIG, Trainer } from '../src/train/trainer';
 import { Rng } from '../src/models/rng';
-import { dogPhotos } from './bench/dogPhotos';
+import { dogPhotos, dogTrainer } from './bench/dogPhotos';
 import { median } from './bench/stats';
 import { cliArgs, exitUsage } from './args';
 
@@ -49,21 +46,12 @@ async function main(): Promise<void> {
   const timed = 2 * rounds;
   // Steps 1 and 2 are the warm-ups (tiled, then rows); step 3 + i is timed item i.
   const kindOfStep = (s: number): Kind => (s <= 2 ? KINDS[s - 1] : kindAt(s - 3));
-  const trainer = await Trainer.create(
-    engine,
-    model.unet,
-    new NoiseSchedule(model.scheduler),
-    { images, imageShape: model.inputShape, embedding },
-    {
-      ...DEFAULT_TRAINER_CONFIG,
-      sessionId: 'bench-attention',
-      steps: 2 + timed,
-      batchSize: Number(args.batch),
-      checkpointEvery: 0,
-      contributionsEvery: 0,
-      lora: lora2Settings({ targets: targetPreset(args.targets!) }),
-    },
-  );
+  const trainer = await dogTrainer(engine, model, { images, embedding }, args.targets!, {
+    sessionId: 'bench-attention',
+    steps: 2 + timed,
+    batchSize: Number(args.batch),
+    checkpointEvery: 0,
+  });
   const stepMs: number[] = [];
   ctx.attentionKernel = kindOfStep(1);
   await trainer.run((p) => {

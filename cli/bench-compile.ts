@@ -11,13 +11,10 @@
 // each and the pipelines each built for shapes it had not seen (LoRA² rank changes).
 import { adapterName, compileShader } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
-import { lora2Settings, targetPreset } from '../src/lora/adapter';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
-import { NoiseSchedule } from '../src/models/schedulers';
 import { Engine } from '../src/tensor/engine';
-import { DEFAULT_TRAINER_CONFIG, Trainer } from '../src/train/trainer';
-import { dogPhotos } from './bench/dogPhotos';
+import { dogPhotos, dogTrainer } from './bench/dogPhotos';
 import { median } from './bench/stats';
 import { cliArgs } from './args';
 
@@ -65,20 +62,11 @@ async function main(): Promise<void> {
   const ctx = engine.ctx;
   ctx.convSizes = convSizes(first);
   const before = new Set(ctx.pipelines.keys());
-  const trainer = await Trainer.create(
-    engine,
-    model.unet,
-    new NoiseSchedule(model.scheduler),
-    { images, imageShape: model.inputShape, embedding },
-    {
-      ...DEFAULT_TRAINER_CONFIG,
-      sessionId: 'bench-compile',
-      steps: rounds > 0 ? warmFrom - 1 + kinds.length * rounds : 2,
-      batchSize: Number(args.batch),
-      contributionsEvery: 0,
-      lora: lora2Settings({ targets: targetPreset(args.targets!) }),
-    },
-  );
+  const trainer = await dogTrainer(engine, model, { images, embedding }, args.targets!, {
+    sessionId: 'bench-compile',
+    steps: rounds > 0 ? warmFrom - 1 + kinds.length * rounds : 2,
+    batchSize: Number(args.batch),
+  });
   const stepMs: number[] = [];
   let keys: string[] = [];
   // Pipelines first built by a later step: LoRA² rank changes give conv adapters new shapes mid-run.

@@ -7,14 +7,11 @@
 // values are the same either way).
 import { adapterName } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
-import { lora2Settings, targetPreset } from '../src/lora/adapter';
 import { DirectoryFolder } from '../src/models/folderNode';
 import { DiffusionModel } from '../src/models/pipeline';
-import { NoiseSchedule } from '../src/models/schedulers';
 import type { WeightStorage } from '../src/models/unet';
 import { Engine } from '../src/tensor/engine';
-import { DEFAULT_TRAINER_CONFIG, Trainer } from '../src/train/trainer';
-import { dogPhotos } from './bench/dogPhotos';
+import { dogPhotos, dogTrainer } from './bench/dogPhotos';
 import { cliArgs, exitUsage } from './args';
 
 const args = cliArgs(
@@ -55,21 +52,12 @@ async function main(): Promise<void> {
   for (let r = 0; r < rounds; r++) {
     for (const w of STORAGES) {
       const model = models.get(w)!;
-      const trainer = await Trainer.create(
-        engine,
-        model.unet,
-        new NoiseSchedule(model.scheduler),
-        { images, imageShape: model.inputShape, embedding },
-        {
-          ...DEFAULT_TRAINER_CONFIG,
-          sessionId: `bench-weights-${w}`,
-          steps,
-          batchSize: batch,
-          seed: r,
-          contributionsEvery: 0,
-          lora: lora2Settings({ targets: targetPreset(args.targets!) }),
-        },
-      );
+      const trainer = await dogTrainer(engine, model, { images, embedding }, args.targets!, {
+        sessionId: `bench-weights-${w}`,
+        steps,
+        batchSize: batch,
+        seed: r,
+      });
       const ms: number[] = [];
       const compiled: boolean[] = [];
       let pipelines = engine.ctx.pipelines.size;

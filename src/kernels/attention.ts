@@ -8,8 +8,12 @@ import {
   uniformBuffer,
   WGSL_EXP_FTZ,
   WGSL_FLAT_WORKGROUP,
+  type AttentionGrid,
+  type AttentionKernelChoice,
   type KernelContext,
 } from './common';
+
+export type { AttentionGrid, AttentionKernelChoice };
 
 export type AttentionDType = 'f32' | 'f16';
 
@@ -64,8 +68,6 @@ export interface AttentionBackwardArgs extends AttentionShape {
   /** As the forward's: 'tiled' (default, where a tiling fits) or 'rows'. */
   kernel?: AttentionKernelChoice;
 }
-
-export type AttentionKernelChoice = 'tiled' | 'rows';
 
 /**
  * Workgroup memory every kernel here stays within: the engine's required minimum
@@ -330,7 +332,6 @@ const TILED_CANDIDATES: [number, number][] = [
  * compact grid took 0.62 of the wide one's time for the forward and 0.49 for the backward, on SwiftShader 0.67 and
  * 0.49 (BENCHMARKS.md, "Attention kernels: register-tiled vs row-wise"). The wide grid on a GPU is not measured.
  */
-export type AttentionGrid = 'wide' | 'compact';
 const GRIDS: Record<AttentionGrid, [number, number]> = { wide: [8, 8], compact: [4, 4] };
 
 /** The grid the tiled kernels use on this context: compact on software adapters, unless `ctx.attentionGrid` says. */
@@ -860,6 +861,44 @@ function params(
   );
 }
 
+const ROW_SOURCES: Record<AttentionKernel, (d: number, dtype: AttentionDType) => string> = {
+  forward: forwardSource,
+  dq: dqSource,
+  dkdv: dkdvSource,
+};
+const TILED_SOURCES: Record<
+  AttentionKernel,
+  (d: number, dtype: AttentionDType, t: TiledAttentionTiles) => string
+> = { forward: tiledForwardSource, dq: tiledDqSource, dkdv: tiledDkdvSource };
+
+/**
+ * One attention kernel's pipeline and the lines each of its workgroups owns: the tiled kernel where a tiling fits
+ * and neither the call nor the context asks for 'rows', else the row-wise one.
+ */
+async function kernelPipeline(
+  ctx: KernelContext,
+  label: string,
+  kind: AttentionKernel,
+  d: number,
+  dtype: AttentionDType,
+  choice: AttentionKernelChoice | undefined,
+): Promise<{ pipeline: GPUComputePipeline; lines: number }> {
+  const grid = attentionGrid(ctx);
+  const tiled = (choice ?? ctx.attentionKernel) === 'rows' ? undefined : tiledAttentionTiles(kind, d, grid);
+  if (tiled) {
+    const code = TILED_SOURCES[kind](d, dtype, tiled);
+    return {
+      pipeline: await getPipeline(ctx, `${label}.tiled.${grid}.d${d}.${dtype}`, code),
+      lines: tiled.lines,
+    };
+  }
+  const code = ROW_SOURCES[kind](d, dtype);
+  return {
+    pipeline: await getPipeline(ctx, `${label}.d${d}.${dtype}`, code),
+    lines: tilesFor(kind, d).lines,
+  };
+}
+
 /** out = softmax(scale · q kᵀ) v per (batch, head), and the per-row logsumexp for the backward. */
 export async function attentionForward(ctx: KernelContext, args: AttentionForwardArgs): Promise<void> {
   const label = 'attention.forward';
@@ -875,13 +914,8 @@ export async function attentionForward(ctx: KernelContext, args: AttentionForwar
     ['out', args.out, batch * heads * nq * d * eb],
     ['lse', args.lse, batch * heads * nq * 4],
   ]);
-  const grid = attentionGrid(ctx);
-  const tiled =
-    (args.kernel ?? ctx.attentionKernel) === 'rows' ? undefined : tiledAttentionTiles('forward', d, grid);
-  const tiles = ceilDiv(nq, tiled?.lines ?? tilesFor('forward', d).lines);
-  const pipeline = tiled
-    ? await getPipeline(ctx, `${label}.tiled.${grid}.d${d}.${dtype}`, tiledForwardSource(d, dtype, tiled))
-    : await getPipeline(ctx, `${label}.d${d}.${dtype}`, forwardSource(d, dtype));
+  const { pipeline, lines } = await kernelPipeline(ctx, label, 'forward', d, dtype, args.kernel);
+  const tiles = ceilDiv(nq, lines);
   const u = params(ctx, label, args, tiles, false);
   launch(
     ctx,
@@ -921,18 +955,10 @@ export async function attentionBackward(ctx: KernelContext, args: AttentionBackw
     ['dv', args.dv, bh * nk * d * eb],
   ]);
   const accumulate = args.accumulate ?? false;
-  const rows = (args.kernel ?? ctx.attentionKernel) === 'rows';
-  const grid = attentionGrid(ctx);
-  const dkdvTiled = rows ? undefined : tiledAttentionTiles('dkdv', d, grid);
-  const dqTiled = rows ? undefined : tiledAttentionTiles('dq', d, grid);
-  const [deltaPipe, dkdvPipe, dqPipe] = await Promise.all([
+  const [deltaPipe, dkdv, dq] = await Promise.all([
     getPipeline(ctx, `${label}.delta.d${d}.${dtype}`, deltaSource(d, dtype)),
-    dkdvTiled
-      ? getPipeline(ctx, `${label}.dkdv.tiled.${grid}.d${d}.${dtype}`, tiledDkdvSource(d, dtype, dkdvTiled))
-      : getPipeline(ctx, `${label}.dkdv.d${d}.${dtype}`, dkdvSource(d, dtype)),
-    dqTiled
-      ? getPipeline(ctx, `${label}.dq.tiled.${grid}.d${d}.${dtype}`, tiledDqSource(d, dtype, dqTiled))
-      : getPipeline(ctx, `${label}.dq.d${d}.${dtype}`, dqSource(d, dtype)),
+    kernelPipeline(ctx, `${label}.dkdv`, 'dkdv', d, dtype, args.kernel),
+    kernelPipeline(ctx, `${label}.dq`, 'dq', d, dtype, args.kernel),
   ]);
 
   const uDelta = params(ctx, `${label}.delta`, args, 1, false);
@@ -947,26 +973,26 @@ export async function attentionBackward(ctx: KernelContext, args: AttentionBackw
     [uDelta],
   );
 
-  const kvTiles = ceilDiv(nk, dkdvTiled?.lines ?? tilesFor('dkdv', d).lines);
+  const kvTiles = ceilDiv(nk, dkdv.lines);
   const uKv = params(ctx, `${label}.dkdv`, args, kvTiles, accumulate);
   launch(
     ctx,
     {
       label: `${label}.dkdv`,
-      pipeline: dkdvPipe,
+      pipeline: dkdv.pipeline,
       buffers: [uKv, args.q, args.k, args.v, args.dOut, args.lse, args.delta, args.dk, args.dv],
       workgroups: dispatchFor(ctx, bh * kvTiles),
     },
     [uKv],
   );
 
-  const qTiles = ceilDiv(nq, dqTiled?.lines ?? tilesFor('dq', d).lines);
+  const qTiles = ceilDiv(nq, dq.lines);
   const uQ = params(ctx, `${label}.dq`, args, qTiles, accumulate);
   launch(
     ctx,
     {
       label: `${label}.dq`,
-      pipeline: dqPipe,
+      pipeline: dq.pipeline,
       buffers: [uQ, args.q, args.k, args.v, args.dOut, args.lse, args.delta, args.dq],
       workgroups: dispatchFor(ctx, bh * qTiles),
     },

@@ -7,6 +7,10 @@ import { compileShader, type Gpu } from '../gpu/device';
  * `uniform` (one pipeline per window, stride, padding and tile width, for shapes that change during a run).
  */
 export type ConvSizes = 'baked' | 'uniform';
+/** The tiled attention kernels' thread grid: 'wide' (8×8, GPUs) or 'compact' (4×4, software adapters). */
+export type AttentionGrid = 'wide' | 'compact';
+/** Attention kernels: 'tiled' (where a tiling fits) or the row-wise ones. */
+export type AttentionKernelChoice = 'tiled' | 'rows';
 
 export interface KernelContext {
   gpu: Gpu;
@@ -18,9 +22,9 @@ export interface KernelContext {
   /** When set, every conv2d launch takes its sizes this way, whatever the call asked (benchmarks compare them). */
   convSizes?: ConvSizes;
   /** When set, the tiled attention kernels use this thread grid (tests and benchmarks run both). */
-  attentionGrid?: 'wide' | 'compact';
+  attentionGrid?: AttentionGrid;
   /** When set, attention launches that do not name a kernel use this one (benchmarks compare them). */
-  attentionKernel?: 'tiled' | 'rows';
+  attentionKernel?: AttentionKernelChoice;
 }
 
 const contexts = new WeakMap<Gpu, KernelContext>();
